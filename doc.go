@@ -1,0 +1,40 @@
+// Package servingkit is Knative Serving's data plane and autoscaler as an
+// embeddable Go library, for platform teams that build their own serverless
+// platform — on Kubernetes, Nomad, plain VMs or processes — and want
+// Knative's proven machinery without installing Knative.
+//
+// The packages, each usable on its own:
+//
+//   - stats: the load vocabulary — Stat, a time-weighted concurrency
+//     Recorder, a Reporter, and the wire format for scraping and pushing.
+//   - queue: keep one replica within its concurrency limit (Breaker) and
+//     report its load; in process around an http.Handler, or as a sidecar
+//     reverse proxy.
+//   - activator: hold requests for a revision without capacity, poke the
+//     autoscaler, and send them on when replicas appear.
+//   - autoscaler: Knative's KPA — windows, the panic/stable decider, scale to
+//     zero — and a runner that drives many revisions through the host's
+//     scaler backend.
+//   - traffic: which revision serves a request — weighted and sticky splits,
+//     tags, latest revision, gradual rollout, and a router.
+//   - revision: configurations and immutable revisions, their conditions,
+//     and the proxy/serve switch with a per-revision front door.
+//
+// # The flow of a request
+//
+// A traffic.Router picks a revision for the request and hands it to that
+// revision's front door. In Proxy mode (no replicas, or too little spare
+// capacity) the front door sends it to the activator, which counts it,
+// pokes the autoscaler, waits for capacity and forwards it; in Serve mode it
+// goes straight to a replica. At the replica, a queue handler lets at most
+// container-concurrency requests into the application and queues the rest.
+//
+// # The flow of a scaling decision
+//
+// Every replica's queue and every activator report a stats.Stat each second.
+// The autoscaler averages them over a stable (60 s) and a panic (6 s)
+// window, and every 2 s its decider turns the averages into a desired scale
+// and an excess burst capacity. The runner applies bounds and scale-to-zero
+// rules and calls the host's scaler backend; the revision package turns the
+// decision into the revision's conditions and its proxy/serve mode.
+package servingkit
