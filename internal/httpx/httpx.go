@@ -1,0 +1,105 @@
+// Package httpx holds the HTTP plumbing that the queue's sidecar proxy and
+// the activator share: a buffer pool for httputil.ReverseProxy, a transport
+// tuned for many short requests to a few nearby backends that also speaks
+// cleartext HTTP/2 (h2c) when the incoming request did, and server
+// protocol settings that accept h2c.
+package httpx
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// BufferSize is the size of the copy buffers a BufferPool hands out.
+const BufferSize = 32 << 10
+
+// BufferPool is an httputil.BufferPool of BufferSize buffers. The zero value
+// is ready to use.
+type BufferPool struct{ p sync.Pool }
+
+// Get returns a buffer of BufferSize bytes.
+func (b *BufferPool) Get() []byte {
+	if v := b.p.Get(); v != nil {
+		return *v.(*[]byte)
+	}
+	return make([]byte, BufferSize)
+}
+
+// Put returns a buffer to the pool. Buffers of another size are dropped.
+func (b *BufferPool) Put(buf []byte) {
+	if cap(buf) != BufferSize {
+		return
+	}
+	buf = buf[:BufferSize]
+	b.p.Put(&buf)
+}
+
+// TransportOptions tune NewTransport. Zero values are working defaults.
+type TransportOptions struct {
+	// MaxIdleConnsPerHost is how many idle keep-alive connections to keep per
+	// backend. Zero means 1000 (Knative uses container concurrency, or 1000
+	// when it is unlimited).
+	MaxIdleConnsPerHost int
+	// DialTimeout bounds connecting to a backend. Zero means 5 s.
+	DialTimeout time.Duration
+}
+
+// NewTransport returns a RoundTripper for proxying to backends on a fast
+// network: keep-alive with many idle connections, no proxy from the
+// environment, no transparent compression (bodies pass through untouched).
+// A request that arrived over HTTP/2 (ProtoMajor 2, for example gRPC) is
+// sent with cleartext HTTP/2 prior knowledge; any other request over
+// HTTP/1.1, where websocket upgrades work.
+func NewTransport(o TransportOptions) http.RoundTripper {
+	if o.MaxIdleConnsPerHost == 0 {
+		o.MaxIdleConnsPerHost = 1000
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	base := func() *http.Transport {
+		return &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          0, // no global limit; per host below
+			MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+			IdleConnTimeout:       90 * time.Second,
+			DisableCompression:    true,
+			ExpectContinueTimeout: time.Second,
+			ForceAttemptHTTP2:     false,
+		}
+	}
+	h1 := base()
+	h2c := base()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	return &autoTransport{h1: h1, h2c: h2c}
+}
+
+type autoTransport struct{ h1, h2c *http.Transport }
+
+func (t *autoTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.ProtoMajor == 2 && r.URL.Scheme == "http" {
+		return t.h2c.RoundTrip(r)
+	}
+	return t.h1.RoundTrip(r)
+}
+
+// CloseIdleConnections closes idle connections of both transports.
+func (t *autoTransport) CloseIdleConnections() {
+	t.h1.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+}
+
+// ServerProtocols returns the protocols a plain-TCP server should accept:
+// HTTP/1.1 and cleartext HTTP/2 (h2c, with prior knowledge), so gRPC
+// clients can connect without TLS.
+func ServerProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
