@@ -1,0 +1,362 @@
+package activator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/queue"
+	"github.com/servingkit/servingkit/stats"
+)
+
+// DefaultName is the stats Source of a Handler whose Options.Name is empty.
+const DefaultName = "activator"
+
+// StatusClientClosedRequest is the status logged for a request whose
+// client went away before it was answered (nginx's 499); the client never
+// sees it.
+const StatusClientClosedRequest = 499
+
+// Poker is told about a revision's first request (the first after a period
+// without load) at once, so that an autoscaler at zero can scale up without
+// waiting for the next report: Knative's immediate stat, Concurrency 1 and
+// RPS 1. The autoscaler's runner implements it. Poke is called on the
+// request's goroutine, outside any lock; it should not block for long.
+type Poker interface {
+	Poke(revision string, s stats.Stat)
+}
+
+// PokerFunc adapts a function to a Poker.
+type PokerFunc func(revision string, s stats.Stat)
+
+// Poke calls f(revision, s).
+func (f PokerFunc) Poke(revision string, s stats.Stat) { f(revision, s) }
+
+// Options configure a Handler. The zero value of each field is a working
+// default.
+type Options struct {
+	// ThrottlerOptions configure waiting, balancing and probing: the clock,
+	// the subset, the prober, the logger.
+	ThrottlerOptions
+	// Name is this activator's stats Source. Empty means DefaultName.
+	Name string
+	// Resolver tells which revision a request is for. Nil means
+	// HeaderResolver(RevisionHeader).
+	Resolver Resolver
+	// Transport forwards requests to replicas. Nil means
+	// httpx.NewTransport: keep-alive, and cleartext HTTP/2 for requests that
+	// arrived over HTTP/2 (gRPC).
+	Transport http.RoundTripper
+	// Poker gets the immediate stat of each revision's first request. Nil
+	// means none is sent.
+	Poker Poker
+	// Sink receives the periodic stats while Run runs. Nil means Run only
+	// keeps them for the Reporter's Latest.
+	Sink stats.Sink
+	// ReportingPeriod is the time between stats reports. Zero means
+	// stats.DefaultReportingPeriod (1 s); must not be negative.
+	ReportingPeriod time.Duration
+	// WaitHeader, if not empty, names a response header that carries the
+	// time the request waited for capacity, as a Go duration ("0s",
+	// "1.25s").
+	WaitHeader string
+	// OnColdStart, if not nil, is called for every request that waited for
+	// capacity or was turned away for a full queue. See ColdStart.
+	OnColdStart func(ColdStart)
+}
+
+// Validate reports every out-of-range field, naming the field, its value and
+// the allowed range.
+func (o Options) Validate() error {
+	var errs []error
+	if err := o.ThrottlerOptions.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.ReportingPeriod < 0 {
+		errs = append(errs, fmt.Errorf("activator: Options.ReportingPeriod = %v, must be >= 0 (0 means %v)", o.ReportingPeriod, stats.DefaultReportingPeriod))
+	}
+	if o.WaitHeader != "" && !validHeaderName(o.WaitHeader) {
+		errs = append(errs, fmt.Errorf("activator: Options.WaitHeader = %q, must be a valid header name (letters, digits, !#$%%&'*+-.^_`|~) or empty", o.WaitHeader))
+	}
+	return errors.Join(errs...)
+}
+
+func validHeaderName(s string) bool {
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Handler is the activator: an http.Handler that serves requests for many
+// revisions. For each request it finds the revision (Resolver), counts the
+// request toward the revision's load from arrival to the end of the
+// response, waits in the embedded Throttler for a replica slot — poking the
+// autoscaler on the revision's first request — and forwards the request to
+// the replica with a reverse proxy, marked with queue.ProxyHeader so the
+// replica's queue counts it as proxied. Websocket upgrades, server-sent
+// events and gRPC (HTTP/2 over cleartext) pass through.
+//
+// Answers it gives itself:
+//   - 404 when the revision is unknown or the request names none;
+//   - 503 when the revision's queue is full, MaxWait passed, the revision
+//     was removed, or the Handler is shutting down;
+//   - 504 "activator request timeout" when the revision timeout passed
+//     before the replica answered;
+//   - 502 when the replica could not be reached.
+//
+// The host drives it through the embedded Throttler (SetRevision,
+// SetReplicas, RemoveRevision, SetSubset), runs Run for the stats, and calls
+// Shutdown to drain. A Handler is safe for simultaneous use.
+type Handler struct {
+	*Throttler
+
+	name        string
+	resolver    Resolver
+	transport   http.RoundTripper
+	poker       Poker
+	onColdStart func(ColdStart)
+	waitHeader  string
+	clock       clock.Clock
+	log         *slog.Logger
+	errLog      *log.Logger
+	bufPool     *httpx.BufferPool
+	reporter    *stats.Reporter
+	start       time.Time
+
+	active   atomic.Int64 // requests inside ServeHTTP
+	draining atomic.Bool
+	idle     chan struct{} // a token when active drops to 0 while draining
+}
+
+// New returns a Handler, or an error naming each invalid option.
+func New(o Options) (*Handler, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	t, err := NewThrottler(o.ThrottlerOptions)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		Throttler:   t,
+		name:        o.Name,
+		resolver:    o.Resolver,
+		transport:   o.Transport,
+		poker:       o.Poker,
+		onColdStart: o.OnColdStart,
+		waitHeader:  o.WaitHeader,
+		clock:       t.clock,
+		log:         t.log,
+		bufPool:     new(httpx.BufferPool),
+		idle:        make(chan struct{}, 1),
+	}
+	if h.name == "" {
+		h.name = DefaultName
+	}
+	if h.resolver == nil {
+		h.resolver = HeaderResolver(RevisionHeader)
+	}
+	if h.transport == nil {
+		h.transport = httpx.NewTransport(httpx.TransportOptions{})
+	}
+	h.errLog = slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)
+	h.start = h.clock.Now()
+	h.reporter, err = stats.NewReporter(h.Stats, stats.ReporterOptions{
+		Period: o.ReportingPeriod,
+		Clock:  h.clock,
+		Sink:   o.Sink,
+		Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.newProxy = h.newProxy
+	return h, nil
+}
+
+// Run sends the periodic stats to the Sink until ctx is done.
+func (h *Handler) Run(ctx context.Context) { h.reporter.Run(ctx) }
+
+// Reporter returns the stats reporter Run drives, for its Latest batch and
+// SendErrors count.
+func (h *Handler) Reporter() *stats.Reporter { return h.reporter }
+
+// ServeHTTP handles one request as the type's doc describes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Counted before the draining check, so that Shutdown, which sets
+	// draining and then waits for the count to drop, cannot miss it.
+	h.active.Add(1)
+	defer h.leave()
+	if h.draining.Load() {
+		http.Error(w, ErrShuttingDown.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	key, err := h.resolver.Revision(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	rv := h.Throttler.lookup(key)
+	if rv == nil {
+		http.Error(w, fmt.Sprintf("%v %q: not served by this activator", ErrUnknownRevision, key), http.StatusNotFound)
+		return
+	}
+	now := h.clock.Now()
+	e, first := rv.stats.in(now)
+	defer h.statOut(rv, e)
+	if first && h.poker != nil {
+		h.poker.Poke(key, stats.Stat{Source: h.name, Concurrency: 1, RPS: 1, Uptime: now.Sub(h.start), Time: now})
+	}
+	if d := rv.set.Load().cfg.Timeout; d > 0 {
+		ctx, cancel := h.clock.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	l, err := rv.acquire(r.Context())
+	if err != nil {
+		h.reject(w, rv, l, err)
+		return
+	}
+	defer l.Release()
+	if l.queued {
+		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
+	}
+	h.setWaitHeader(w, l.waited)
+	l.r.proxy.ServeHTTP(w, r)
+}
+
+func (h *Handler) leave() {
+	if h.active.Add(-1) == 0 && h.draining.Load() {
+		select {
+		case h.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *Handler) statOut(rv *revision, e *statEntry) { rv.stats.out(e, h.clock.Now()) }
+
+func (h *Handler) setWaitHeader(w http.ResponseWriter, waited time.Duration) {
+	if h.waitHeader == "" {
+		return
+	}
+	v := "0s"
+	if waited > 0 {
+		v = waited.String()
+	}
+	w.Header().Set(h.waitHeader, v)
+}
+
+func (h *Handler) report(c ColdStart) {
+	if h.onColdStart != nil {
+		h.onColdStart(c)
+	}
+}
+
+// reject answers a request that got no replica.
+func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error) {
+	status, outcome := http.StatusInternalServerError, Outcome(-1)
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		status, outcome = http.StatusServiceUnavailable, OutcomeQueueFull
+	case errors.Is(err, ErrMaxWait):
+		status, outcome = http.StatusServiceUnavailable, OutcomeMaxWait
+	case errors.Is(err, ErrRevisionRemoved):
+		status, outcome = http.StatusServiceUnavailable, OutcomeRemoved
+	case errors.Is(err, context.DeadlineExceeded):
+		status, outcome = http.StatusGatewayTimeout, OutcomeTimeout
+	case errors.Is(err, context.Canceled):
+		status, outcome = StatusClientClosedRequest, OutcomeCanceled
+	}
+	if l.queued && outcome >= 0 {
+		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: outcome})
+	}
+	h.setWaitHeader(w, l.waited)
+	http.Error(w, err.Error(), status)
+}
+
+// Shutdown stops taking new requests — they get 503 — and waits until the
+// requests already in (waiting or forwarded) finish or time out, then stops
+// probing. If ctx ends first it returns an error saying how many remain;
+// they carry on.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.draining.Store(true)
+	for {
+		n := h.active.Load()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-h.idle:
+		case <-ctx.Done():
+			return fmt.Errorf("activator: Shutdown: %d requests still waiting or in flight: %w", h.active.Load(), ctx.Err())
+		}
+	}
+	h.Throttler.Close()
+	return nil
+}
+
+// forwardedHeaders are removed from the outbound request by ReverseProxy's
+// Rewrite mode; the activator is one hop inside the platform, so it passes
+// them on as they came.
+var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// newProxy builds the reverse proxy of one replica. The request keeps its
+// Host, path and query; the activator marks it as proxied, drops the
+// revision header and appends the client to X-Forwarded-For.
+func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
+	addr := r.addr
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			for _, k := range forwardedHeaders {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
+			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+					ip = strings.Join(prior, ", ") + ", " + ip
+				}
+				pr.Out.Header.Set("X-Forwarded-For", ip)
+			}
+			pr.Out.Header.Set(queue.ProxyHeader, queue.ProxyHeaderValue)
+			pr.Out.Header.Del(RevisionHeader)
+		},
+		Transport:    h.transport,
+		BufferPool:   h.bufPool,
+		ErrorLog:     h.errLog,
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) { h.proxyError(w, req, err, r) },
+	}
+}
+
+// proxyError answers a request the replica did not answer.
+func (h *Handler) proxyError(w http.ResponseWriter, req *http.Request, err error, r *replica) {
+	switch req.Context().Err() {
+	case context.DeadlineExceeded:
+		http.Error(w, fmt.Sprintf("activator request timeout: revision %q, replica %s: no response within %v",
+			r.rev.name, r.addr, r.rev.set.Load().cfg.Timeout), http.StatusGatewayTimeout)
+	case context.Canceled:
+		w.WriteHeader(StatusClientClosedRequest)
+	default:
+		h.log.Warn("activator: forwarding failed", "revision", r.rev.name, "replica", r.addr, "error", err)
+		http.Error(w, fmt.Sprintf("activator: revision %q, replica %s: %v", r.rev.name, r.addr, err), http.StatusBadGateway)
+	}
+}

@@ -1,0 +1,149 @@
+package activator
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+)
+
+// Policy is how the activator picks a replica among those with a free slot.
+// Every policy falls back to scanning all replicas, so a request waits only
+// when no assigned replica has a free slot.
+type Policy int
+
+const (
+	// PolicyDefault is Knative's rule: PolicyPowerOfTwo when container
+	// concurrency is unlimited, PolicyFirstAvailable when it is 1–3,
+	// PolicyRoundRobin above. See DefaultPolicy.
+	PolicyDefault Policy = iota
+	// PolicyFirstAvailable takes the first replica, in address order, with
+	// a free slot. It packs requests onto few replicas, which suits very low
+	// concurrency limits.
+	PolicyFirstAvailable
+	// PolicyRoundRobin starts each pick one replica further than the last
+	// and takes the first with a free slot.
+	PolicyRoundRobin
+	// PolicyPowerOfTwo draws two distinct replicas at random and takes the
+	// one with fewer requests in flight from this activator (ties broken at
+	// random).
+	PolicyPowerOfTwo
+	// PolicyRandom starts at a random replica and takes the first with a
+	// free slot.
+	PolicyRandom
+
+	numPolicies
+)
+
+var policyNames = [numPolicies]string{"default", "first-available", "round-robin", "power-of-two", "random"}
+
+func (p Policy) valid() bool { return p >= 0 && p < numPolicies }
+
+// String returns the policy's name as ParsePolicy reads it.
+func (p Policy) String() string {
+	if p.valid() {
+		return policyNames[p]
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+func policyList() string { return strings.Join(policyNames[:], ", ") }
+
+// ParsePolicy reads a policy name as String writes it ("round-robin", …),
+// ignoring case and surrounding space. The empty string is PolicyDefault.
+func ParsePolicy(s string) (Policy, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return PolicyDefault, nil
+	}
+	for i, n := range policyNames {
+		if s == n {
+			return Policy(i), nil
+		}
+	}
+	return PolicyDefault, fmt.Errorf("activator: unknown policy %q, want one of %s", s, policyList())
+}
+
+// DefaultPolicy returns the policy Knative's activator uses for container
+// concurrency cc: power of two choices for 0 (unlimited), first available
+// for 1–3, round robin above.
+func DefaultPolicy(cc int) Policy {
+	switch {
+	case cc == 0:
+		return PolicyPowerOfTwo
+	case cc <= 3:
+		return PolicyFirstAvailable
+	default:
+		return PolicyRoundRobin
+	}
+}
+
+// pick reserves a slot on a replica of s chosen by s's policy, or returns
+// nil if none has a free slot. It does not allocate and takes no lock.
+func (s *replicaSet) pick(rv *revision) *replica {
+	rs := s.replicas
+	n := len(rs)
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		if rs[0].reserve(s.limit) {
+			return rs[0]
+		}
+		return nil
+	}
+	start := 0
+	switch s.cfg.Policy {
+	case PolicyRoundRobin:
+		start = int((rv.cursor.Add(1) - 1) % uint64(n))
+	case PolicyRandom:
+		start = rand.IntN(n)
+	case PolicyPowerOfTwo:
+		if r := s.pickTwo(); r != nil {
+			return r
+		}
+		start = rand.IntN(n)
+	}
+	return s.scan(start)
+}
+
+// scan takes the first replica with a free slot from start on, wrapping.
+func (s *replicaSet) scan(start int) *replica {
+	rs := s.replicas
+	for i := range rs {
+		j := start + i
+		if j >= len(rs) {
+			j -= len(rs)
+		}
+		if rs[j].reserve(s.limit) {
+			return rs[j]
+		}
+	}
+	return nil
+}
+
+// pickTwo is the power-of-two-choices draw over at least two replicas: the
+// less loaded of two distinct random ones, else the other if the less
+// loaded one is full. It returns nil if both are full.
+func (s *replicaSet) pickTwo() *replica {
+	rs := s.replicas
+	n := len(rs)
+	i, j := 0, 1
+	if n > 2 {
+		i, j = rand.IntN(n), rand.IntN(n-1)
+		if j >= i {
+			j++
+		}
+	}
+	a, b := rs[i], rs[j]
+	la, lb := a.inFlight(), b.inFlight()
+	if lb < la || (lb == la && rand.Uint32()&1 == 0) {
+		a, b = b, a
+	}
+	if a.reserve(s.limit) {
+		return a
+	}
+	if b.reserve(s.limit) {
+		return b
+	}
+	return nil
+}
