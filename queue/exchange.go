@@ -1,0 +1,269 @@
+package queue
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/servingkit/servingkit/internal/httpx"
+)
+
+// exchange is the response writer the application sees, and the state of
+// one request. It is pooled, so a request without timeouts allocates
+// nothing of its own.
+//
+// Untimed, every method passes straight through to the server's writer: the
+// request runs on the server's goroutine and nothing else touches it. Timed,
+// a timeout may fire on the ServeHTTP goroutine while the application writes
+// from its own, so every method takes mu, and the application writes headers
+// into a private map until the response starts (a timeout then writes its
+// 504 to the server's map without racing the application).
+//
+// Lifetimes. live counts what keeps the request in flight — the application
+// call, and a hijacked connection — and the accounting (slot release, stats
+// out) runs when it reaches zero. refs counts the goroutines and connection
+// that may still touch the exchange, and it goes back to the pool at zero.
+type exchange struct {
+	w http.ResponseWriter
+	h *Handler
+
+	proxied  bool // set before the application runs
+	acquired bool // holds a breaker slot
+	timed    bool
+	hijacked atomic.Bool
+	live     atomic.Int32
+	refs     atomic.Int32
+
+	// Timed mode only.
+	mu        sync.Mutex  // protects the fields below and writes to w
+	header    http.Header // the application's headers until committed
+	committed bool        // the response has started: headers are in w
+	timedOut  bool        // a timeout answered; writes fail
+	start     time.Time   // arrival
+	lastWrite time.Time   // last write (or arrival), for IdleTimeout
+	done      chan struct{}
+	panicVal  any
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+// copyBuffers serve ReadFrom when the server's writer cannot.
+var copyBuffers httpx.BufferPool
+
+func getExchange(h *Handler, w http.ResponseWriter, timed bool) *exchange {
+	ex := exchangePool.Get().(*exchange)
+	ex.w, ex.h, ex.timed = w, h, timed
+	return ex
+}
+
+// unref drops one reference, and pools the exchange when it was the last.
+func (ex *exchange) unref() {
+	if ex.refs.Add(-1) != 0 {
+		return
+	}
+	// No channel or timer is kept: a pooled exchange may next serve a
+	// request in another testing/synctest bubble.
+	hdr := ex.header
+	clear(hdr)
+	*ex = exchange{header: hdr}
+	exchangePool.Put(ex)
+}
+
+// appDone runs when the application call returns (or the request was
+// rejected before reaching it).
+func (ex *exchange) appDone() {
+	h := ex.h
+	hijacked := ex.hijacked.Load()
+	ex.unlive()
+	if !hijacked {
+		h.leave(&h.active)
+	}
+}
+
+// unlive drops one reason to stay in flight; the last one ends the request:
+// its slot goes back to the breaker and its departure to the recorder.
+func (ex *exchange) unlive() {
+	if ex.live.Add(-1) != 0 {
+		return
+	}
+	h := ex.h
+	if ex.acquired {
+		h.breaker.Release()
+	}
+	h.rec.Out(h.clock.Now(), ex.proxied)
+	if ex.hijacked.Load() {
+		h.leave(&h.hijacked)
+	}
+}
+
+// Header returns the header map the application should write to.
+func (ex *exchange) Header() http.Header {
+	if !ex.timed {
+		return ex.w.Header()
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.committed && !ex.timedOut {
+		// Trailers are set after the response has started, in the
+		// server's map.
+		return ex.w.Header()
+	}
+	return ex.header
+}
+
+func (ex *exchange) Write(p []byte) (int, error) {
+	if !ex.timed {
+		return ex.w.Write(p)
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.timedOut {
+		return 0, http.ErrHandlerTimeout
+	}
+	ex.commitLocked()
+	ex.touchLocked()
+	return ex.w.Write(p)
+}
+
+// WriteString keeps the server's allocation-free string path.
+func (ex *exchange) WriteString(s string) (int, error) {
+	if !ex.timed {
+		return io.WriteString(ex.w, s)
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.timedOut {
+		return 0, http.ErrHandlerTimeout
+	}
+	ex.commitLocked()
+	ex.touchLocked()
+	return io.WriteString(ex.w, s)
+}
+
+func (ex *exchange) WriteHeader(code int) {
+	if !ex.timed {
+		ex.w.WriteHeader(code)
+		return
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.timedOut {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// Informational (103 Early Hints): sent with the current headers,
+		// and the response has not started.
+		copyHeader(ex.w.Header(), ex.header)
+		ex.w.WriteHeader(code)
+		return
+	}
+	ex.commitLocked()
+	ex.touchLocked()
+	ex.w.WriteHeader(code)
+}
+
+// ReadFrom keeps the server's sendfile path when untimed; timed, the copy
+// goes through Write so that each chunk counts for IdleTimeout.
+func (ex *exchange) ReadFrom(src io.Reader) (int64, error) {
+	if !ex.timed {
+		if rf, ok := ex.w.(io.ReaderFrom); ok {
+			return rf.ReadFrom(src)
+		}
+	}
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	return io.CopyBuffer(writerOnly{ex}, src, buf)
+}
+
+// writerOnly hides ReadFrom so that io.CopyBuffer does not recurse.
+type writerOnly struct{ io.Writer }
+
+// Flush sends what was written so far to the client (server-sent events
+// depend on it).
+func (ex *exchange) Flush() { _ = ex.FlushError() }
+
+// FlushError is Flush with the error, for http.ResponseController.
+func (ex *exchange) FlushError() error {
+	if !ex.timed {
+		return http.NewResponseController(ex.w).Flush()
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.timedOut {
+		return http.ErrHandlerTimeout
+	}
+	ex.commitLocked()
+	return http.NewResponseController(ex.w).Flush()
+}
+
+// Hijack takes over the connection (websocket upgrades). The request keeps
+// its slot and counts as in flight until the returned connection is closed;
+// request timeouts no longer apply to it. After a timeout it fails with
+// http.ErrHandlerTimeout; on HTTP/2 with an error wrapping
+// http.ErrNotSupported.
+func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if ex.timed {
+		ex.mu.Lock()
+		defer ex.mu.Unlock()
+		if ex.timedOut {
+			return nil, nil, http.ErrHandlerTimeout
+		}
+	}
+	conn, brw, err := http.NewResponseController(ex.w).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := ex.h
+	hc := &hijackedConn{Conn: conn, ex: ex}
+	ex.live.Add(1)
+	ex.refs.Add(1)
+	ex.hijacked.Store(true)
+	// Count it as hijacked before it stops counting as active, so a drain
+	// never sees both at zero in between.
+	h.hijacked.Add(1)
+	h.track(hc)
+	h.leave(&h.active)
+	return hc, brw, nil
+}
+
+// Push forwards an HTTP/2 server push if the server supports it.
+func (ex *exchange) Push(target string, opts *http.PushOptions) error {
+	if p, ok := ex.w.(http.Pusher); ok {
+		return p.Push(target, opts)
+	}
+	return http.ErrNotSupported
+}
+
+// Unwrap gives http.ResponseController the server's writer for what the
+// exchange does not implement itself (deadlines, full duplex).
+func (ex *exchange) Unwrap() http.ResponseWriter { return ex.w }
+
+// commitLocked starts the response: the application's headers move to the
+// server's map. ex.mu must be held.
+func (ex *exchange) commitLocked() {
+	if ex.committed {
+		return
+	}
+	ex.committed = true
+	dst := ex.w.Header()
+	clear(dst)
+	copyHeader(dst, ex.header)
+	clear(ex.header)
+}
+
+// touchLocked records a write for IdleTimeout. ex.mu must be held.
+func (ex *exchange) touchLocked() {
+	if ex.h.idle > 0 {
+		ex.lastWrite = ex.h.clock.Now()
+	}
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}

@@ -1,0 +1,199 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// ErrRequestTimeout is wrapped by every *TimeoutError: a request ran past
+// one of the handler's timeouts.
+var ErrRequestTimeout = errors.New("queue: request timeout")
+
+// TimeoutKind names which of the handler's request timeouts fired.
+type TimeoutKind int
+
+const (
+	// TotalTimeoutKind is Config.TotalTimeout: the whole request took too
+	// long.
+	TotalTimeoutKind TimeoutKind = iota + 1
+	// ResponseStartTimeoutKind is Config.ResponseStartTimeout: the
+	// application did not start its response in time.
+	ResponseStartTimeoutKind
+	// IdleTimeoutKind is Config.IdleTimeout: the application wrote nothing
+	// for too long.
+	IdleTimeoutKind
+)
+
+func (k TimeoutKind) String() string {
+	switch k {
+	case TotalTimeoutKind:
+		return "total timeout"
+	case ResponseStartTimeoutKind:
+		return "response-start timeout"
+	case IdleTimeoutKind:
+		return "idle timeout"
+	}
+	return fmt.Sprintf("TimeoutKind(%d)", int(k))
+}
+
+// TimeoutError says which timeout fired. Its text is the body of the 504
+// (or what is appended to a response already started), and it is the cause
+// of the request context's cancellation (context.Cause).
+type TimeoutError struct {
+	Kind    TimeoutKind
+	Timeout time.Duration // the configured limit
+}
+
+func (e *TimeoutError) Error() string {
+	switch e.Kind {
+	case ResponseStartTimeoutKind:
+		return fmt.Sprintf("queue: request timeout: no response started within the response-start timeout (%v)", e.Timeout)
+	case IdleTimeoutKind:
+		return fmt.Sprintf("queue: request timeout: nothing written for the idle timeout (%v)", e.Timeout)
+	default:
+		return fmt.Sprintf("queue: request timeout: the request ran longer than the total timeout (%v)", e.Timeout)
+	}
+}
+
+func (e *TimeoutError) Unwrap() error { return ErrRequestTimeout }
+
+// serveTimed runs the request on its own goroutine and watches the
+// timeouts from this one. When a timeout fires first it answers the client,
+// cancels the request's context and returns; the application's goroutine
+// keeps its slot until it returns, and its writes fail with
+// http.ErrHandlerTimeout.
+func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
+	ex := getExchange(h, w, true)
+	if ex.header == nil {
+		ex.header = make(http.Header)
+	}
+	// The application sees what outer middleware already set.
+	copyHeader(ex.header, w.Header())
+	now := h.clock.Now()
+	ex.start, ex.lastWrite = now, now
+	done := make(chan struct{})
+	ex.done = done
+	ex.live.Store(1)
+	ex.refs.Store(2) // this goroutine and the application's
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	go h.runTimed(ex, r.WithContext(ctx))
+
+	ex.mu.Lock()
+	_, wait := ex.checkLocked(now)
+	ex.mu.Unlock()
+	timer := h.clock.Timer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-done:
+			p := ex.panicVal
+			ex.unref()
+			if p != nil {
+				panic(p)
+			}
+			return
+		case <-timer.C:
+			now := h.clock.Now()
+			ex.mu.Lock()
+			err, wait := ex.checkLocked(now)
+			if err != nil {
+				ex.timeoutLocked(err)
+			}
+			ex.mu.Unlock()
+			if err != nil {
+				if h.logger.Enabled(r.Context(), slog.LevelDebug) {
+					h.logger.Debug("queue: request timed out", "error", err, "method", r.Method, "path", r.URL.Path)
+				}
+				cancel(err)
+				ex.unref()
+				return
+			}
+			if wait > 0 {
+				timer.Reset(wait)
+			}
+			// wait == 0: the connection was hijacked; no timeout applies
+			// any more, so wait for the application.
+		}
+	}
+}
+
+// runTimed is the application's goroutine of a timed request.
+func (h *Handler) runTimed(ex *exchange, r *http.Request) {
+	done := ex.done
+	defer func() {
+		p := recover()
+		ex.mu.Lock()
+		if !ex.timedOut && ex.committed {
+			// Trailers the application set in a header map it kept from
+			// before the response started.
+			copyHeader(ex.w.Header(), ex.header)
+		}
+		gone := ex.timedOut
+		ex.mu.Unlock()
+		if p != nil {
+			if gone {
+				// ServeHTTP has returned; nobody can re-panic it.
+				h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
+			} else {
+				ex.panicVal = p
+			}
+		}
+		close(done)
+		ex.unref()
+	}()
+	h.serve(ex, r)
+}
+
+// checkLocked returns the timeout that has passed at now, if any, and
+// otherwise how long until the next one could. A zero wait with no error
+// means that no timeout applies any more. ex.mu must be held.
+func (ex *exchange) checkLocked(now time.Time) (*TimeoutError, time.Duration) {
+	if ex.hijacked.Load() {
+		return nil, 0
+	}
+	h := ex.h
+	wait := time.Duration(1<<63 - 1)
+	check := func(limit time.Duration, since time.Time) bool {
+		left := limit - now.Sub(since)
+		if left <= 0 {
+			return true
+		}
+		wait = min(wait, left)
+		return false
+	}
+	// Most specific first, when several pass at once.
+	if h.responseStart > 0 && !ex.committed && check(h.responseStart, ex.start) {
+		return &TimeoutError{Kind: ResponseStartTimeoutKind, Timeout: h.responseStart}, 0
+	}
+	if h.idle > 0 && check(h.idle, ex.lastWrite) {
+		return &TimeoutError{Kind: IdleTimeoutKind, Timeout: h.idle}, 0
+	}
+	if h.total > 0 && check(h.total, ex.start) {
+		return &TimeoutError{Kind: TotalTimeoutKind, Timeout: h.total}, 0
+	}
+	return nil, wait
+}
+
+// timeoutLocked answers the client for a timeout: 504 and the message if
+// the response has not started, else the message appended to the body (the
+// status already went out), as Knative does. ex.mu must be held.
+func (ex *exchange) timeoutLocked(err *TimeoutError) {
+	ex.timedOut = true
+	msg := err.Error() + "\n"
+	if !ex.committed {
+		ex.committed = true
+		hdr := ex.w.Header()
+		clear(hdr)
+		hdr.Set("Content-Type", "text/plain; charset=utf-8")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		ex.w.WriteHeader(http.StatusGatewayTimeout)
+	}
+	_, _ = io.WriteString(ex.w, msg)
+}
