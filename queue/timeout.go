@@ -130,10 +130,16 @@ func (h *Handler) runTimed(ex *exchange, r *http.Request) {
 	defer func() {
 		p := recover()
 		ex.mu.Lock()
-		if !ex.timedOut && ex.committed {
-			// Trailers the application set in a header map it kept from
-			// before the response started.
-			copyHeader(ex.w.Header(), ex.header)
+		if !ex.timedOut {
+			if !ex.committed {
+				// The application wrote nothing: the server sends 200 with
+				// its headers.
+				ex.commitLocked()
+			} else {
+				// Trailers the application set in a header map it kept
+				// from before the response started.
+				copyHeader(ex.w.Header(), ex.header)
+			}
 		}
 		gone := ex.timedOut
 		ex.mu.Unlock()

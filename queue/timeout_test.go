@@ -1,0 +1,243 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// step is one thing the application does: wait, then write (and flush).
+type step struct {
+	after time.Duration // sleep first
+	write string        // then write this, if not empty
+}
+
+// scriptedApp plays steps, ignoring its context, and records the errors of
+// its writes.
+type scriptedApp struct {
+	steps     []step
+	writeErrs []error
+	cause     error
+	finished  chan struct{} // closed when the application returns
+}
+
+func (a *scriptedApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for _, s := range a.steps {
+		time.Sleep(s.after)
+		if s.write != "" {
+			_, err := io.WriteString(w, s.write)
+			a.writeErrs = append(a.writeErrs, err)
+			http.NewResponseController(w).Flush()
+		}
+	}
+	a.cause = context.Cause(r.Context())
+	close(a.finished)
+}
+
+func TestTimeouts(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name       string
+		c          Config
+		steps      []step
+		status     int
+		body       string
+		answeredAt time.Duration // when ServeHTTP returned
+		kind       TimeoutKind   // 0: no timeout
+		writeErrs  []error
+	}{
+		{
+			name:   "total fires before the response starts",
+			c:      Config{TotalTimeout: 2 * s},
+			steps:  []step{{after: 5 * s, write: "late"}},
+			status: http.StatusGatewayTimeout, answeredAt: 2 * s, kind: TotalTimeoutKind,
+			body:      "queue: request timeout: the request ran longer than the total timeout (2s)\n",
+			writeErrs: []error{http.ErrHandlerTimeout},
+		},
+		{
+			name:   "total fires after the response started: message appended",
+			c:      Config{TotalTimeout: 2 * s},
+			steps:  []step{{write: "partial "}, {after: 5 * s, write: "late"}},
+			status: http.StatusOK, answeredAt: 2 * s, kind: TotalTimeoutKind,
+			body:      "partial queue: request timeout: the request ran longer than the total timeout (2s)\n",
+			writeErrs: []error{nil, http.ErrHandlerTimeout},
+		},
+		{
+			name:   "total does not fire in time",
+			c:      Config{TotalTimeout: 10 * s},
+			steps:  []step{{after: 3 * s, write: "a"}, {after: 3 * s, write: "b"}},
+			status: http.StatusOK, answeredAt: 6 * s, body: "ab",
+			writeErrs: []error{nil, nil},
+		},
+		{
+			name:   "response-start fires",
+			c:      Config{ResponseStartTimeout: s, TotalTimeout: 10 * s},
+			steps:  []step{{after: 3 * s, write: "late"}},
+			status: http.StatusGatewayTimeout, answeredAt: s, kind: ResponseStartTimeoutKind,
+			body:      "queue: request timeout: no response started within the response-start timeout (1s)\n",
+			writeErrs: []error{http.ErrHandlerTimeout},
+		},
+		{
+			name:   "response-start is met, then the response may take its time",
+			c:      Config{ResponseStartTimeout: s},
+			steps:  []step{{after: s / 2, write: "first "}, {after: 5 * s, write: "second"}},
+			status: http.StatusOK, answeredAt: 5*s + s/2, body: "first second",
+			writeErrs: []error{nil, nil},
+		},
+		{
+			name:   "idle fires before any write",
+			c:      Config{IdleTimeout: s},
+			steps:  []step{{after: 2 * s, write: "late"}},
+			status: http.StatusGatewayTimeout, answeredAt: s, kind: IdleTimeoutKind,
+			body:      "queue: request timeout: nothing written for the idle timeout (1s)\n",
+			writeErrs: []error{http.ErrHandlerTimeout},
+		},
+		{
+			name: "idle is reset by each write",
+			c:    Config{IdleTimeout: s},
+			steps: []step{{after: 900 * time.Millisecond, write: "1"}, {after: 900 * time.Millisecond, write: "2"},
+				{after: 900 * time.Millisecond, write: "3"}, {after: 900 * time.Millisecond, write: "4"}},
+			status: http.StatusOK, answeredAt: 3600 * time.Millisecond, body: "1234",
+			writeErrs: []error{nil, nil, nil, nil},
+		},
+		{
+			name:   "idle fires mid-stream: message appended",
+			c:      Config{IdleTimeout: s},
+			steps:  []step{{after: 500 * time.Millisecond, write: "1"}, {after: 800 * time.Millisecond, write: "2"}, {after: 3 * s, write: "3"}},
+			status: http.StatusOK, answeredAt: 2300 * time.Millisecond, kind: IdleTimeoutKind,
+			body:      "12queue: request timeout: nothing written for the idle timeout (1s)\n",
+			writeErrs: []error{nil, nil, http.ErrHandlerTimeout},
+		},
+		{
+			name:   "the most specific timeout is named when several pass at once",
+			c:      Config{TotalTimeout: s, ResponseStartTimeout: s, IdleTimeout: s},
+			steps:  []step{{after: 2 * s}},
+			status: http.StatusGatewayTimeout, answeredAt: s, kind: ResponseStartTimeoutKind,
+			body: "queue: request timeout: no response started within the response-start timeout (1s)\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				app := &scriptedApp{steps: tc.steps, finished: make(chan struct{})}
+				tc.c.ContainerConcurrency = 1
+				h := mustNew(t, app, tc.c)
+				start := time.Now()
+				w := serve(h, get())
+				answered := time.Since(start)
+				assert.Equal(t, tc.answeredAt, answered)
+				assert.Equal(t, tc.status, w.Code)
+				assert.Equal(t, tc.body, w.Body.String())
+				if tc.kind != 0 {
+					assert.Equal(t, "text/plain; charset=utf-8", w.Header().Get("Content-Type"))
+					assert.Equal(t, 1, h.Breaker().InFlight(), "the application still runs and keeps its slot")
+					assert.Equal(t, 1, h.InFlight())
+				}
+
+				<-app.finished
+				synctest.Wait() // the handler's accounting after the application returned
+				assert.Equal(t, tc.writeErrs, app.writeErrs)
+				assert.Equal(t, 0, h.Breaker().InFlight())
+				assert.Equal(t, 0, h.InFlight())
+				var te *TimeoutError
+				if tc.kind == 0 {
+					assert.NoError(t, app.cause)
+					return
+				}
+				require.ErrorAs(t, app.cause, &te, "the context says why it was cancelled")
+				assert.Equal(t, tc.kind, te.Kind)
+				assert.ErrorIs(t, app.cause, ErrRequestTimeout)
+			})
+		})
+	}
+}
+
+// TestTimeoutCancelsQueueWait: the total timeout covers the time in the
+// queue, as Knative's does.
+func TestTimeoutCancelsQueueWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		app := newBlockingApp()
+		h := mustNew(t, app, Config{ContainerConcurrency: 1, TotalTimeout: 2 * time.Second})
+		first := make(chan *httptest.ResponseRecorder)
+		go func() { first <- serve(h, get()) }()
+		<-app.entered
+
+		start := time.Now()
+		w := serve(h, get())
+		assert.Equal(t, 2*time.Second, time.Since(start))
+		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
+		synctest.Wait()
+		assert.Equal(t, 0, h.Breaker().Waiting(), "the timed-out request left the queue")
+
+		w = <-first // the first one timed out too, but its application still runs
+		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
+		assert.Equal(t, 1, h.Breaker().InFlight())
+		close(app.release)
+		synctest.Wait()
+		assert.Equal(t, 0, h.InFlight())
+		assert.Equal(t, 0, h.Breaker().InFlight())
+	})
+}
+
+// TestTimeoutWriterAfterTimeout: every way of writing fails after a
+// timeout, and headers set then do not reach the response.
+func TestTimeoutWriterAfterTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errs := make(chan []error, 1)
+		h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+			w.Header().Set("X-Late", "1")
+			w.WriteHeader(http.StatusCreated)
+			_, e1 := w.Write([]byte("x"))
+			_, e2 := io.WriteString(w, "y")
+			e3 := http.NewResponseController(w).Flush()
+			_, _, e4 := http.NewResponseController(w).Hijack()
+			_, e5 := w.(io.ReaderFrom).ReadFrom(eofReader{})
+			errs <- []error{e1, e2, e3, e4, e5}
+		}), Config{TotalTimeout: time.Second})
+		w := serve(h, get())
+		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
+		for i, err := range <-errs {
+			if i == 4 {
+				assert.NoError(t, err, "nothing to copy, nothing written")
+				continue
+			}
+			assert.ErrorIs(t, err, http.ErrHandlerTimeout, "write %d", i)
+		}
+		assert.Empty(t, w.Header().Get("X-Late"))
+	})
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// TestTimedPanicAfterTimeoutIsLogged: a panic nobody can re-raise any more
+// does not crash the process.
+func TestTimedPanicAfterTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(2 * time.Second)
+			panic("late")
+		}), Config{ContainerConcurrency: 1, TotalTimeout: time.Second})
+		assert.Equal(t, http.StatusGatewayTimeout, serve(h, get()).Code)
+		time.Sleep(time.Minute)
+		assert.Equal(t, 0, h.Breaker().InFlight())
+	})
+}
+
+func TestTimeoutKindString(t *testing.T) {
+	assert.Equal(t, "total timeout", TotalTimeoutKind.String())
+	assert.Equal(t, "response-start timeout", ResponseStartTimeoutKind.String())
+	assert.Equal(t, "idle timeout", IdleTimeoutKind.String())
+	assert.Equal(t, "TimeoutKind(9)", TimeoutKind(9).String())
+	assert.True(t, errors.Is(&TimeoutError{Kind: IdleTimeoutKind}, ErrRequestTimeout))
+}
