@@ -62,9 +62,9 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	tests := []struct {
-		name                            string
-		c                               Config
-		depth                           int
+		name                           string
+		c                              Config
+		depth                          int
 		quiet, maxQuiet, hijackedDrain time.Duration
 	}{
 		{name: "zero", c: Config{}, depth: 0, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},

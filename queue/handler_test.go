@@ -14,7 +14,6 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 )
 
 func mustNew(t testing.TB, app http.Handler, c Config) *Handler {
@@ -195,9 +194,11 @@ func TestQueueWaitRejections(t *testing.T) {
 			body:   "queue: request waited 250ms in the queue without getting a slot (MaxWait)\n",
 		},
 		{
-			name:   "request deadline passes",
-			c:      Config{ContainerConcurrency: 1},
-			ctx:    func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), time.Second) },
+			name: "request deadline passes",
+			c:    Config{ContainerConcurrency: 1},
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Second)
+			},
 			status: http.StatusServiceUnavailable,
 			body:   "queue: request deadline passed after waiting 1s in the queue\n",
 		},
@@ -324,4 +325,3 @@ func TestStatsNotCountingProbes(t *testing.T) {
 	rep := h.Recorder().Report(time.Now())
 	assert.Equal(t, uint64(1), rep.Requests, "probes are answered by the queue and not counted")
 }
-
