@@ -289,4 +289,3 @@ func TestDrainContextAndSharedResult(t *testing.T) {
 		assert.Equal(t, http.StatusOK, serve(h, get()).Code, "still served after the drain")
 	})
 }
-
