@@ -1,0 +1,36 @@
+package autoscaler
+
+import "context"
+
+// Scaler is the host's scaler backend: it makes a revision run n replicas
+// (patch a Deployment, resize a Nomad group, start or stop processes). The
+// Runner calls it from its scale goroutines, never twice at a time for one
+// revision, and only when the count it wants changes; a failed call is
+// retried on the next tick. It must be idempotent: after a Runner restart
+// the first call may repeat the current count.
+type Scaler interface {
+	Scale(ctx context.Context, revision string, n int) error
+}
+
+// ScalerFunc adapts a function to a Scaler.
+type ScalerFunc func(ctx context.Context, revision string, n int) error
+
+// Scale calls f(ctx, revision, n).
+func (f ScalerFunc) Scale(ctx context.Context, revision string, n int) error {
+	return f(ctx, revision, n)
+}
+
+// ReadyCounter counts the replicas of a revision that are ready to serve.
+// The Runner calls it for every revision on every tick and when a revision
+// is added, from its own goroutine, so it must be fast (serve it from a
+// cache) and must not call back into the Runner. An error skips the
+// revision for that tick; a revision with no replicas is 0, not an error.
+type ReadyCounter interface {
+	ReadyCount(revision string) (int, error)
+}
+
+// ReadyCounterFunc adapts a function to a ReadyCounter.
+type ReadyCounterFunc func(revision string) (int, error)
+
+// ReadyCount calls f(revision).
+func (f ReadyCounterFunc) ReadyCount(revision string) (int, error) { return f(revision) }

@@ -1,0 +1,44 @@
+// Package autoscaler decides how many replicas each revision needs and tells
+// the host's scaler backend: Knative Serving's KPA as a library, with
+// Knative's decisions for the same inputs and no Kubernetes in its API.
+//
+// The pieces, from pure to clocked:
+//
+//   - [Window]: time-bucketed averages over a sliding window, linear or
+//     weighted-exponential, with Knative's exact arithmetic. Times are passed
+//     in.
+//   - [Decider]: the panic/stable scaling algorithm as a pure state machine.
+//     Step(now, ready, stableLoad, panicLoad) returns the desired replica
+//     count, the excess burst capacity and whether it panics.
+//   - [Config] and [Config.RevisionSpec]: Knative's config-autoscaler keys
+//     and autoscaling.knative.dev annotations, validated with Knative's
+//     ranges, resolved into a [Spec].
+//   - [Collector]: the stable and panic windows of many revisions, fed by
+//     pushed stats (activator, replicas) and by a [Scraper] such as
+//     [HTTPScraper], which samples replicas like Knative and extrapolates.
+//   - [Runner]: autoscales many revisions on an injected clock, with one
+//     goroutine for all of them: ticks every 2 s, decides at once on a
+//     [Runner.Poke] that wakes a revision at zero, applies min/max, initial
+//     and activation scale and the scale-to-zero grace and retention, calls
+//     the host's [Scaler] and publishes each [Decision] to subscribers.
+//
+// Usage sketch, in a host:
+//
+//	cfg, err := autoscaler.ParseConfig(configMapData)
+//	spec, err := cfg.RevisionSpec(revisionAnnotations, containerConcurrency)
+//	r, err := autoscaler.NewRunner(autoscaler.Options{
+//		Scaler: autoscaler.ScalerFunc(func(ctx context.Context, rev string, n int) error {
+//			return deployments.Resize(ctx, rev, n)
+//		}),
+//		Ready: autoscaler.ReadyCounterFunc(endpoints.ReadyCount),
+//	})
+//	r.Subscribe(func(d autoscaler.Decision) { frontDoor.SetProxy(d.Revision, d.ActivatorInPath()) })
+//	r.Add("default/hello-00001", spec)
+//	go r.Run(ctx)
+//	// Stats pushed by queues and activators: r is a stats.Sink.
+//	http.Handle("/stats", stats.Handler(r.Send))
+//
+// To test a scaling policy, drive the pure [Decider] with literal times, or
+// a whole Runner on a mock clock with the autoscalertest package: feed
+// load, advance the clock 60 s, expect a scale of 5.
+package autoscaler

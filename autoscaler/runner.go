@@ -1,0 +1,637 @@
+package autoscaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/servingkit/servingkit/stats"
+)
+
+var (
+	// ErrRevisionExists is returned by Runner.Add for a revision it
+	// already scales.
+	ErrRevisionExists = errors.New("autoscaler: revision already added")
+	// ErrUnknownRevision is returned by Runner.Update for a revision it
+	// does not scale.
+	ErrUnknownRevision = errors.New("autoscaler: unknown revision")
+)
+
+// Defaults for Options.
+const (
+	DefaultScaleWorkers  = 8
+	DefaultScrapeWorkers = 32
+)
+
+// Options configure a Runner. Scaler and Ready are required; the zero value
+// of every other field is a working default.
+type Options struct {
+	// Scaler applies replica counts. Required.
+	Scaler Scaler
+	// Ready counts ready replicas. Required.
+	Ready ReadyCounter
+	// Scraper reads replica load for revisions with Spec.ReplicaStats
+	// every ScrapeInterval. Nil means replicas push their stats (Send).
+	Scraper Scraper
+	// Clock drives ticks and scrapes and times pokes and records. Nil
+	// means the real clock.
+	Clock clock.Clock
+	// TickInterval is how often every revision is decided. Zero means
+	// DefaultTickInterval (2s, as Knative); must not be negative.
+	TickInterval time.Duration
+	// ScrapeInterval is how often revisions are scraped. Zero means
+	// DefaultScrapeInterval (1s, as Knative); must not be negative.
+	ScrapeInterval time.Duration
+	// ScaleWorkers is how many Scale calls may run at once (for different
+	// revisions). Zero means DefaultScaleWorkers (8); must not be negative.
+	ScaleWorkers int
+	// ScrapeWorkers is how many scrapes may run at once. Zero means
+	// DefaultScrapeWorkers (32); must not be negative.
+	ScrapeWorkers int
+	// Logger receives failed Scale calls, scrapes and ready counts at warn
+	// level. Nil means silent.
+	Logger *slog.Logger
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Scaler == nil {
+		errs = append(errs, errors.New("autoscaler: Options.Scaler is nil, want a scaler backend"))
+	}
+	if o.Ready == nil {
+		errs = append(errs, errors.New("autoscaler: Options.Ready is nil, want a ready-replica counter"))
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"TickInterval", int64(o.TickInterval)}, {"ScrapeInterval", int64(o.ScrapeInterval)},
+		{"ScaleWorkers", int64(o.ScaleWorkers)}, {"ScrapeWorkers", int64(o.ScrapeWorkers)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("autoscaler: Options.%s = %d, want ≥ 0 (0 means the default)", f.name, f.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// entry is one revision in a Runner.
+type entry struct {
+	name string
+	coll *collection
+	// lastRec is the decider's last Desired (−1 before its first), read by
+	// Poke without the lock.
+	lastRec      atomic.Int32
+	replicaStats atomic.Bool  // spec.ReplicaStats, for the scrape loop
+	window       atomic.Int64 // spec.StableWindow, for scrapes
+	scraping     atomic.Bool  // in the scrape queue or being scraped
+	poked        bool         // in Runner.pokes; guarded by Runner.pokeMu
+	idx          int          // position in Runner.order; guarded by Runner.mu
+
+	mu      sync.Mutex // protects the rest
+	removed bool
+	spec    Spec
+	dec     Decider
+	life    lifecycle
+	rec     Recommendation
+	hasRec  bool
+	last    Decision
+	pending int  // scale to apply (−1: none)
+	applied int  // last scale the backend accepted (−1: unknown)
+	queued  bool // in the scale queue or being scaled
+}
+
+// Runner autoscales many revisions: Knative's MultiScaler, MetricCollector
+// and the scaling half of its KPA reconciler in one object, without one
+// goroutine per revision. One goroutine (Run's) walks all revisions every
+// TickInterval: it averages each revision's load, steps its Decider, applies
+// bounds and the scale-to-zero rules, and publishes a Decision; a pool of
+// goroutines makes the resulting Scale calls, and another scrapes. At 10,000
+// revisions a tick takes a few milliseconds of one core.
+//
+// Load comes in through Send (the runner is a stats.Sink), Poke, Record and
+// the Scraper. Poke is the scale-from-zero fast path: when a revision whose
+// last recommendation was zero gets load, it is decided at once instead of
+// at the next tick.
+//
+// The ready count of every revision is read from Options.Ready on each tick
+// and when it is added (more than one ready replica then starts its decider
+// in panic, so a restarted runner does not scale running revisions down).
+// Whether the activator is in a revision's request path, which the
+// scale-to-zero grace period counts from, is inferred from the runner's own
+// decisions (see Decision.ActivatorInPath); a front door that switches when
+// told makes that exact.
+//
+// All methods are safe for simultaneous use. Subscribers and the
+// ReadyCounter are called from Run's goroutine with no lock held; the
+// Scaler from the scale goroutines.
+type Runner struct {
+	opts   Options
+	clock  clock.Clock
+	logger *slog.Logger
+	ticker *clock.Ticker
+	scrape *clock.Ticker // nil without a Scraper
+
+	mu      sync.RWMutex // protects entries, order
+	entries map[string]*entry
+	order   []*entry
+
+	pokeMu sync.Mutex // protects pokes, entry.poked
+	pokes  []*entry
+	pokeCh chan struct{}
+
+	scaleQ  *workQueue
+	scrapeQ *workQueue
+
+	subMu sync.Mutex // serializes changes to subs
+	subs  atomic.Pointer[[]*subscription]
+
+	running atomic.Bool
+
+	// Owned by Run's goroutine.
+	snap  []*entry
+	batch []*entry
+	out   []Decision
+}
+
+type subscription struct{ fn func(Decision) }
+
+// NewRunner returns a Runner; call Run to start it. Its tickers start at
+// once, so a test with a mock clock may advance the clock as soon as
+// NewRunner returns.
+func NewRunner(opts Options) (*Runner, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.New()
+	}
+	if opts.TickInterval == 0 {
+		opts.TickInterval = DefaultTickInterval
+	}
+	if opts.ScrapeInterval == 0 {
+		opts.ScrapeInterval = DefaultScrapeInterval
+	}
+	if opts.ScaleWorkers == 0 {
+		opts.ScaleWorkers = DefaultScaleWorkers
+	}
+	if opts.ScrapeWorkers == 0 {
+		opts.ScrapeWorkers = DefaultScrapeWorkers
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Runner{
+		opts:    opts,
+		clock:   opts.Clock,
+		logger:  opts.Logger,
+		entries: make(map[string]*entry),
+		pokeCh:  make(chan struct{}, 1),
+		scaleQ:  newWorkQueue(),
+		scrapeQ: newWorkQueue(),
+	}
+	r.ticker = r.clock.Ticker(opts.TickInterval)
+	if opts.Scraper != nil {
+		r.scrape = r.clock.Ticker(opts.ScrapeInterval)
+	}
+	return r, nil
+}
+
+// Run ticks, pokes, scrapes and scales until ctx is done, then waits for its
+// goroutines (a Scale or scrape in progress gets the cancelled ctx) and
+// returns nil. It may be called once.
+func (r *Runner) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("autoscaler: Runner.Run called twice")
+	}
+	defer r.ticker.Stop()
+	var wg sync.WaitGroup
+	for range r.opts.ScaleWorkers {
+		wg.Go(func() { r.scaleWorker(ctx) })
+	}
+	var scrapeC <-chan time.Time
+	if r.scrape != nil {
+		defer r.scrape.Stop()
+		scrapeC = r.scrape.C
+		for range r.opts.ScrapeWorkers {
+			wg.Go(func() { r.scrapeWorker(ctx) })
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case now := <-r.ticker.C:
+			r.tick(now)
+		case <-r.pokeCh:
+			r.decidePoked()
+		case <-scrapeC:
+			r.queueScrapes()
+		}
+	}
+}
+
+// Add starts autoscaling revision with spec. It reads the ready count at
+// once: more than one ready replica starts the decider in panic (no
+// scale-down until it has seen a stable window of load), and if fewer than
+// spec.InitialScale replicas are ready it asks the Scaler for InitialScale
+// right away, as creating a Knative revision's Deployment does. It returns
+// ErrRevisionExists if revision is already added and spec.Validate's error
+// if spec is invalid.
+func (r *Runner) Add(revision string, spec Spec) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("autoscaler: Add(%q): %w", revision, err)
+	}
+	ready, err := r.opts.Ready.ReadyCount(revision)
+	if err != nil {
+		// As Knative: a revision being created often has nothing to
+		// count yet.
+		r.logger.Warn("autoscaler: counting ready replicas", "revision", revision, "error", err)
+		ready = 0
+	}
+	now := r.clock.Now()
+	e := &entry{
+		name:    revision,
+		coll:    newCollection(spec.collectorSpec()),
+		spec:    spec,
+		life:    newLifecycle(now),
+		pending: -1,
+		applied: -1,
+	}
+	e.dec.init(spec.DeciderSpec, now, ready)
+	e.lastRec.Store(-1)
+	e.replicaStats.Store(spec.ReplicaStats)
+	e.window.Store(int64(spec.StableWindow))
+	e.last = Decision{
+		Revision:            revision,
+		Time:                now,
+		Desired:             -1,
+		ExcessBurstCapacity: spec.InitialExcessBurstCapacity(),
+		Panicking:           e.dec.Panicking(),
+		Recommended:         -1,
+		Ready:               ready,
+		Activity:            Activating,
+	}
+	scale := spec.InitialScale > ready
+	if scale {
+		e.pending, e.queued = spec.InitialScale, true
+	}
+
+	r.mu.Lock()
+	if _, ok := r.entries[revision]; ok {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrRevisionExists, revision)
+	}
+	e.idx = len(r.order)
+	r.order = append(r.order, e)
+	r.entries[revision] = e
+	r.mu.Unlock()
+	if scale {
+		r.scaleQ.push(e)
+	}
+	return nil
+}
+
+// Update changes revision's spec. Decider state (panic, scale-down delay
+// history) and recorded load are kept; windows are resized as of now. It
+// returns ErrUnknownRevision for a revision not added and spec.Validate's
+// error if spec is invalid.
+func (r *Runner) Update(revision string, spec Spec) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("autoscaler: Update(%q): %w", revision, err)
+	}
+	e := r.lookup(revision)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownRevision, revision)
+	}
+	e.mu.Lock()
+	e.spec = spec
+	e.dec.update(spec.DeciderSpec)
+	e.mu.Unlock()
+	e.coll.update(spec.collectorSpec(), r.clock.Now())
+	e.replicaStats.Store(spec.ReplicaStats)
+	e.window.Store(int64(spec.StableWindow))
+	return nil
+}
+
+// Remove stops autoscaling revision and drops its state; a Scale call
+// already in progress completes, queued ones are dropped. It reports
+// whether the revision was there.
+func (r *Runner) Remove(revision string) bool {
+	r.mu.Lock()
+	e := r.entries[revision]
+	if e == nil {
+		r.mu.Unlock()
+		return false
+	}
+	delete(r.entries, revision)
+	last := r.order[len(r.order)-1]
+	r.order[e.idx] = last
+	last.idx = e.idx
+	r.order[len(r.order)-1] = nil
+	r.order = r.order[:len(r.order)-1]
+	r.mu.Unlock()
+	e.mu.Lock()
+	e.removed = true
+	e.mu.Unlock()
+	return true
+}
+
+// Len returns how many revisions the runner scales.
+func (r *Runner) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.order)
+}
+
+// Decision returns the latest decision for revision (before the first
+// tick, the state it was added with), and false for an unknown revision.
+func (r *Runner) Decision(revision string) (Decision, bool) {
+	e := r.lookup(revision)
+	if e == nil {
+		return Decision{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.last, true
+}
+
+// Subscribe registers fn to receive every decision, in order per revision,
+// on Run's goroutine with no lock held. fn must not block for long: it
+// delays the next revisions' decisions. The returned function unsubscribes;
+// a publication already under way may still reach fn.
+func (r *Runner) Subscribe(fn func(Decision)) (unsubscribe func()) {
+	s := &subscription{fn: fn}
+	r.subMu.Lock()
+	old := r.subs.Load()
+	var subs []*subscription
+	if old != nil {
+		subs = append(subs, *old...)
+	}
+	subs = append(subs, s)
+	r.subs.Store(&subs)
+	r.subMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.subMu.Lock()
+			defer r.subMu.Unlock()
+			cur := *r.subs.Load()
+			next := make([]*subscription, 0, len(cur))
+			for _, x := range cur {
+				if x != s {
+					next = append(next, x)
+				}
+			}
+			r.subs.Store(&next)
+		})
+	}
+}
+
+// Flush waits until every Scale call queued so far has returned (a failed
+// one is retried only on the next tick, so it does not hold Flush up) or
+// ctx is done. Run must be running for queued calls to be made.
+func (r *Runner) Flush(ctx context.Context) error { return r.scaleQ.wait(ctx) }
+
+// Send records a batch of pushed stats, each as Poke does, implementing
+// stats.Sink. A stat without a time is taken as of now. It returns an error
+// naming each message it could not record (an invalid stat, or a revision
+// the runner does not scale, wrapping ErrNotCollecting); the others are
+// recorded.
+func (r *Runner) Send(_ context.Context, msgs []stats.Message) error {
+	var errs []error
+	for i := range msgs {
+		m := &msgs[i]
+		if err := m.Stat.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("autoscaler: message %d: %w", i, err))
+			continue
+		}
+		if err := r.poke(m.Revision, m.Stat); err != nil {
+			errs = append(errs, fmt.Errorf("autoscaler: message %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Poke records s for revision and, if the revision's last recommendation
+// was zero and s reports concurrency, has it decided at once (Knative's
+// scale-from-zero fast path; an activator pokes on a revision's first
+// request). Unknown revisions are ignored, as in Knative; use Record to
+// learn about them.
+func (r *Runner) Poke(revision string, s stats.Stat) { _ = r.poke(revision, s) }
+
+// Record adds s to revision's load without a poke. A stat without a time
+// is taken as of now. It returns ErrNotCollecting for an unknown revision.
+func (r *Runner) Record(revision string, s stats.Stat) error {
+	e := r.lookup(revision)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrNotCollecting, revision)
+	}
+	e.coll.record(r.statTime(s), s)
+	return nil
+}
+
+func (r *Runner) statTime(s stats.Stat) time.Time {
+	if s.Time.IsZero() {
+		return r.clock.Now()
+	}
+	return s.Time
+}
+
+func (r *Runner) lookup(revision string) *entry {
+	r.mu.RLock()
+	e := r.entries[revision]
+	r.mu.RUnlock()
+	return e
+}
+
+func (r *Runner) poke(revision string, s stats.Stat) error {
+	e := r.lookup(revision)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrNotCollecting, revision)
+	}
+	e.coll.record(r.statTime(s), s)
+	if e.lastRec.Load() == 0 && s.Concurrency != 0 {
+		r.pokeMu.Lock()
+		if !e.poked {
+			e.poked = true
+			r.pokes = append(r.pokes, e)
+		}
+		r.pokeMu.Unlock()
+		select {
+		case r.pokeCh <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// tick decides every revision at now.
+func (r *Runner) tick(now time.Time) {
+	r.mu.RLock()
+	r.snap = append(r.snap[:0], r.order...)
+	r.mu.RUnlock()
+	r.decideAll(r.snap, now)
+	clear(r.snap)
+}
+
+// decidePoked decides the revisions poked since the last call.
+func (r *Runner) decidePoked() {
+	r.pokeMu.Lock()
+	r.batch, r.pokes = r.pokes, r.batch[:0]
+	for _, e := range r.batch {
+		e.poked = false
+	}
+	r.pokeMu.Unlock()
+	r.decideAll(r.batch, r.clock.Now())
+	clear(r.batch)
+}
+
+// decideAll decides each entry and publishes the decisions, with no lock
+// held while calling the ReadyCounter or subscribers.
+func (r *Runner) decideAll(entries []*entry, now time.Time) {
+	out := r.out[:0]
+	for _, e := range entries {
+		ready, err := r.opts.Ready.ReadyCount(e.name)
+		if err != nil {
+			r.logger.Warn("autoscaler: counting ready replicas; skipping this tick", "revision", e.name, "error", err)
+			continue
+		}
+		if d, ok := r.decide(e, now, ready); ok {
+			out = append(out, d)
+		}
+	}
+	r.out = out
+	if subs := r.subs.Load(); subs != nil {
+		for i := range out {
+			for _, s := range *subs {
+				s.fn(out[i])
+			}
+		}
+	}
+	clear(out) // drop the revision names for the garbage collector
+}
+
+// decide runs one revision's decider and lifecycle at now. It does not
+// allocate.
+func (r *Runner) decide(e *entry, now time.Time, ready int) (Decision, bool) {
+	e.mu.Lock()
+	if e.removed {
+		e.mu.Unlock()
+		return Decision{}, false
+	}
+	stable, panicLoad, err := e.coll.averages(e.spec.Metric, now)
+	if err == nil {
+		e.rec = e.dec.Step(now, ready, stable, panicLoad)
+		e.hasRec = true
+		e.lastRec.Store(int32(e.rec.Desired))
+	}
+	desired, ebc := -1, e.spec.InitialExcessBurstCapacity()
+	if e.hasRec {
+		desired, ebc = e.rec.Desired, e.rec.ExcessBurstCapacity
+	}
+	want, apply := e.life.step(&e.spec, now, desired, ready, ebc)
+	push := false
+	if apply && want >= 0 {
+		e.pending = want
+		if !e.queued && want != e.applied {
+			e.queued, push = true, true
+		}
+	}
+	d := Decision{
+		Revision:            e.name,
+		Time:                now,
+		Desired:             want,
+		ExcessBurstCapacity: ebc,
+		Panicking:           e.dec.Panicking(),
+		Recommended:         desired,
+		Ready:               ready,
+		Activity:            e.life.activity,
+		StableLoad:          stable,
+		PanicLoad:           panicLoad,
+	}
+	e.last = d
+	e.mu.Unlock()
+	if push {
+		r.scaleQ.push(e)
+	}
+	return d, true
+}
+
+func (r *Runner) scaleWorker(ctx context.Context) {
+	for {
+		e, ok := r.scaleQ.pop(ctx)
+		if !ok {
+			return
+		}
+		e.mu.Lock()
+		if e.removed {
+			e.queued = false
+			e.mu.Unlock()
+			r.scaleQ.done()
+			continue
+		}
+		n := e.pending
+		e.mu.Unlock()
+
+		err := r.opts.Scaler.Scale(ctx, e.name, n)
+
+		e.mu.Lock()
+		if err == nil {
+			e.applied = n
+		}
+		// A newer count arrived while the call ran: make it too.
+		again := err == nil && !e.removed && e.pending != e.applied
+		if !again {
+			e.queued = false
+		}
+		e.mu.Unlock()
+		if err != nil {
+			r.logger.Warn("autoscaler: scale failed; retrying next tick", "revision", e.name, "replicas", n, "error", err)
+		}
+		if again {
+			r.scaleQ.requeue(e)
+		} else {
+			r.scaleQ.done()
+		}
+	}
+}
+
+// queueScrapes queues a scrape of every revision with replica stats that
+// is not being scraped already.
+func (r *Runner) queueScrapes() {
+	r.mu.RLock()
+	r.snap = append(r.snap[:0], r.order...)
+	r.mu.RUnlock()
+	for _, e := range r.snap {
+		if e.replicaStats.Load() && e.scraping.CompareAndSwap(false, true) {
+			r.scrapeQ.push(e)
+		}
+	}
+	clear(r.snap)
+}
+
+func (r *Runner) scrapeWorker(ctx context.Context) {
+	for {
+		e, ok := r.scrapeQ.pop(ctx)
+		if !ok {
+			return
+		}
+		s, err := r.opts.Scraper.Scrape(ctx, e.name, time.Duration(e.window.Load()))
+		switch {
+		case err == nil:
+			e.coll.record(r.clock.Now(), s)
+		case !errors.Is(err, ErrNoReplicas) && ctx.Err() == nil:
+			r.logger.Warn("autoscaler: scrape failed", "revision", e.name, "error", err)
+		}
+		e.scraping.Store(false)
+		r.scrapeQ.done()
+	}
+}
