@@ -239,8 +239,34 @@ func (ex *exchange) Push(target string, opts *http.PushOptions) error {
 }
 
 // Unwrap gives http.ResponseController the server's writer for what the
-// exchange does not implement itself (deadlines, full duplex).
-func (ex *exchange) Unwrap() http.ResponseWriter { return ex.w }
+// exchange does not implement itself (deadlines, full duplex). After a
+// timeout the server may already be serving the connection's next request,
+// so it gives a writer on which everything fails instead.
+func (ex *exchange) Unwrap() http.ResponseWriter {
+	if !ex.timed {
+		return ex.w
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.timedOut {
+		return timedOutWriter{}
+	}
+	return ex.w
+}
+
+// timedOutWriter stands for the server's writer after a timeout.
+type timedOutWriter struct{}
+
+func (timedOutWriter) Header() http.Header              { return http.Header{} }
+func (timedOutWriter) Write([]byte) (int, error)        { return 0, http.ErrHandlerTimeout }
+func (timedOutWriter) WriteHeader(int)                  {}
+func (timedOutWriter) SetReadDeadline(time.Time) error  { return http.ErrHandlerTimeout }
+func (timedOutWriter) SetWriteDeadline(time.Time) error { return http.ErrHandlerTimeout }
+func (timedOutWriter) EnableFullDuplex() error          { return http.ErrHandlerTimeout }
+func (timedOutWriter) FlushError() error                { return http.ErrHandlerTimeout }
+func (timedOutWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, http.ErrHandlerTimeout
+}
 
 // commitLocked starts the response: the application's headers move to the
 // server's map. ex.mu must be held.

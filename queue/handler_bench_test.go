@@ -1,8 +1,11 @@
 package queue
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +66,95 @@ func BenchmarkInProcess(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkLoopback measures whole round trips over loopback TCP: the
+// application served directly, in process behind the queue, and behind the
+// sidecar proxy (two hops).
+func BenchmarkLoopback(b *testing.B) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	})
+	serveOn := func(h http.Handler) string {
+		s := httptest.NewServer(h)
+		b.Cleanup(s.Close)
+		return s.URL
+	}
+	inProcess, err := New(app, Config{ContainerConcurrency: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	appURL := serveOn(app)
+	sidecar, err := NewSidecar(SidecarConfig{Config: Config{ContainerConcurrency: 1000}, Target: strings.TrimPrefix(appURL, "http://")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	targets := []struct{ name, url string }{
+		{"direct", appURL},
+		{"in-process", serveOn(inProcess)},
+		{"sidecar", serveOn(sidecar)},
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+	do := func(b *testing.B, url string) {
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for _, tc := range targets {
+		b.Run(tc.name+"/sequential", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				do(b, tc.url)
+			}
+		})
+		b.Run(tc.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					do(b, tc.url)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkStatsOut measures a report and a scrape of it: the Reporter's
+// collect and the admin handler's /stats.
+func BenchmarkStatsOut(b *testing.B) {
+	h, err := New(okApp, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep, err := NewReporter(h.Recorder(), ReporterConfig{Revision: "default/hello-00001", Replica: "hello-00001-deployment-5d8f7c9b4-x2x7k"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin := AdminHandler(h, rep)
+	req := httptest.NewRequest(http.MethodGet, "/stats", nil)
+	ctx := context.Background()
+	b.Run("report", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rep.ReportNow(ctx)
+		}
+	})
+	b.Run("scrape/sequential", func(b *testing.B) {
+		w := &benchWriter{h: make(http.Header)}
+		b.ReportAllocs()
+		for b.Loop() {
+			admin.ServeHTTP(w, req)
+		}
+	})
+	b.Run("scrape/parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			w := &benchWriter{h: make(http.Header)}
+			for pb.Next() {
+				admin.ServeHTTP(w, req)
+			}
+		})
+	})
 }

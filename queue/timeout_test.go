@@ -201,7 +201,9 @@ func TestTimeoutWriterAfterTimeout(t *testing.T) {
 			e3 := http.NewResponseController(w).Flush()
 			_, _, e4 := http.NewResponseController(w).Hijack()
 			_, e5 := w.(io.ReaderFrom).ReadFrom(eofReader{})
-			errs <- []error{e1, e2, e3, e4, e5}
+			e6 := http.NewResponseController(w).SetWriteDeadline(time.Now())
+			e7 := http.NewResponseController(w).EnableFullDuplex()
+			errs <- []error{e1, e2, e3, e4, e5, e6, e7}
 		}), Config{TotalTimeout: time.Second})
 		w := serve(h, get())
 		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
