@@ -1,0 +1,536 @@
+package traffic
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Headers the router reads or strips. They are Knative's.
+const (
+	// RevisionHeader names the revision a request is for. Knative's
+	// ingress sets it for the activator, and servingkit's revision front
+	// door sets it on requests it hands to the activator. From a trusted
+	// request the router honours it (the request goes to that revision of
+	// the route, bypassing the split); from any other it strips it.
+	RevisionHeader = "Knative-Serving-Revision"
+	// NamespaceHeader goes with RevisionHeader in Knative; stripped alike.
+	NamespaceHeader = "Knative-Serving-Namespace"
+	// ProxyHeader marks a request forwarded by an activator (the queue's
+	// K-Proxy-Request); a client must not be able to claim it, so it is
+	// stripped from untrusted requests.
+	ProxyHeader = "K-Proxy-Request"
+	// TagHeader selects a tag's split on the route's own host, when
+	// RouterConfig.TagHeader is on (Knative's tag-header-based routing).
+	// Otherwise it is stripped from untrusted requests.
+	TagHeader = "Knative-Serving-Tag"
+)
+
+// Knative's defaults (config-domain, config-network).
+const (
+	DefaultDomain         = "svc.cluster.local"
+	DefaultDomainTemplate = "{name}.{namespace}.{domain}"
+	DefaultTagTemplate    = "{tag}-{name}"
+)
+
+// RouterConfig configures a Router. The zero value is Knative's behaviour
+// with random picks.
+type RouterConfig struct {
+	// Domain is the {domain} of DomainTemplate. "" means DefaultDomain,
+	// "svc.cluster.local". Lower-case DNS labels joined by dots.
+	Domain string
+	// DomainTemplate builds a route's host from {name}, {namespace} and
+	// {domain}. "" means DefaultDomainTemplate,
+	// "{name}.{namespace}.{domain}". Must contain {name}.
+	DomainTemplate string
+	// TagTemplate builds the {name} of a tag's host from {tag} and {name}.
+	// "" means DefaultTagTemplate, "{tag}-{name}", which gives tag hosts
+	// such as canary-hello.default.svc.cluster.local. Must contain both.
+	TagTemplate string
+	// TagHeader turns on routing by the Knative-Serving-Tag header: a
+	// request to a route's own host with the header set to one of the
+	// route's tags uses that tag's split; an unknown tag uses the default
+	// split (as in Knative). False means the header is stripped from
+	// untrusted requests.
+	TagHeader bool
+	// Trusted says whether a request comes from inside the platform, so
+	// that its internal headers (RevisionHeader, NamespaceHeader,
+	// ProxyHeader, TagHeader) are kept and a RevisionHeader naming one of
+	// the route's revisions picks it. It is called on the request's
+	// goroutine for every request and must be fast. Nil means no request is
+	// trusted: the headers are stripped, so a client cannot bypass a split.
+	Trusted func(*http.Request) bool
+	// StickyHeader names a request header whose value is the sticky key
+	// (e.g. "X-User-Id"): requests with the same key go to the same
+	// revision while the split is unchanged. "" means none. An HTTP token.
+	StickyHeader string
+	// StickyCookie names a cookie whose value is the sticky key, used when
+	// the request has no StickyHeader value. "" means none. An HTTP token.
+	StickyCookie string
+	// SetStickyCookie gives a request without a sticky key a new random
+	// key in a StickyCookie cookie (Path /, HttpOnly, SameSite Lax, Secure
+	// over TLS), so a browser stays on its revision from then on. Requires
+	// StickyCookie.
+	SetStickyCookie bool
+	// StickyCookieMaxAge is the cookie's Max-Age, in whole seconds. Zero
+	// means a session cookie. At least 0.
+	StickyCookieMaxAge time.Duration
+}
+
+func (c *RouterConfig) setDefaults() {
+	if c.Domain == "" {
+		c.Domain = DefaultDomain
+	}
+	if c.DomainTemplate == "" {
+		c.DomainTemplate = DefaultDomainTemplate
+	}
+	if c.TagTemplate == "" {
+		c.TagTemplate = DefaultTagTemplate
+	}
+}
+
+// Validate reports every bad field (after defaults), naming it, its value
+// and the rule.
+func (c RouterConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	bad := func(field string, value any, rule string) {
+		errs = append(errs, fmt.Errorf("traffic: RouterConfig.%s = %#v, %s", field, value, rule))
+	}
+	if !validHost(c.Domain) {
+		bad("Domain", c.Domain, "must be lower-case DNS labels joined by dots")
+	}
+	if err := checkTemplate(c.DomainTemplate, []string{"{name}"}, []string{"{name}", "{namespace}", "{domain}"}); err != "" {
+		bad("DomainTemplate", c.DomainTemplate, err)
+	}
+	if err := checkTemplate(c.TagTemplate, []string{"{tag}", "{name}"}, []string{"{tag}", "{name}"}); err != "" {
+		bad("TagTemplate", c.TagTemplate, err)
+	}
+	if c.StickyHeader != "" && !isToken(c.StickyHeader) {
+		bad("StickyHeader", c.StickyHeader, "must be an HTTP token")
+	}
+	if c.StickyCookie != "" && !isToken(c.StickyCookie) {
+		bad("StickyCookie", c.StickyCookie, "must be an HTTP token")
+	}
+	if c.SetStickyCookie && c.StickyCookie == "" {
+		bad("SetStickyCookie", true, "requires StickyCookie")
+	}
+	if c.StickyCookieMaxAge < 0 || c.StickyCookieMaxAge%time.Second != 0 {
+		bad("StickyCookieMaxAge", c.StickyCookieMaxAge.String(), "must be whole seconds >= 0")
+	}
+	return errors.Join(errs...)
+}
+
+// checkTemplate returns what is wrong with a template: a required
+// placeholder missing, or a brace that is not an allowed placeholder.
+func checkTemplate(t string, required, allowed []string) string {
+	for _, p := range required {
+		if !strings.Contains(t, p) {
+			return "must contain " + strings.Join(required, " and ")
+		}
+	}
+	rest := t
+	for _, p := range allowed {
+		rest = strings.ReplaceAll(rest, p, "")
+	}
+	if strings.ContainsAny(rest, "{}") {
+		return "may only use the placeholders " + strings.Join(allowed, ", ")
+	}
+	return ""
+}
+
+// FrontDoors gives the router each revision's front door: the handler that
+// serves the revision's requests (servingkit's revision front door, which
+// sends them to a replica or to the activator, or any http.Handler).
+type FrontDoors interface {
+	// FrontDoor returns revision's handler, or nil if it has none (the
+	// router then answers that revision's requests with 503).
+	FrontDoor(revision string) http.Handler
+}
+
+// FrontDoorFunc adapts a function to FrontDoors.
+type FrontDoorFunc func(revision string) http.Handler
+
+// FrontDoor calls f(revision).
+func (f FrontDoorFunc) FrontDoor(revision string) http.Handler { return f(revision) }
+
+// FrontDoorMap is FrontDoors from revision to handler.
+type FrontDoorMap map[string]http.Handler
+
+// FrontDoor looks revision up in m.
+func (m FrontDoorMap) FrontDoor(revision string) http.Handler { return m[revision] }
+
+// Route is what the router serves for one route: where its requests come
+// from and the traffic to split them by.
+type Route struct {
+	// Name and Namespace give the route's hosts through the domain
+	// template, and its tags' hosts through the tag template. DNS-1123
+	// labels. Name may be "" when Hosts lists every host.
+	Name, Namespace string
+	// Hosts are more hosts (lower-case, no port) that serve the default
+	// split, e.g. a custom domain.
+	Hosts []string
+	// PathPrefix limits the route to paths under it ("/api" matches /api
+	// and /api/…, not /apis). "" serves every path. Routes may share a
+	// host with different prefixes; the longest matching prefix wins.
+	PathPrefix string
+	// Table is the traffic: a Plan's Table, or Resolve's when there is no
+	// gradual rollout.
+	Table *Table
+}
+
+func (r Route) id() string {
+	if r.Name != "" {
+		return r.Namespace + "/" + r.Name
+	}
+	return strings.Join(r.Hosts, ",")
+}
+
+// Router is an http.Handler that sends each request to a revision's front
+// door: it finds the route by host and path prefix (and, opt-in, the tag
+// header), picks one of the route's revisions at random or by sticky key,
+// and calls that revision's handler.
+//
+//   - Unknown host or path: 404 with a body that names the host and path.
+//   - A revision without a front door: 503 with a body that names it.
+//   - Internal headers are stripped from untrusted requests (see
+//     RouterConfig.Trusted); the request is copied only when there is one
+//     to strip.
+//
+// Update replaces every route at once: the request path loads an immutable
+// table through an atomic pointer and takes no lock, so a request is
+// routed wholly by the old table or wholly by the new one. Picking is O(1)
+// and does not allocate. Sticky picks know nothing of replicas: a key
+// stays on its revision while the revision is at zero replicas (its front
+// door holds the request in the activator). A Router is safe for
+// simultaneous use.
+type Router struct {
+	cfg          RouterConfig
+	stickyHeader string // canonical form of cfg.StickyHeader
+
+	mu    sync.Mutex // serializes Update, so each builds on the last
+	table atomic.Pointer[routerTable]
+}
+
+// NewRouter returns a Router with no routes: every request gets 404 until
+// Update.
+func NewRouter(cfg RouterConfig) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	r := &Router{cfg: cfg, stickyHeader: http.CanonicalHeaderKey(cfg.StickyHeader)}
+	r.table.Store(&routerTable{hosts: map[string][]*entry{}, splits: map[string]*Split{}})
+	return r, nil
+}
+
+// Host returns the host of a route (tag "") or of one of its tags, from the
+// templates.
+func (r *Router) Host(name, namespace, tag string) string {
+	if tag != "" {
+		name = strings.NewReplacer("{tag}", tag, "{name}", name).Replace(r.cfg.TagTemplate)
+	}
+	return strings.NewReplacer("{name}", name, "{namespace}", namespace, "{domain}", r.cfg.Domain).Replace(r.cfg.DomainTemplate)
+}
+
+// routerTable is immutable once stored.
+type routerTable struct {
+	hosts  map[string][]*entry // by host; longest prefix first
+	splits map[string]*Split   // by route, prefix and tag: the layouts the next Update rebalances
+}
+
+// entry is a route as seen from one host.
+type entry struct {
+	prefix     string
+	group      *group            // the split this host serves
+	tags       map[string]*group // the route's tag splits, for TagHeader; nil on tag hosts
+	byRevision map[string]http.Handler
+}
+
+type group struct {
+	split *Split
+	doors []http.Handler // by split index
+	route string         // for error messages
+	tag   string
+}
+
+// Update replaces all routes with routes, taking each revision's handler
+// from doors at this moment (call Update again when a revision's handler
+// changes). Each split is rebalanced from the previous Update's split of
+// the same route, path prefix and tag, so sticky keys move only as much as
+// the percents did. If any route is invalid — a bad name, host or table,
+// or a host and prefix claimed twice — Update returns every problem and
+// the previous routes stay in force.
+func (r *Router) Update(routes []Route, doors FrontDoors) error {
+	if doors == nil {
+		return errors.New("traffic: Router.Update: doors is nil")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.table.Load()
+	t := &routerTable{hosts: map[string][]*entry{}, splits: map[string]*Split{}}
+	claimed := map[string]string{} // host + " " + prefix → route id
+	var errs []error
+	for i, rt := range routes {
+		at := fmt.Sprintf("traffic: routes[%d] (%s)", i, rt.id())
+		fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(at+": "+format, args...)) }
+		if rt.Name == "" && len(rt.Hosts) == 0 {
+			fail("no Name and no Hosts: the route has no host")
+			continue
+		}
+		if rt.Name != "" && (!isDNS1123Label(rt.Name) || !isDNS1123Label(rt.Namespace)) {
+			fail("Name %q and Namespace %q must be DNS-1123 labels", rt.Name, rt.Namespace)
+			continue
+		}
+		prefix := strings.TrimSuffix(rt.PathPrefix, "/")
+		if rt.PathPrefix != "" && !strings.HasPrefix(rt.PathPrefix, "/") {
+			fail("PathPrefix %q must start with /", rt.PathPrefix)
+			continue
+		}
+		if rt.Table == nil {
+			fail("Table is nil")
+			continue
+		}
+		if err := rt.Table.Validate(); err != nil {
+			fail("%v", err)
+			continue
+		}
+		key := func(tag string) string { return rt.id() + "\x00" + prefix + "\x00" + tag }
+		newGroup := func(tag string, shares []Share) *group {
+			s, err := old.splits[key(tag)].Rebalance(shares)
+			if err != nil { // Table.Validate passed, so this cannot happen
+				fail("tag %q: %v", tag, err)
+				return nil
+			}
+			t.splits[key(tag)] = s
+			g := &group{split: s, doors: make([]http.Handler, s.Len()), route: rt.id(), tag: tag}
+			for j := range g.doors {
+				g.doors[j] = doors.FrontDoor(s.Revision(j))
+			}
+			return g
+		}
+		def := newGroup("", rt.Table.Default)
+		tags := map[string]*group{}
+		byRevision := map[string]http.Handler{}
+		for j, d := range def.doors {
+			byRevision[def.split.Revision(j)] = d
+		}
+		for tag, shares := range rt.Table.Tags {
+			g := newGroup(tag, shares)
+			tags[tag] = g
+			for j, d := range g.doors {
+				byRevision[g.split.Revision(j)] = d
+			}
+		}
+		// A 0% revision of the default split is still reachable by a
+		// trusted revision header.
+		for _, sh := range rt.Table.Default {
+			if _, ok := byRevision[sh.Revision]; !ok {
+				byRevision[sh.Revision] = doors.FrontDoor(sh.Revision)
+			}
+		}
+		add := func(host string, e *entry) {
+			if !validHost(host) {
+				fail("host %q is not lower-case DNS labels joined by dots", host)
+				return
+			}
+			c := host + " " + prefix
+			if other, dup := claimed[c]; dup {
+				fail("host %q with path prefix %q is also claimed by %s", host, prefix, other)
+				return
+			}
+			claimed[c] = rt.id()
+			t.hosts[host] = append(t.hosts[host], e)
+		}
+		own := &entry{prefix: prefix, group: def, byRevision: byRevision}
+		if r.cfg.TagHeader {
+			own.tags = tags
+		}
+		if rt.Name != "" {
+			add(r.Host(rt.Name, rt.Namespace, ""), own)
+			for tag, g := range tags {
+				add(r.Host(rt.Name, rt.Namespace, tag), &entry{prefix: prefix, group: g, byRevision: byRevision})
+			}
+		}
+		for _, h := range rt.Hosts {
+			add(h, own)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, es := range t.hosts {
+		// Longest prefix first; there are few per host.
+		for i := 1; i < len(es); i++ {
+			for j := i; j > 0 && len(es[j].prefix) > len(es[j-1].prefix); j-- {
+				es[j], es[j-1] = es[j-1], es[j]
+			}
+		}
+	}
+	r.table.Store(t)
+	return nil
+}
+
+// validHost accepts lower-case DNS-1123 labels joined by dots, at most 253
+// characters.
+func validHost(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if !isDNS1123Label(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// ServeHTTP routes the request; see Router.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	t := r.table.Load()
+	host := requestHost(req)
+	e := t.match(host, req.URL.Path)
+	if e == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("traffic: no route for host %q and path %q", host, req.URL.Path))
+		return
+	}
+	if r.cfg.Trusted != nil && r.cfg.Trusted(req) {
+		if v := req.Header[RevisionHeader]; len(v) > 0 {
+			if h, ok := e.byRevision[v[0]]; ok {
+				if h == nil {
+					writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("traffic: revision %q has no front door", v[0]))
+					return
+				}
+				h.ServeHTTP(w, req)
+				return
+			}
+		}
+	} else {
+		req = r.strip(req)
+	}
+	g := e.group
+	if e.tags != nil {
+		if v := req.Header[TagHeader]; len(v) > 0 {
+			if tg := e.tags[v[0]]; tg != nil {
+				g = tg
+			}
+		}
+	}
+	var i int
+	if key, ok := r.stickyKey(req); ok {
+		i = g.split.Index(Hash(key))
+	} else if r.cfg.SetStickyCookie {
+		key := newStickyKey()
+		http.SetCookie(w, &http.Cookie{Name: r.cfg.StickyCookie, Value: key, Path: "/", MaxAge: int(r.cfg.StickyCookieMaxAge / time.Second),
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: req.TLS != nil})
+		i = g.split.Index(Hash(key))
+	} else {
+		i = g.split.Index(rand.Uint64())
+	}
+	door := g.doors[i]
+	if door == nil {
+		route := g.route
+		if g.tag != "" {
+			route += " tag " + g.tag
+		}
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("traffic: revision %q of route %s has no front door", g.split.Revision(i), route))
+		return
+	}
+	door.ServeHTTP(w, req)
+}
+
+func (t *routerTable) match(host, path string) *entry {
+	for _, e := range t.hosts[host] {
+		if e.prefix == "" || strings.HasPrefix(path, e.prefix) && (len(path) == len(e.prefix) || path[len(e.prefix)] == '/') {
+			return e
+		}
+	}
+	return nil
+}
+
+// requestHost is the request's host without port or trailing dot, in lower
+// case (allocating only if it had upper-case letters).
+func requestHost(req *http.Request) string {
+	h := req.Host
+	if h == "" {
+		h = req.URL.Host
+	}
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			h = h[:i+1]
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// strip returns req without the internal headers, copying it only if it
+// has any: a handler must not modify the request it was given.
+func (r *Router) strip(req *http.Request) *http.Request {
+	h := req.Header
+	_, rev := h[RevisionHeader]
+	_, ns := h[NamespaceHeader]
+	_, proxy := h[ProxyHeader]
+	_, tag := h[TagHeader]
+	tag = tag && !r.cfg.TagHeader
+	if !rev && !ns && !proxy && !tag {
+		return req
+	}
+	out := req.WithContext(req.Context())
+	out.Header = h.Clone()
+	delete(out.Header, RevisionHeader)
+	delete(out.Header, NamespaceHeader)
+	delete(out.Header, ProxyHeader)
+	if tag {
+		delete(out.Header, TagHeader)
+	}
+	return out
+}
+
+func (r *Router) stickyKey(req *http.Request) (string, bool) {
+	if r.stickyHeader != "" {
+		if v := req.Header[r.stickyHeader]; len(v) > 0 && v[0] != "" {
+			return v[0], true
+		}
+	}
+	if r.cfg.StickyCookie != "" {
+		if v, ok := cookieValue(req.Header, r.cfg.StickyCookie); ok && v != "" {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// newStickyKey returns 128 random bits in hex. It only needs to be unique,
+// not secret: it chooses a revision, which a client could choose anyway by
+// trying keys.
+func newStickyKey() string {
+	var b [16]byte
+	a, c := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		b[i], b[8+i] = byte(a>>(8*i)), byte(c>>(8*i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+}
