@@ -18,18 +18,18 @@ const (
 	ClassAnnotation                         = AnnotationPrefix + "class"
 	MetricAnnotation                        = AnnotationPrefix + "metric"
 	TargetAnnotation                        = AnnotationPrefix + "target"
-	TargetUtilizationPercentageAnnotation   = AnnotationPrefix + "target-utilization-percentage"   // alias targetUtilizationPercentage
-	TargetBurstCapacityAnnotation           = AnnotationPrefix + "target-burst-capacity"           // alias targetBurstCapacity
-	WindowAnnotation                        = AnnotationPrefix + "window"                          // the stable window
-	PanicWindowPercentageAnnotation         = AnnotationPrefix + "panic-window-percentage"         // alias panicWindowPercentage
-	PanicThresholdPercentageAnnotation      = AnnotationPrefix + "panic-threshold-percentage"      // alias panicThresholdPercentage
-	MinScaleAnnotation                      = AnnotationPrefix + "min-scale"                       // alias minScale
-	MaxScaleAnnotation                      = AnnotationPrefix + "max-scale"                       // alias maxScale
-	InitialScaleAnnotation                  = AnnotationPrefix + "initial-scale"                   // alias initialScale
-	ActivationScaleAnnotation               = AnnotationPrefix + "activation-scale"                // least non-zero scale
-	ScaleDownDelayAnnotation                = AnnotationPrefix + "scale-down-delay"                // alias scaleDownDelay
+	TargetUtilizationPercentageAnnotation   = AnnotationPrefix + "target-utilization-percentage"      // alias targetUtilizationPercentage
+	TargetBurstCapacityAnnotation           = AnnotationPrefix + "target-burst-capacity"              // alias targetBurstCapacity
+	WindowAnnotation                        = AnnotationPrefix + "window"                             // the stable window
+	PanicWindowPercentageAnnotation         = AnnotationPrefix + "panic-window-percentage"            // alias panicWindowPercentage
+	PanicThresholdPercentageAnnotation      = AnnotationPrefix + "panic-threshold-percentage"         // alias panicThresholdPercentage
+	MinScaleAnnotation                      = AnnotationPrefix + "min-scale"                          // alias minScale
+	MaxScaleAnnotation                      = AnnotationPrefix + "max-scale"                          // alias maxScale
+	InitialScaleAnnotation                  = AnnotationPrefix + "initial-scale"                      // alias initialScale
+	ActivationScaleAnnotation               = AnnotationPrefix + "activation-scale"                   // least non-zero scale
+	ScaleDownDelayAnnotation                = AnnotationPrefix + "scale-down-delay"                   // alias scaleDownDelay
 	ScaleToZeroPodRetentionPeriodAnnotation = AnnotationPrefix + "scale-to-zero-pod-retention-period" // alias scaleToZeroPodRetentionPeriod
-	MetricAggregationAlgorithmAnnotation    = AnnotationPrefix + "metric-aggregation-algorithm"    // alias metricAggregationAlgorithm
+	MetricAggregationAlgorithmAnnotation    = AnnotationPrefix + "metric-aggregation-algorithm"       // alias metricAggregationAlgorithm
 
 	// KPAClass is the class this package implements; HPAClass is Knative's
 	// other built-in class.
