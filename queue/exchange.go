@@ -94,7 +94,7 @@ func (ex *exchange) unlive() {
 	if ex.acquired {
 		h.breaker.Release()
 	}
-	h.rec.Out(h.clock.Now(), ex.proxied)
+	h.rec.Out(h.now(), ex.proxied)
 	if ex.hijacked.Load() {
 		h.leave(&h.hijacked)
 	}
@@ -232,6 +232,13 @@ func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Push forwards an HTTP/2 server push if the server supports it.
 func (ex *exchange) Push(target string, opts *http.PushOptions) error {
+	if ex.timed {
+		ex.mu.Lock()
+		defer ex.mu.Unlock()
+		if ex.timedOut {
+			return http.ErrHandlerTimeout
+		}
+	}
 	if p, ok := ex.w.(http.Pusher); ok {
 		return p.Push(target, opts)
 	}
@@ -284,7 +291,7 @@ func (ex *exchange) commitLocked() {
 // touchLocked records a write for IdleTimeout. ex.mu must be held.
 func (ex *exchange) touchLocked() {
 	if ex.h.idle > 0 {
-		ex.lastWrite = ex.h.clock.Now()
+		ex.lastWrite = ex.h.now()
 	}
 }
 

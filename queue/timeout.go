@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 // ErrRequestTimeout is wrapped by every *TimeoutError: a request ran past
@@ -74,7 +76,7 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	}
 	// The application sees what outer middleware already set.
 	copyHeader(ex.header, w.Header())
-	now := h.clock.Now()
+	now := h.now()
 	ex.start, ex.lastWrite = now, now
 	done := make(chan struct{})
 	ex.done = done
@@ -88,7 +90,7 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex.mu.Lock()
 	_, wait := ex.checkLocked(now)
 	ex.mu.Unlock()
-	timer := h.clock.Timer(wait)
+	timer := h.newTimer(wait)
 	defer timer.Stop()
 	for {
 		select {
@@ -99,8 +101,8 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			return
-		case <-timer.C:
-			now := h.clock.Now()
+		case <-timer.C():
+			now := h.now()
 			ex.mu.Lock()
 			err, wait := ex.checkLocked(now)
 			if err != nil {
@@ -202,4 +204,41 @@ func (ex *exchange) timeoutLocked(err *TimeoutError) {
 		ex.w.WriteHeader(http.StatusGatewayTimeout)
 	}
 	_, _ = io.WriteString(ex.w, msg)
+}
+
+// timer is a time.Timer, or a clock.Timer of a configured clock (the real
+// clock's costs two more allocations).
+type timer struct {
+	t *time.Timer
+	c *clock.Timer
+}
+
+func (h *Handler) newTimer(d time.Duration) timer {
+	if h.real {
+		return timer{t: time.NewTimer(d)}
+	}
+	return timer{c: h.clock.Timer(d)}
+}
+
+func (t timer) C() <-chan time.Time {
+	if t.t != nil {
+		return t.t.C
+	}
+	return t.c.C
+}
+
+func (t timer) Reset(d time.Duration) {
+	if t.t != nil {
+		t.t.Reset(d)
+		return
+	}
+	t.c.Reset(d)
+}
+
+func (t timer) Stop() {
+	if t.t != nil {
+		t.t.Stop()
+		return
+	}
+	t.c.Stop()
 }
