@@ -7,6 +7,7 @@ import (
 	"time"
 
 	netstats "knative.dev/networking/pkg/http/stats"
+	knhandler "knative.dev/serving/pkg/http/handler"
 	knqueue "knative.dev/serving/pkg/queue"
 
 	"github.com/servingkit/servingkit/queue"
@@ -16,6 +17,12 @@ import (
 // request stats, tracing off), both in front of the same empty application,
 // at container concurrency 10 (Knative's own benchmark setting) and
 // unlimited. "direct" calls the application alone.
+//
+// The "+timeouts" cases add request timeouts: ours with TotalTimeout,
+// ResponseStartTimeout and IdleTimeout set; Knative's ProxyHandler inside
+// its TimeoutHandler with the same three, which is how its queue-proxy
+// always runs (the revision timeout is never off). "knative/cc10+tracing"
+// is ProxyHandler with tracing on, the setting of Knative's own benchmark.
 
 type nopWriter struct{ h http.Header }
 
@@ -27,29 +34,42 @@ func BenchmarkQueueHandler(b *testing.B) {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	req := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 
-	ours := func(cc int) http.Handler {
-		h, err := queue.New(app, queue.Config{ContainerConcurrency: cc})
+	const timeout = 5 * time.Minute
+	ours := func(cc int, timed bool) http.Handler {
+		c := queue.Config{ContainerConcurrency: cc}
+		if timed {
+			c.TotalTimeout, c.ResponseStartTimeout, c.IdleTimeout = timeout, timeout, timeout
+		}
+		h, err := queue.New(app, c)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return h
 	}
-	knative := func(cc int) http.Handler {
+	knative := func(cc int, tracing bool) http.Handler {
 		var br *knqueue.Breaker
 		if cc > 0 {
 			br = knqueue.NewBreaker(knqueue.BreakerParams{QueueDepth: 10 * cc, MaxConcurrency: cc, InitialCapacity: cc})
 		}
-		return knqueue.ProxyHandler(br, netstats.NewRequestStats(time.Now()), false, app)
+		return knqueue.ProxyHandler(br, netstats.NewRequestStats(time.Now()), tracing, app)
+	}
+	knativeTimed := func(cc int) http.Handler {
+		return knhandler.NewTimeoutHandler(knative(cc, false), "request timeout", func(*http.Request) (time.Duration, time.Duration, time.Duration) {
+			return timeout, timeout, timeout
+		})
 	}
 	cases := []struct {
 		name string
 		h    http.Handler
 	}{
 		{"direct", app},
-		{"servingkit/cc10", ours(10)},
-		{"knative/cc10", knative(10)},
-		{"servingkit/unlimited", ours(0)},
-		{"knative/unlimited", knative(0)},
+		{"servingkit/cc10", ours(10, false)},
+		{"knative/cc10", knative(10, false)},
+		{"servingkit/unlimited", ours(0, false)},
+		{"knative/unlimited", knative(0, false)},
+		{"servingkit/cc10+timeouts", ours(10, true)},
+		{"knative/cc10+timeouts", knativeTimed(10)},
+		{"knative/cc10+tracing", knative(10, true)},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name+"/sequential", func(b *testing.B) {
