@@ -196,3 +196,46 @@ func ExampleConfig_Validate() {
 	// queue: Config.ContainerConcurrency = -1, must be in [0, 2147483647] (0 means no limit)
 	// queue: Config.TotalTimeout = -1s, must be >= 0 (0 means no limit)
 }
+
+func ExampleTimeoutError() {
+	cause := make(chan error, 1)
+	h, err := queue.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // a slow application that listens to its context
+		cause <- context.Cause(r.Context())
+	}), queue.Config{ResponseStartTimeout: 20 * time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	fmt.Print(w.Code, " ", w.Body.String())
+
+	var te *queue.TimeoutError
+	if errors.As(<-cause, &te) {
+		fmt.Println(te.Kind, te.Timeout)
+	}
+	// Output:
+	// 504 queue: request timeout: no response started within the response-start timeout (20ms)
+	// response-start timeout 20ms
+}
+
+func ExampleCheckerFunc() {
+	var warm bool
+	h, err := queue.New(http.NotFoundHandler(), queue.Config{
+		Readiness: queue.CheckerFunc(func(context.Context) error {
+			if !warm {
+				return errors.New("cache still loading")
+			}
+			return nil
+		}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(h.CheckReady(context.Background()))
+	warm = true
+	fmt.Println(h.CheckReady(context.Background()))
+	// Output:
+	// queue: not ready: cache still loading
+	// <nil>
+}
