@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -303,4 +305,37 @@ func TestSidecarApplicationDown(t *testing.T) {
 	assert.ErrorContains(t, err, "queue: not ready: queue: application at "+addr+" not ready after 1ns (1 attempts)")
 	var opErr *net.OpError
 	assert.True(t, errors.As(err, &opErr), "the last attempt's error is kept")
+}
+
+func TestEarlyHintsPassThrough(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("X-Final", "yes")
+		_, _ = io.WriteString(w, "page")
+	})
+	for _, mode := range modes {
+		for _, timed := range []bool{false, true} {
+			c := Config{}
+			if timed {
+				c.ResponseStartTimeout = time.Hour
+			}
+			_, addr := stack(t, mode, app, c)
+			var hints []textproto.MIMEHeader
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, h)
+				return nil
+			}}
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, "http://"+addr, nil)
+			require.NoError(t, err)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "page", string(body))
+			assert.Equal(t, "yes", resp.Header.Get("X-Final"), "%s timed=%v", mode, timed)
+			require.Len(t, hints, 1, "%s timed=%v", mode, timed)
+			assert.Equal(t, "</style.css>; rel=preload", hints[0].Get("Link"))
+		}
+	}
 }
