@@ -2,8 +2,11 @@
 // its load. It is Knative's queue-proxy as a library, usable two ways:
 //
 //   - in process: New wraps the application's own http.Handler, with no
-//     proxy hop (what knative/serving#7210 asked for); the per-request cost
-//     is a few atomics, two clock reads and a pooled writer, no allocation;
+//     proxy hop (what knative/serving#7210 asked for). Without request
+//     timeouts the per-request cost is a few atomics, two clock reads and a
+//     pooled writer, with no allocation; with one, the application runs on
+//     a goroutine of its own so that the timeout can answer while it is
+//     still busy (as http.TimeoutHandler and Knative's timeout handler do);
 //   - as a sidecar: NewSidecar forwards to an application on another port
 //     through an httputil.ReverseProxy with a tuned transport and pooled
 //     buffers.
