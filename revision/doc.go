@@ -29,20 +29,19 @@
 // Lifecycle and Switch are plain values that take the time as an argument
 // and do no I/O; only Reconciler.Run holds a clock.
 //
-// Usage sketch, wiring autoscaler → revision → router:
+// Usage sketch, wiring autoscaler → revision → router (act is the
+// activator's handler, toReplicas reaches the replicas):
 //
 //	cfg, _ := revision.NewConfiguration[revision.Spec]("hello", revision.ConfigurationOptions{Namespace: "default"})
 //	rev, _, _ := cfg.Apply(now, revision.Spec{Image: "example.com/hello:v1"})
 //
-//	rec, _ := revision.NewReconciler(rev.Key, now, revision.Config{}, revision.ReconcilerOptions{
-//		Activator: activatorHandler, // e.g. the activator package's handler
-//		Serve:     replicasProxy,    // reaches the replicas
-//	})
+//	rec, _ := revision.NewReconciler(rev.Key, now, revision.Config{},
+//		revision.ReconcilerOptions{Activator: act, Serve: toReplicas})
 //	rec.SetActivators(now, []string{"in-process"})
-//	router.Set(rev.Key, rec.FrontDoor())
+//	router.Update(routes, traffic.FrontDoorMap{rev.Key: rec.FrontDoor()})
 //
-//	// On every autoscaler decision and readiness change:
-//	rec.Decide(d.Time, revision.Decision{Desired: d.Desired, ExcessBurstCapacity: d.EBC, Panicking: d.Panicking})
+//	// On every autoscaler decision, and whenever readiness changes:
+//	rec.Decide(now, revision.Decision{Desired: desired, ExcessBurstCapacity: ebc, Panicking: panicking})
 //	rec.SetReplicas(now, readyAddrs)
-//	// The autoscaler's scale-to-zero grace waits on rec.ProxyFor(now).
+//	// The autoscaler's scale-to-zero grace period waits on rec.ProxyFor(now).
 package revision

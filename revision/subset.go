@@ -22,31 +22,35 @@ import (
 // n <= 0 means all members, as Knative's NumActivators 0 does. Duplicates
 // in from count once.
 func ChooseSubset(from []string, n int, target string) []string {
-	all := slices.Clone(from)
-	slices.Sort(all)
-	all = slices.Compact(all)
-	if n <= 0 || n >= len(all) {
-		return all
+	if n <= 0 || n >= len(from) {
+		all := slices.Clone(from)
+		slices.Sort(all)
+		return slices.Compact(all)
 	}
 	type weighted struct {
 		w uint64
 		m string
 	}
-	ws := make([]weighted, len(all))
-	for i, m := range all {
+	ws := make([]weighted, len(from))
+	for i, m := range from {
 		ws[i] = weighted{rendezvousWeight(target, m), m}
 	}
-	// Heaviest first; equal weights (vanishingly rare) fall back to the
-	// member so the order stays total.
+	// Heaviest first; equal weights (vanishingly rare, or duplicates) fall
+	// back to the member, so the order is total and duplicates are adjacent.
 	slices.SortFunc(ws, func(a, b weighted) int {
 		if c := cmp.Compare(b.w, a.w); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.m, b.m)
 	})
-	out := make([]string, n)
-	for i := range out {
-		out[i] = ws[i].m
+	out := make([]string, 0, n)
+	for i, w := range ws {
+		if i > 0 && w.m == ws[i-1].m {
+			continue
+		}
+		if out = append(out, w.m); len(out) == n {
+			break
+		}
 	}
 	slices.Sort(out)
 	return out

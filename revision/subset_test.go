@@ -34,6 +34,14 @@ func TestChooseSubsetBasics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, ChooseSubset(from, tc.n, "rev")) })
 	}
 	assert.Empty(t, ChooseSubset(nil, 3, "rev"))
+	for i := range 50 {
+		// Duplicates count once also when choosing: n distinct members.
+		dup := []string{"x", "y", "x", "y", "z", "x"}
+		got := ChooseSubset(dup, 2, fmt.Sprint("rev-", i))
+		assert.Len(t, got, 2)
+		assert.NotEqual(t, got[0], got[1])
+		assert.Equal(t, got, ChooseSubset([]string{"x", "y", "z"}, 2, fmt.Sprint("rev-", i)))
+	}
 	assert.Equal(t, []string{"c", "a", "b", "a", "d"}, from, "input untouched")
 }
 
