@@ -272,7 +272,15 @@ func ParseConfig(data map[string]string) (Config, error) {
 		c.ContainerConcurrencyTargetFraction /= 100
 	}
 	if err := c.Validate(); err != nil {
-		p.errs = append(p.errs, err)
+		// Report values as given ("61m", not "1h1m0s").
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			if fe, ok := e.(*FieldError); ok {
+				if raw, ok := data[fe.Field]; ok {
+					fe.Value = raw
+				}
+			}
+			p.errs = append(p.errs, e)
+		}
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err
