@@ -22,6 +22,7 @@ func newConfig(t *testing.T, opts ConfigurationOptions) *Configuration[Spec] {
 
 func TestApplyCreatesOnlyOnChange(t *testing.T) {
 	c := newConfig(t, ConfigurationOptions{Namespace: "default"})
+	assert.Equal(t, "hello", c.Name())
 	_, ok := c.Latest()
 	assert.False(t, ok)
 

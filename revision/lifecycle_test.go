@@ -355,3 +355,19 @@ func TestFailureHelpers(t *testing.T) {
 	assert.Equal(t, Failure{ContainerHealthy, ReasonContainerMissing, `Unable to fetch image "ex/a:1": not found`}, ImageMissing("ex/a:1", "not found"))
 	assert.Equal(t, Failure{ResourcesAvailable, "Unschedulable", "no nodes"}, ResourcesUnavailable("Unschedulable", "no nodes"))
 }
+
+// TestResourcesAvailablePrecedence walks ResourcesAvailable's first-match
+// rules from the top: a reported failure beats an exceeded progress
+// deadline, which beats initialization.
+func TestResourcesAvailablePrecedence(t *testing.T) {
+	unsched := ResourcesUnavailable("Unschedulable", "no nodes")
+	runSteps(t, Config{ProgressDeadline: 10 * time.Second}, []step{
+		{at: 0, obs: Observation{Desired: 2, Ready: 1}, ready: True, resources: True, container: True, active: True, desired: 2},
+		{at: 10 * time.Second, tick: true, ready: False, readyReason: pde, resources: False, resourcesReason: pde, container: True, active: True, desired: 2},
+		{at: 11 * time.Second, obs: Observation{Desired: 2, Ready: 1, Failures: []Failure{unsched}}, ready: False, readyReason: "Unschedulable", resources: False, resourcesReason: "Unschedulable", container: True, active: True, desired: 2},
+		{at: 12 * time.Second, obs: Observation{Desired: 2, Ready: 1}, ready: False, readyReason: pde, resources: False, resourcesReason: pde, container: True, active: True, desired: 2},
+		{at: 13 * time.Second, obs: Observation{Desired: 2, Ready: 2}, ready: True, resources: True, container: True, active: True, desired: 2},
+	})
+	l, _ := NewLifecycle(t0, Config{MinScale: 1})
+	assert.Equal(t, Config{MinScale: 1}, l.Config())
+}

@@ -161,9 +161,10 @@ func (r *Reconciler) Decide(now time.Time, d Decision) State {
 
 // SetReplicas sets the ready replicas (addresses or names; only their
 // number matters to the status and mode, and they are the endpoints
-// published in Serve mode). The reconciler keeps a copy.
+// published in Serve mode). Duplicates count once; the reconciler keeps a
+// copy.
 func (r *Reconciler) SetReplicas(now time.Time, ready []string) State {
-	ready = slices.Clone(ready)
+	ready = ChooseSubset(ready, 0, "") // a sorted, de-duplicated copy
 	return r.update(now, func() { r.replicas = ready })
 }
 
@@ -172,7 +173,7 @@ func (r *Reconciler) SetReplicas(now time.Time, ready []string) State {
 // ready the mode is forced to Serve, so a host whose activator is in-process
 // reports it here (any one name) before handing out the front door.
 func (r *Reconciler) SetActivators(now time.Time, ready []string) State {
-	ready = slices.Clone(ready)
+	ready = ChooseSubset(ready, 0, "")
 	return r.update(now, func() { r.activators = ready })
 }
 

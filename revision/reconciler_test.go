@@ -288,3 +288,13 @@ func TestReconcilerConcurrentStress(t *testing.T) {
 	assert.True(t, st.Endpoints.Equal(lastEps), "the last delivered endpoints are the current ones")
 	assert.Equal(t, st.Endpoints.Mode, r.FrontDoor().Mode())
 }
+
+func TestReconcilerCountsDistinctReplicas(t *testing.T) {
+	r := newTestReconciler(t, Config{InitialScale: 2})
+	st := r.SetReplicas(t0, []string{"p1", "p1"})
+	assert.Equal(t, int32(1), st.Status.ActualReplicas)
+	assert.False(t, st.Status.Initialized)
+	st = r.SetReplicas(t0, []string{"p2", "p1", "p1"})
+	assert.Equal(t, int32(2), st.Status.ActualReplicas)
+	assert.True(t, st.Status.Initialized)
+}
