@@ -9,7 +9,7 @@
 //     [Configuration.Collect] retires revisions no route needs
 //     ([RetentionPolicy], Knative's GC rules).
 //   - [Lifecycle] turns plain inputs — desired scale, ready replicas,
-//     host-reported [Failure]s, times — into a [Status] with Knative's
+//     host-reported failures ([Failure]), times — into a [Status] with Knative's
 //     conditions (ResourcesAvailable, ContainerHealthy, Ready, Active),
 //     reasons and messages. Ready does not include Active, so a revision
 //     scaled to zero stays Ready.
