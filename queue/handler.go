@@ -40,6 +40,11 @@ const StatusClientClosedRequest = 499
 // A hijacked connection (a websocket) and a streaming response hold their
 // slot and count as in flight until they end.
 //
+// As net/http requires, the application must not use its ResponseWriter
+// once its ServeHTTP has returned (or, after a timeout, keep a header map it
+// got before): the Handler reuses them for later requests. A hijacked
+// connection is the application's until it closes it.
+//
 // With no timeout configured a request costs no goroutine, context or
 // closure: the per-request state lives in a pooled response writer. With a
 // timeout, the application runs on its own goroutine so that the timeout
@@ -177,18 +182,20 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
 	var status int
 	var msg string
-	var we *WaitError
-	errors.As(err, &we)
+	var waited time.Duration
+	if we := (*WaitError)(nil); errors.As(err, &we) {
+		waited = we.Waited.Round(time.Millisecond)
+	}
 	switch {
 	case errors.Is(err, ErrQueueFull):
 		status = http.StatusServiceUnavailable
 		msg = fmt.Sprintf("queue: pending request queue full: %d requests in flight and %d waiting", h.breaker.InFlight(), h.breaker.Waiting())
 	case errors.Is(err, ErrQueueTimeout):
 		status = http.StatusServiceUnavailable
-		msg = fmt.Sprintf("queue: request waited %v in the queue without getting a slot (MaxWait)", we.Waited.Round(time.Millisecond))
+		msg = fmt.Sprintf("queue: request waited %v in the queue without getting a slot (MaxWait)", waited)
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
-		msg = fmt.Sprintf("queue: request deadline passed after waiting %v in the queue", we.Waited.Round(time.Millisecond))
+		msg = fmt.Sprintf("queue: request deadline passed after waiting %v in the queue", waited)
 	case errors.Is(err, context.Canceled):
 		// The client is gone (or a timeout already answered it): nobody
 		// reads a body.
