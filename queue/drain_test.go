@@ -289,3 +289,39 @@ func TestDrainContextAndSharedResult(t *testing.T) {
 		assert.Equal(t, http.StatusOK, serve(h, get()).Code, "still served after the drain")
 	})
 }
+
+// TestHijackStress mixes hijacked and plain requests on many goroutines
+// (run it with -race): the pooled writers and the books stay consistent.
+func TestHijackStress(t *testing.T) {
+	for _, timed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "untimed", true: "timed"}[timed], func(t *testing.T) {
+			t.Parallel()
+			c := Config{ContainerConcurrency: 4, QueueDepth: 100}
+			if timed {
+				c.TotalTimeout = time.Hour
+			}
+			h := mustNew(t, upgradeApp, c)
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 100 {
+						if (g+i)%4 != 0 {
+							assert.Equal(t, "plain", serve(h, get()).Body.String())
+							continue
+						}
+						w := newHijackRecorder()
+						go h.ServeHTTP(w, get("Connection", "Upgrade", "Upgrade", "echo"))
+						br := readUpgrade(t, w.client)
+						echo(t, w.client, br, "x")
+						w.client.Close()
+					}
+				})
+			}
+			wg.Wait()
+			require.Eventually(t, func() bool { return h.InFlight() == 0 }, 10*time.Second, time.Millisecond)
+			assert.Equal(t, 0, h.Breaker().Pending())
+			total, _ := h.Recorder().InFlight()
+			assert.Zero(t, total)
+		})
+	}
+}
