@@ -194,42 +194,42 @@ func (r *Rollout) Validate() error {
 	add := func(path string, value any, rule string) {
 		errs = append(errs, &FieldError{Path: path, Value: value, Rule: rule, kind: ErrInvalidRollout})
 	}
-	type key struct{ tag, config string }
-	seen := map[key]int{}
 	for i, c := range r.Configurations {
-		at := fmt.Sprintf("configurations[%d]", i)
+		// Paths are built only for problems: Plan validates every state.
+		at := func(field string) string { return fmt.Sprintf("configurations[%d]%s", i, field) }
 		if !validKey(c.ConfigurationName) {
-			add(at+".configurationName", c.ConfigurationName, keyRule)
+			add(at(".configurationName"), c.ConfigurationName, keyRule)
 		}
 		if c.Tag != "" && !isDNS1035Label(c.Tag) {
-			add(at+".tag", c.Tag, dns1035Rule)
+			add(at(".tag"), c.Tag, dns1035Rule)
 		}
-		if j, dup := seen[key{c.Tag, c.ConfigurationName}]; dup {
-			add(at, c.ConfigurationName, fmt.Sprintf("tag %q and configuration listed twice, first at configurations[%d]", c.Tag, j))
-		} else {
-			seen[key{c.Tag, c.ConfigurationName}] = i
+		for j, d := range r.Configurations[:i] {
+			if d.Tag == c.Tag && d.ConfigurationName == c.ConfigurationName {
+				add(at(""), c.ConfigurationName, fmt.Sprintf("tag %q and configuration listed twice, first at configurations[%d]", c.Tag, j))
+				break
+			}
 		}
 		if c.Percent < 0 || c.Percent > 100 {
-			add(at+".percent", c.Percent, fmt.Sprintf("expected 0 <= %d <= 100", c.Percent))
+			add(at(".percent"), c.Percent, fmt.Sprintf("expected 0 <= %d <= 100", c.Percent))
 		}
 		if s := c.StepParams.StepSize; s < 0 || s > c.Percent {
-			add(at+".stepParams.stepSize", s, fmt.Sprintf("expected 0 <= %d <= percent %d", s, c.Percent))
+			add(at(".stepParams.stepSize"), s, fmt.Sprintf("expected 0 <= %d <= percent %d", s, c.Percent))
 		}
 		if d := c.StepParams.StepDuration; d < 0 {
-			add(at+".stepParams.stepDuration", d, "must not be negative")
+			add(at(".stepParams.stepDuration"), d, "must not be negative")
 		}
 		sum := 0
 		for j, rv := range c.Revisions {
 			if !validKey(rv.RevisionName) {
-				add(fmt.Sprintf("%s.revisions[%d].revisionName", at, j), rv.RevisionName, keyRule)
+				add(at(fmt.Sprintf(".revisions[%d].revisionName", j)), rv.RevisionName, keyRule)
 			}
 			if rv.Percent < 0 || rv.Percent > 100 {
-				add(fmt.Sprintf("%s.revisions[%d].percent", at, j), rv.Percent, fmt.Sprintf("expected 0 <= %d <= 100", rv.Percent))
+				add(at(fmt.Sprintf(".revisions[%d].percent", j)), rv.Percent, fmt.Sprintf("expected 0 <= %d <= 100", rv.Percent))
 			}
 			sum += rv.Percent
 		}
 		if sum != c.Percent {
-			add(at+".revisions", sum, fmt.Sprintf("revision percents sum to %d, want the configuration's %d", sum, c.Percent))
+			add(at(".revisions"), sum, fmt.Sprintf("revision percents sum to %d, want the configuration's %d", sum, c.Percent))
 		}
 	}
 	return errors.Join(errs...)
@@ -272,11 +272,11 @@ func (r *Rollout) find(tag, configuration string) *ConfigRollout {
 
 // step merges the previous state into cur, the steady state of the current
 // traffic (Knative's Rollout.Step). It returns the new state and the
-// earliest time a step is due (zero if none). Neither cur nor prev is
-// modified.
+// earliest time a step is due (zero if none). prev is not modified; the
+// result may share slices with cur, which the caller must not reuse.
 func (cur *Rollout) step(prev *Rollout, now time.Time, b *Budget) (*Rollout, time.Time) {
 	if prev == nil || len(prev.Configurations) == 0 {
-		return cur.clone(), time.Time{}
+		return cur, time.Time{}
 	}
 	prev = prev.clone()
 	out := &Rollout{}
@@ -301,7 +301,6 @@ func (cur *Rollout) step(prev *Rollout, now time.Time, b *Budget) (*Rollout, tim
 			out.Configurations = append(out.Configurations, c)
 		}
 	}
-	out = out.clone()
 	out.sort()
 	return out, next
 }
