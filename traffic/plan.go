@@ -90,9 +90,16 @@ type Plan struct {
 //     newest revision, a decrease comes off the oldest first.
 //
 // With a zero Duration, State is want's steady state and Table is want.
-// Plan is pure: it does not keep prev or want, and reads the clock only
+// A nil want, or a Budget without Capacity, is a programming error and
+// panics. Plan is pure: it does not keep prev or want, and reads the clock only
 // through now.
 func (c RolloutConfig) Plan(prev *Rollout, want *Table, now time.Time) Plan {
+	if want == nil {
+		panic("traffic: RolloutConfig.Plan called with a nil want table")
+	}
+	if c.Budget != nil && c.Budget.Capacity == nil {
+		panic("traffic: RolloutConfig.Plan with a Budget but no Budget.Capacity (see RolloutConfig.Validate)")
+	}
 	cur := NewRollout(want)
 	if c.Duration <= 0 {
 		return Plan{State: cur, Table: want}

@@ -231,6 +231,14 @@ func TestRolloutScenarios(t *testing.T) {
 			{at: 21*time.Second + 1202020202, want: "default: r1 93%, r2 5%, r3 2%", next: 21*time.Second + 2*1202020202},
 		})
 	})
+	t.Run("75% of the route: steps of 2% every 3 s when the first 1% took 2.4 s", func(t *testing.T) {
+		runRollout(t, two, hello(75), nil, []rolloutStep{
+			{at: 0, latest: LatestReadyMap{"hello": "r1"}, want: "default: r1 75%, pinned 25%"},
+			{at: time.Second, latest: LatestReadyMap{"hello": "r2"}, want: "default: r1 74%, r2 1%, pinned 25%", awaiting: true},
+			{at: 3400 * time.Millisecond, ready: true, want: "default: r1 74%, r2 1%, pinned 25%", next: 6400 * time.Millisecond},
+			{at: 6400 * time.Millisecond, want: "default: r1 72%, r2 3%, pinned 25%", next: 9400 * time.Millisecond},
+		})
+	})
 	t.Run("percent changes during a rollout", func(t *testing.T) {
 		runRollout(t, two, hello(100), nil, []rolloutStep{
 			{at: 0, latest: LatestReadyMap{"hello": "r1"}, want: "default: r1 100%"},
@@ -315,6 +323,11 @@ func TestRolloutScenarios(t *testing.T) {
 			{at: time.Second, spec: []Target{{ConfigurationName: "hello", Percent: 50}, {ConfigurationName: "other", Percent: 50}}, want: "default: r1 50%, o1 50%"},
 		})
 	})
+}
+
+func TestPlanMisusePanics(t *testing.T) {
+	assert.PanicsWithValue(t, "traffic: RolloutConfig.Plan called with a nil want table", func() { RolloutConfig{}.Plan(nil, nil, t0) })
+	assert.Panics(t, func() { RolloutConfig{Budget: &Budget{}}.Plan(nil, &Table{}, t0) })
 }
 
 func TestPlanDiscardsInvalidState(t *testing.T) {
