@@ -286,7 +286,10 @@ func (cur *Rollout) step(prev *Rollout, now time.Time, b *Budget) (*Rollout, tim
 		switch {
 		case p == nil:
 			// A configuration (or tag) that is new to the route: nothing to
-			// roll from, so it gets its share at once.
+			// roll from, so it gets its share at once. (Knative v0.42.2
+			// keeps only the first configuration of a tag that is new to
+			// the state and adds the others a reconcile later; all are kept
+			// here.)
 			if c.Percent != 0 {
 				out.Configurations = append(out.Configurations, c)
 			}
