@@ -225,7 +225,7 @@ func (d *Decider) Step(now time.Time, ready int, stableLoad, panicLoad float64) 
 		panicLoad = 0
 	}
 	// One replica stands in for none, so that the rates can grow from zero.
-	r := math.Max(1, float64(ready))
+	r := float64(max(ready, 1))
 	// ceil guarantees growth by at least one replica even with a rate close
 	// to 1; floor, symmetrically, shrinks by at least one.
 	maxUp := math.Ceil(s.MaxScaleUpRate * r)
@@ -235,8 +235,8 @@ func (d *Decider) Step(now time.Time, ready int, stableLoad, panicLoad float64) 
 	}
 	dspc := math.Ceil(stableLoad / s.TargetValue)
 	dppc := math.Ceil(panicLoad / s.TargetValue)
-	stablePods := toInt32(math.Min(math.Max(dspc, maxDown), maxUp))
-	panicPods := toInt32(math.Min(math.Max(dppc, maxDown), maxUp))
+	stablePods := toInt32(clamp(dspc, maxDown, maxUp))
+	panicPods := toInt32(clamp(dppc, maxDown, maxUp))
 	if act := toInt32(float64(s.ActivationScale)); act > 1 {
 		if dspc > 0 && act > stablePods {
 			stablePods = act
@@ -287,6 +287,19 @@ func (d *Decider) Step(now time.Time, ready int, stableLoad, panicLoad float64) 
 		ExcessBurstCapacity: int(toInt32(ebc)),
 		Panicking:           !d.panicTime.IsZero(),
 	}
+}
+
+// clamp is math.Min(math.Max(x, lo), hi) for x that is not NaN, without
+// the calls (math.Max and math.Min are not inlined on amd64); it can differ
+// only in the sign of a zero, which converts to the same integer.
+func clamp(x, lo, hi float64) float64 {
+	if x < lo {
+		x = lo
+	}
+	if x > hi {
+		x = hi
+	}
+	return x
 }
 
 // toInt32 converts like Knative's int32(float64) for values in range and
