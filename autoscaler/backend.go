@@ -21,10 +21,10 @@ func (f ScalerFunc) Scale(ctx context.Context, revision string, n int) error {
 }
 
 // ReadyCounter counts the replicas of a revision that are ready to serve.
-// The Runner calls it for every revision on every tick and when a revision
-// is added, from its own goroutine, so it must be fast (serve it from a
-// cache) and must not call back into the Runner. An error skips the
-// revision for that tick; a revision with no replicas is 0, not an error.
+// The Runner calls it for every revision on every tick, from Run's
+// goroutine with no lock held, and from Runner.Add; it must be fast (serve
+// it from a cache). An error skips the revision for that tick; a revision
+// with no replicas is 0, not an error.
 type ReadyCounter interface {
 	ReadyCount(revision string) (int, error)
 }

@@ -301,3 +301,59 @@ func Example_policyTest() {
 	// half a minute idle: 3 5
 	// another minute: 0 1
 }
+
+func ExampleRunner() {
+	mock := clock.NewMock()
+	fake := autoscalertest.NewFakeScaler()
+	r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: fake, Ready: fake, Clock: mock})
+	if err != nil {
+		panic(err)
+	}
+	decisions := make(chan autoscaler.Decision, 16)
+	r.Subscribe(func(d autoscaler.Decision) { decisions <- d })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = r.Run(ctx) }()
+
+	spec, _ := autoscaler.DefaultConfig().RevisionSpec(map[string]string{
+		"autoscaling.knative.dev/target-burst-capacity": "0",
+	}, 10)
+	_ = r.Add("default/hello", spec)
+	_ = r.Flush(ctx) // one replica, the initial scale
+
+	// A queue and an activator push their stats (r is a stats.Sink).
+	_ = r.Send(ctx, []stats.Message{
+		{Revision: "default/hello", Stat: stats.Stat{Source: "replica-1", Concurrency: 9}},
+		{Revision: "default/hello", Stat: stats.Stat{Source: "activator", Concurrency: 5}},
+	})
+	mock.Add(2 * time.Second) // the first tick
+	d := <-decisions
+	fmt.Println(d)
+	fmt.Println("activator in path:", d.ActivatorInPath())
+	_ = r.Flush(ctx)
+	fmt.Println(fake.CallsFor("default/hello"))
+	// Output:
+	// default/hello: desired=2 ebc=0 panicking=true recommended=2 ready=1 Active
+	// activator in path: false
+	// [1 2]
+}
+
+// A Scraper can read load from anywhere, for example a load balancer that
+// already counts requests in flight per backend group.
+func ExampleScraperFunc() {
+	inFlight := map[string]float64{"default/hello": 12}
+	replicas := map[string]int{"default/hello": 3}
+	var s autoscaler.Scraper = autoscaler.ScraperFunc(func(_ context.Context, revision string, _ time.Duration) (stats.Stat, error) {
+		if replicas[revision] == 0 {
+			return stats.Stat{}, autoscaler.ErrNoReplicas // nothing recorded: no data
+		}
+		return stats.Stat{Source: "load-balancer", Concurrency: inFlight[revision]}, nil
+	})
+	st, err := s.Scrape(context.Background(), "default/hello", time.Minute)
+	fmt.Println(st.Concurrency, err)
+	_, err = s.Scrape(context.Background(), "default/idle", time.Minute)
+	fmt.Println(err)
+	// Output:
+	// 12 <nil>
+	// autoscaler: no replicas to scrape
+}

@@ -73,6 +73,8 @@ type HTTPScraper struct {
 	Clock clock.Clock
 }
 
+var _ Scraper = (*HTTPScraper)(nil)
+
 // Scrape implements Scraper.
 func (s *HTTPScraper) Scrape(ctx context.Context, revision string, window time.Duration) (stats.Stat, error) {
 	if s.Lister == nil {

@@ -23,6 +23,8 @@ var (
 	ErrUnknownRevision = errors.New("autoscaler: unknown revision")
 )
 
+var _ stats.Sink = (*Runner)(nil)
+
 // Defaults for Options.
 const (
 	DefaultScaleWorkers  = 8
@@ -129,8 +131,8 @@ type entry struct {
 // told makes that exact.
 //
 // All methods are safe for simultaneous use. Subscribers and the
-// ReadyCounter are called from Run's goroutine with no lock held; the
-// Scaler from the scale goroutines.
+// ReadyCounter are called from Run's goroutine with no lock held (the
+// ReadyCounter also from Add); the Scaler from the scale goroutines.
 type Runner struct {
 	opts   Options
 	clock  clock.Clock
