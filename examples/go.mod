@@ -1,0 +1,16 @@
+module github.com/servingkit/servingkit/examples
+
+go 1.25
+
+replace github.com/servingkit/servingkit => ../
+
+require (
+	github.com/servingkit/servingkit v0.0.0-00010101000000-000000000000
+	golang.org/x/sync v0.19.0
+	sigs.k8s.io/yaml v1.6.0
+)
+
+require (
+	github.com/benbjohnson/clock v1.3.5 // indirect
+	go.yaml.in/yaml/v2 v2.4.2 // indirect
+)

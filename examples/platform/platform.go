@@ -1,0 +1,646 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/servingkit/servingkit/activator"
+	"github.com/servingkit/servingkit/autoscaler"
+	"github.com/servingkit/servingkit/queue"
+	"github.com/servingkit/servingkit/revision"
+	"github.com/servingkit/servingkit/stats"
+	"github.com/servingkit/servingkit/traffic"
+)
+
+// Options configure a Platform. Zero values are working defaults.
+type Options struct {
+	// Addr is the gateway's listen address. "" means 127.0.0.1:8080.
+	Addr string
+	// ControlAddr serves /status and /apply. "" means 127.0.0.1:8081.
+	ControlAddr string
+	// Domain is the {domain} of hosts {name}.{namespace}.{domain}. ""
+	// means "localhost", so http://hello.default.localhost:8080 works.
+	Domain string
+	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) that
+	// override Knative's defaults for every revision.
+	Autoscaler map[string]string
+	// RolloutDuration is the gradual rollout of a Service without the
+	// serving.knative.dev/rollout-duration annotation. Zero means none.
+	RolloutDuration time.Duration
+	// DrainQuietPeriod is how long a replica keeps serving after SIGTERM
+	// before it finishes (Knative: 30 s). Zero means 2 s.
+	DrainQuietPeriod time.Duration
+	// StartupDelay is each replica's simulated application start-up time,
+	// on top of starting a process. Zero means none.
+	StartupDelay time.Duration
+	// Log receives the platform's events. Nil means os.Stderr-like
+	// discarding: silent.
+	Log *slog.Logger
+	// ReplicaLog receives replica processes' stderr. Nil means discard.
+	ReplicaLog io.Writer
+}
+
+const rolloutAnnotation = "serving.knative.dev/rollout-duration"
+
+// Platform is a complete local serving plane: gateway (traffic.Router) →
+// per revision a front door (revision) → activator in Proxy mode →
+// replica processes running the demo app behind queue, scaled by the
+// autoscaler through a process backend.
+type Platform struct {
+	opts       Options
+	log        *slog.Logger
+	replicaLog io.Writer
+	ascfg      autoscaler.Config
+
+	spawner *spawner
+	runner  *autoscaler.Runner
+	act     *activator.Handler
+	router  *traffic.Router
+	proxyTr http.RoundTripper
+
+	gateway, control *http.Server
+	gatewayAddr      string
+	controlAddr      string
+
+	mu        sync.Mutex          // protects services, revisions, routes
+	services  map[string]*service // by "namespace/name"
+	revisions map[string]*rev     // by key "namespace/revision"
+	routes    []traffic.Route     // what the router serves
+
+	kick    chan struct{} // wakes the route loop
+	ctx     context.Context
+	cancel  context.CancelFunc
+	loops   sync.WaitGroup
+	stopped atomic.Bool
+}
+
+// service is one Knative Service: a configuration and a route.
+type service struct {
+	ns, name string
+	cfg      *revision.Configuration[revision.Spec]
+	traffic  traffic.Spec // revision names already turned into keys
+	rollout  traffic.RolloutConfig
+	state    *traffic.Rollout // rollout state under way
+	table    *traffic.Table   // what is routed now
+	nextStep time.Time
+	problem  string // why the route could not be updated, for status
+}
+
+func (s *service) key() string { return s.ns + "/" + s.name }
+
+// rev is one revision with everything that serves it.
+type rev struct {
+	key, name, service string
+	spec               revision.Spec
+	app                App
+	aspec              autoscaler.Spec
+	rec                *revision.Reconciler
+	serve              *balancer
+	pool               *pool
+	door               http.Handler
+
+	requests, errors atomic.Int64
+	decision         atomic.Pointer[autoscaler.Decision]
+	routed           bool // under Platform.mu
+}
+
+func (r *rev) replicaSpec(name string, o Options) ReplicaSpec {
+	return ReplicaSpec{
+		Name: name, Revision: r.key, App: r.app, Env: r.spec.Env,
+		ContainerConcurrency: r.spec.ContainerConcurrency,
+		Timeout:              r.spec.Timeout,
+		StartupDelay:         o.StartupDelay,
+		DrainQuietPeriod:     o.DrainQuietPeriod,
+	}
+}
+
+// NewPlatform checks the options and builds a platform; Start runs it.
+func NewPlatform(o Options) (*Platform, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:8080"
+	}
+	if o.ControlAddr == "" {
+		o.ControlAddr = "127.0.0.1:8081"
+	}
+	if o.Domain == "" {
+		o.Domain = "localhost"
+	}
+	if o.DrainQuietPeriod == 0 {
+		o.DrainQuietPeriod = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.ReplicaLog == nil {
+		o.ReplicaLog = io.Discard
+	}
+	for _, a := range []string{o.Addr, o.ControlAddr} {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("platform: address %q: %w", a, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("platform: address %q: the platform listens on loopback only (127.0.0.1)", a)
+		}
+	}
+	ascfg, err := autoscaler.ParseConfig(o.Autoscaler)
+	if err != nil {
+		return nil, fmt.Errorf("platform: autoscaler config: %w", err)
+	}
+	p := &Platform{
+		opts: o, log: o.Log, replicaLog: o.ReplicaLog, ascfg: ascfg,
+		spawner:   newSpawner(),
+		services:  map[string]*service{},
+		revisions: map[string]*rev{},
+		kick:      make(chan struct{}, 1),
+		proxyTr:   &http.Transport{MaxIdleConnsPerHost: 1000, DisableCompression: true},
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
+	if err != nil {
+		return nil, err
+	}
+	p.runner, err = autoscaler.NewRunner(autoscaler.Options{
+		Scaler:  autoscaler.ScalerFunc(p.scale),
+		Ready:   autoscaler.ReadyCounterFunc(p.readyCount),
+		Scraper: &autoscaler.HTTPScraper{Lister: autoscaler.ReplicaListerFunc(p.replicaStats)},
+		Logger:  o.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.act, err = activator.New(activator.Options{
+		ThrottlerOptions: activator.ThrottlerOptions{Logger: o.Log},
+		Poker:            p.runner,
+		Sink:             stats.SinkFunc(p.runner.Send),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.runner.Subscribe(p.onDecision)
+	return p, nil
+}
+
+// Start listens and starts the loops. It returns once the gateway and the
+// control endpoint accept connections.
+func (p *Platform) Start() error {
+	gl, err := net.Listen("tcp", p.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("platform: gateway: %w", err)
+	}
+	cl, err := net.Listen("tcp", p.opts.ControlAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("platform: control: %w", err)
+	}
+	p.gatewayAddr, p.controlAddr = gl.Addr().String(), cl.Addr().String()
+	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
+	p.control = &http.Server{Handler: p.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	p.goLoop(func() { _ = p.gateway.Serve(gl) })
+	p.goLoop(func() { _ = p.control.Serve(cl) })
+	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
+	p.goLoop(func() { p.act.Run(p.ctx) })
+	p.goLoop(p.routeLoop)
+	return nil
+}
+
+func (p *Platform) goLoop(f func()) {
+	p.loops.Add(1)
+	go func() { defer p.loops.Done(); f() }()
+}
+
+// GatewayAddr and ControlAddr return the listening addresses.
+func (p *Platform) GatewayAddr() string { return p.gatewayAddr }
+func (p *Platform) ControlAddr() string { return p.controlAddr }
+
+// Stop stops taking requests, lets those under way finish, and drains and
+// stops every replica process.
+func (p *Platform) Stop(ctx context.Context) error {
+	if !p.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	errs := []error{p.gateway.Shutdown(ctx), p.act.Shutdown(ctx)}
+	p.cancel()
+	_ = p.control.Shutdown(ctx)
+	p.mu.Lock()
+	revs := slices.Collect(maps.Values(p.revisions))
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range revs {
+		wg.Go(r.pool.stopAll)
+	}
+	wg.Wait()
+	p.loops.Wait()
+	return errors.Join(errs...)
+}
+
+// Apply reads a Service manifest: a changed template creates a new revision
+// (started at its initial scale) and the traffic block is routed as soon as
+// the revisions it names are ready. It returns the manifest's warnings.
+func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
+	ns, name := svc.Metadata.Namespace, svc.Metadata.Name
+	c := svc.Spec.Template.Spec.Containers[0]
+	app, err := AppForImage(c.Image)
+	if err != nil {
+		return nil, err
+	}
+	spec := revision.Spec{
+		Name:        svc.Spec.Template.Metadata.Name,
+		Image:       c.Image,
+		Env:         map[string]string{},
+		Timeout:     300 * time.Second,
+		Annotations: svc.Spec.Template.Metadata.Annotations,
+	}
+	for _, e := range c.Env {
+		spec.Env[e.Name] = e.Value
+	}
+	if cc := svc.Spec.Template.Spec.ContainerConcurrency; cc != nil {
+		spec.ContainerConcurrency = int(*cc)
+	}
+	if ts := svc.Spec.Template.Spec.TimeoutSeconds; ts != nil {
+		spec.Timeout = time.Duration(*ts) * time.Second
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	aspec, err := p.ascfg.RevisionSpec(spec.Annotations, spec.ContainerConcurrency)
+	if err != nil {
+		return nil, err
+	}
+	ro := traffic.RolloutConfig{Duration: p.opts.RolloutDuration}
+	if v, ok := svc.Metadata.Annotations[rolloutAnnotation]; ok {
+		if ro.Duration, err = traffic.ParseRolloutDuration(v); err != nil {
+			return nil, fmt.Errorf("metadata.annotations[%s]: %w", rolloutAnnotation, err)
+		}
+	}
+	tspec := traffic.Spec{DefaultConfiguration: name}
+	for _, t := range svc.Spec.Traffic {
+		tt := traffic.Target{Tag: t.Tag, LatestRevision: t.LatestRevision}
+		if t.RevisionName != "" {
+			tt.RevisionName = ns + "/" + t.RevisionName
+		}
+		if t.Percent != nil {
+			tt.Percent = int(*t.Percent)
+		}
+		tspec.Traffic = append(tspec.Traffic, tt)
+	}
+	tspec.SetDefaults()
+	if err := tspec.Validate(); err != nil {
+		return nil, err
+	}
+
+	now := time.Now()
+	p.mu.Lock()
+	s, ok := p.services[ns+"/"+name]
+	if !ok {
+		cfg, err := revision.NewConfiguration[revision.Spec](name, revision.ConfigurationOptions{Namespace: ns})
+		if err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		s = &service{ns: ns, name: name, cfg: cfg}
+	}
+	r, created, err := s.cfg.Apply(now, spec)
+	if err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	for _, t := range tspec.Traffic {
+		if t.RevisionName != "" {
+			if _, ok := s.cfg.Revision(strings.TrimPrefix(t.RevisionName, ns+"/")); !ok {
+				p.mu.Unlock()
+				return nil, fmt.Errorf("spec.traffic: revision %q not found in configuration %s/%s", strings.TrimPrefix(t.RevisionName, ns+"/"), ns, name)
+			}
+		}
+	}
+	p.services[s.key()] = s
+	s.traffic, s.rollout = tspec, ro
+	var nr *rev
+	if created {
+		nr, err = p.newRev(s, r, app, aspec, now)
+		if err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		p.revisions[nr.key] = nr
+	}
+	p.mu.Unlock()
+
+	if created {
+		p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		if err := p.act.SetRevision(nr.key, activator.RevisionConfig{
+			ContainerConcurrency: spec.ContainerConcurrency,
+			Timeout:              spec.Timeout,
+		}); err != nil {
+			return nil, err
+		}
+		if err := p.runner.Add(nr.key, aspec); err != nil {
+			return nil, err
+		}
+	}
+	p.wake()
+	return svc.Warnings(), nil
+}
+
+func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
+	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
+	nr.pool = newPool(p, nr)
+	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale)}
+	if aspec.InitialScale == 0 {
+		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
+	}
+	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: nr.serve})
+	if err != nil {
+		return nil, err
+	}
+	rec.SetActivators(now, []string{"activator"})
+	rec.OnStatus(func(_ string, old, new revision.Status) {
+		if old.IsReady() != new.IsReady() {
+			p.log.Info("revision readiness", "revision", r.Key, "ready", new.IsReady())
+			p.wake()
+		}
+	})
+	rec.OnEndpoints(func(_ string, e revision.Endpoints) {
+		p.log.Info("revision mode", "revision", r.Key, "mode", e.Mode, "endpoints", len(e.Addresses))
+	})
+	nr.rec = rec
+	front := rec.FrontDoor()
+	nr.door = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		nr.requests.Add(1)
+		cw := &codeWriter{ResponseWriter: w}
+		front.ServeHTTP(cw, req)
+		if cw.code >= 500 {
+			nr.errors.Add(1)
+		}
+	})
+	go rec.Run(p.ctx)
+	return nr, nil
+}
+
+// codeWriter remembers the status code; Unwrap keeps Flush and Hijack
+// reachable through http.ResponseController.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *codeWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (p *Platform) rev(key string) *rev {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.revisions[key]
+}
+
+// scale is the process scaler backend (autoscaler.Scaler).
+func (p *Platform) scale(ctx context.Context, key string, n int) error {
+	r := p.rev(key)
+	if r == nil {
+		return fmt.Errorf("platform: unknown revision %q", key)
+	}
+	if p.stopped.Load() {
+		return nil
+	}
+	return r.pool.scale(ctx, n)
+}
+
+func (p *Platform) readyCount(key string) (int, error) {
+	r := p.rev(key)
+	if r == nil {
+		return 0, fmt.Errorf("platform: unknown revision %q", key)
+	}
+	ready, _, _ := r.pool.counts()
+	return ready, nil
+}
+
+func (p *Platform) replicaStats(key string) ([]autoscaler.Replica, error) {
+	r := p.rev(key)
+	if r == nil {
+		return nil, fmt.Errorf("platform: unknown revision %q", key)
+	}
+	var out []autoscaler.Replica
+	for _, pr := range r.pool.readyReplicas() {
+		out = append(out, autoscaler.Replica{StatsURL: "http://" + pr.hs.Admin + "/stats", Started: pr.start})
+	}
+	return out, nil
+}
+
+// replicasChanged tells the activator, the Serve path and the revision's
+// reconciler which replicas are ready now.
+func (p *Platform) replicasChanged(r *rev) {
+	var addrs []string
+	for _, pr := range r.pool.readyReplicas() {
+		addrs = append(addrs, pr.hs.Serve)
+	}
+	sort.Strings(addrs)
+	// Order matters on scale-down: the Serve path and the activator stop
+	// sending new requests before the reconciler may switch modes.
+	r.serve.set(addrs)
+	if err := p.act.SetReplicas(r.key, addrs); err != nil {
+		p.log.Warn("activator replicas", "revision", r.key, "error", err)
+	}
+	r.rec.SetReplicas(time.Now(), addrs)
+}
+
+func (p *Platform) onDecision(d autoscaler.Decision) {
+	r := p.rev(d.Revision)
+	if r == nil {
+		return
+	}
+	r.decision.Store(&d)
+	r.rec.Decide(d.Time, revision.Decision{
+		Desired:             int32(d.Desired),
+		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
+		Panicking:           d.Panicking,
+	})
+}
+
+func (p *Platform) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// routeLoop keeps the router in line with the services: it resolves each
+// service's traffic against its latest ready revision, steps gradual
+// rollouts, and tells revisions whether they are routed.
+func (p *Platform) routeLoop() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := p.reconcileRoutes(time.Now())
+		d := time.Hour
+		if !next.IsZero() {
+			d = max(time.Until(next), time.Millisecond)
+		}
+		timer.Reset(d)
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+func (p *Platform) reconcileRoutes(now time.Time) (next time.Time) {
+	p.mu.Lock()
+	next, changed := p.reconcileRoutesLocked(now)
+	p.mu.Unlock()
+	// Outside the lock: the runner and the reconcilers call back into us.
+	for _, r := range changed {
+		r.rec.SetRouted(now, r.routed)
+		spec := r.aspec
+		spec.Unreachable = !r.routed
+		if err := p.runner.Update(r.key, spec); err != nil {
+			p.log.Warn("autoscaler update", "revision", r.key, "error", err)
+		}
+	}
+	return next
+}
+
+func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed []*rev) {
+	var routes []traffic.Route
+	observe := false
+	for _, key := range slices.Sorted(maps.Keys(p.services)) {
+		s := p.services[key]
+		want, err := traffic.Resolve(s.traffic, traffic.LatestReadyFunc(p.latestReady))
+		if err == nil {
+			err = p.pinnedReady(want)
+		}
+		if err != nil {
+			s.problem = err.Error()
+		} else {
+			s.problem = ""
+			plan := s.rollout.Plan(s.state, want, now)
+			s.state, s.table, s.nextStep = plan.State, plan.Table, plan.NextStep
+			if plan.AwaitingReady {
+				observe = true
+			}
+		}
+		if s.table != nil {
+			routes = append(routes,
+				traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table},
+				traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table})
+			if !s.nextStep.IsZero() && (next.IsZero() || s.nextStep.Before(next)) {
+				next = s.nextStep
+			}
+		}
+	}
+	if err := p.router.Update(routes, traffic.FrontDoorFunc(p.frontDoorLocked)); err != nil {
+		p.log.Error("router update", "error", err)
+		return next, nil
+	}
+	p.routes = routes
+	changed = p.markRoutedLocked()
+	if observe {
+		// The tables with the new revision at 1% are live now: time the
+		// rollout's steps from here (Knative's ObserveReady).
+		for _, s := range p.services {
+			if s.state != nil && s.table != nil {
+				s.state.ObserveReady(now, s.rollout.Duration)
+			}
+		}
+		p.wake()
+	}
+	return next, changed
+}
+
+// latestReady is the newest revision of a configuration whose Ready
+// condition is True. p.mu must be held.
+func (p *Platform) latestReady(config string) (string, bool) {
+	for _, s := range p.services {
+		if s.name != config {
+			continue
+		}
+		hist := s.cfg.History()
+		for i := len(hist) - 1; i >= 0; i-- {
+			if r := p.revisions[hist[i].Key]; r != nil && r.rec.State().Status.IsReady() {
+				return r.key, true
+			}
+		}
+	}
+	return "", false
+}
+
+// pinnedReady refuses a table that routes to a revision not yet Ready (a
+// revision named in spec.traffic). p.mu must be held.
+func (p *Platform) pinnedReady(t *traffic.Table) error {
+	check := func(shares []traffic.Share) error {
+		for _, sh := range shares {
+			if r := p.revisions[sh.Revision]; r == nil || !r.rec.State().Status.IsReady() {
+				return fmt.Errorf("revision %q referenced in traffic is not ready", sh.Revision)
+			}
+		}
+		return nil
+	}
+	if err := check(t.Default); err != nil {
+		return err
+	}
+	for _, shares := range t.Tags {
+		if err := check(shares); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Platform) frontDoorLocked(key string) http.Handler {
+	if r := p.revisions[key]; r != nil {
+		return r.door
+	}
+	return nil
+}
+
+// markRoutedLocked records whether a route sends each revision traffic and
+// returns those whose answer changed: an unrouted revision is Unreachable
+// to the autoscaler (its min-scale no longer holds, as in Knative). p.mu
+// must be held.
+func (p *Platform) markRoutedLocked() (changed []*rev) {
+	routed := map[string]bool{}
+	for _, rt := range p.routes {
+		for _, sh := range rt.Table.Default {
+			routed[sh.Revision] = routed[sh.Revision] || sh.Percent > 0
+		}
+		for _, shares := range rt.Table.Tags {
+			for _, sh := range shares {
+				routed[sh.Revision] = true
+			}
+		}
+	}
+	for key, r := range p.revisions {
+		if r.routed == routed[key] {
+			continue
+		}
+		r.routed = routed[key]
+		changed = append(changed, r)
+	}
+	return changed
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Status is the platform's state, served as JSON at /status.
+type Status struct {
+	Time      time.Time        `json:"time"`
+	Gateway   string           `json:"gateway"`
+	Services  []ServiceStatus  `json:"services"`
+	Revisions []RevisionStatus `json:"revisions"`
+}
+
+// ServiceStatus is one Knative Service's route.
+type ServiceStatus struct {
+	Name    string            `json:"name"`
+	URL     string            `json:"url"`
+	Traffic []TrafficShare    `json:"traffic"`
+	Tags    map[string]string `json:"tags,omitempty"` // tag → URL
+	Problem string            `json:"problem,omitempty"`
+}
+
+// TrafficShare is one revision's share of a route.
+type TrafficShare struct {
+	Revision string `json:"revision"`
+	Percent  int    `json:"percent"`
+	Tag      string `json:"tag,omitempty"`
+}
+
+// RevisionStatus is one revision's live state.
+type RevisionStatus struct {
+	Key         string          `json:"key"`
+	Service     string          `json:"service"`
+	Ready       bool            `json:"ready"`
+	Active      string          `json:"active"`
+	Mode        string          `json:"mode"`
+	Desired     int             `json:"desired"`
+	ReadyCount  int             `json:"readyReplicas"`
+	Starting    int             `json:"startingReplicas"`
+	Draining    int             `json:"drainingReplicas"`
+	Panicking   bool            `json:"panicking"`
+	Concurrency float64         `json:"observedConcurrency"`
+	Waiting     int             `json:"activatorWaiting"`
+	Requests    int64           `json:"requests"`
+	Errors      int64           `json:"errors"`
+	Replicas    []ReplicaStatus `json:"replicas"`
+	LastError   string          `json:"lastError,omitempty"`
+}
+
+// ReplicaStatus is one replica process.
+type ReplicaStatus struct {
+	Name  string `json:"name"`
+	PID   int    `json:"pid"`
+	Serve string `json:"serve"`
+}
+
+// Status returns a snapshot of the platform.
+func (p *Platform) Status() Status {
+	st := Status{Time: time.Now(), Gateway: p.gatewayAddr}
+	p.mu.Lock()
+	for _, key := range slices.Sorted(maps.Keys(p.services)) {
+		s := p.services[key]
+		ss := ServiceStatus{Name: key, URL: p.url(s.name, s.ns, ""), Problem: s.problem}
+		if s.table != nil {
+			for _, sh := range s.table.Default {
+				ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent})
+			}
+			for _, tag := range slices.Sorted(maps.Keys(s.table.Tags)) {
+				if ss.Tags == nil {
+					ss.Tags = map[string]string{}
+				}
+				ss.Tags[tag] = p.url(s.name, s.ns, tag)
+				for _, sh := range s.table.Tags[tag] {
+					ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent, Tag: tag})
+				}
+			}
+		}
+		st.Services = append(st.Services, ss)
+	}
+	revs := make([]*rev, 0, len(p.revisions))
+	for _, key := range slices.Sorted(maps.Keys(p.revisions)) {
+		revs = append(revs, p.revisions[key])
+	}
+	p.mu.Unlock()
+
+	for _, r := range revs {
+		state := r.rec.State()
+		rs := RevisionStatus{
+			Key: r.key, Service: r.service,
+			Ready:    state.Status.IsReady(),
+			Active:   fmt.Sprintf("%s %s", state.Status.Active.Status, state.Status.Active.Reason),
+			Mode:     state.Endpoints.Mode.String(),
+			Desired:  -1,
+			Waiting:  p.act.Waiting(r.key),
+			Requests: r.requests.Load(),
+			Errors:   r.errors.Load(),
+		}
+		rs.ReadyCount, rs.Starting, rs.Draining = r.pool.counts()
+		if d := r.decision.Load(); d != nil {
+			rs.Desired, rs.Panicking, rs.Concurrency = d.Desired, d.Panicking, d.StableLoad
+		}
+		for _, pr := range r.pool.readyReplicas() {
+			rs.Replicas = append(rs.Replicas, ReplicaStatus{Name: pr.spec.Name, PID: pr.hs.PID, Serve: pr.hs.Serve})
+		}
+		r.pool.mu.Lock()
+		if r.pool.lastErr != nil {
+			rs.LastError = r.pool.lastErr.Error()
+		}
+		r.pool.mu.Unlock()
+		st.Revisions = append(st.Revisions, rs)
+	}
+	return st
+}
+
+// url is how a user reaches a service (or one of its tags) on the gateway.
+func (p *Platform) url(name, ns, tag string) string {
+	host := p.router.Host(name, ns, tag)
+	_, port, _ := strings.Cut(p.gatewayAddr, ":")
+	return "http://" + host + ":" + port
+}
+
+// PrintTable writes the live status table: one line per revision. prev,
+// if not nil, is the previous snapshot, for requests per second.
+func PrintTable(w io.Writer, st, prev Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "REVISION\tMODE\tDESIRED\tREADY\tPANIC\tCONCURRENCY\tWAITING\tREQ/S\tERRORS\tACTIVE\t\n")
+	before := map[string]RevisionStatus{}
+	for _, r := range prev.Revisions {
+		before[r.Key] = r
+	}
+	for _, r := range st.Revisions {
+		rps := 0.0
+		if b, ok := before[r.Key]; ok {
+			if dt := st.Time.Sub(prev.Time).Seconds(); dt > 0 {
+				rps = float64(r.Requests-b.Requests) / dt
+			}
+		}
+		panic := ""
+		if r.Panicking {
+			panic = "yes"
+		}
+		ready := fmt.Sprint(r.ReadyCount)
+		if r.Starting > 0 || r.Draining > 0 {
+			ready = fmt.Sprintf("%d (+%d/-%d)", r.ReadyCount, r.Starting, r.Draining)
+		}
+		desired := fmt.Sprint(r.Desired)
+		if r.Desired < 0 {
+			desired = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%.0f\t%d\t%s\t\n",
+			r.Key, r.Mode, desired, ready, panic, r.Concurrency, r.Waiting, rps, r.Errors, r.Active)
+	}
+	_ = tw.Flush()
+}
+
+func (p *Platform) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(p.Status())
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		PrintTable(w, p.Status(), Status{})
+	})
+	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		svc, err := ParseService(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		warnings, err := p.Apply(svc)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if warnings == nil {
+			warnings = []string{}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"applied": svc.Metadata.Namespace + "/" + svc.Metadata.Name, "warnings": warnings})
+	})
+	return mux
+}
