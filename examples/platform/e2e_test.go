@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The end-to-end tests run the whole platform with real replica processes
+// (this test binary, re-executed in replica mode) and real HTTP on
+// loopback. Windows are short (6 s stable window, 1 s grace) so that the
+// suite takes well under a minute. They wait for conditions with
+// deadlines; they never assert how long something took.
+
+const platformMainEnv = "SERVINGKIT_PLATFORM_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(replicaEnv); spec != "" {
+		os.Exit(runReplica(spec))
+	}
+	if args := os.Getenv(platformMainEnv); args != "" {
+		os.Exit(run(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+var fastConfig = map[string]string{
+	"stable-window":              "6s",
+	"scale-to-zero-grace-period": "1s",
+	"allow-zero-initial-scale":   "true",
+}
+
+type testPlatform struct {
+	*Platform
+	t      *testing.T
+	client *http.Client
+	pids   sync.Map // every replica PID seen
+}
+
+func startPlatform(t *testing.T) *testPlatform {
+	t.Helper()
+	p, err := NewPlatform(Options{
+		Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0",
+		Autoscaler:       fastConfig,
+		DrainQuietPeriod: 300 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.NoError(t, p.Start())
+	tp := &testPlatform{Platform: p, t: t, client: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 500},
+	}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		tp.notePIDs()
+		require.NoError(t, p.Stop(ctx))
+		// Nothing left behind after a clean stop.
+		tp.pids.Range(func(k, _ any) bool {
+			assert.False(t, alive(k.(int)), "replica pid %d still running after Stop", k)
+			return true
+		})
+	})
+	return tp
+}
+
+func (tp *testPlatform) notePIDs() {
+	for _, r := range tp.Status().Revisions {
+		for _, rep := range r.Replicas {
+			tp.pids.Store(rep.PID, true)
+		}
+	}
+}
+
+func (tp *testPlatform) apply(manifest string) {
+	tp.t.Helper()
+	svc, err := ParseService([]byte(manifest))
+	require.NoError(tp.t, err)
+	_, err = tp.Apply(svc)
+	require.NoError(tp.t, err)
+}
+
+// get sends a request for service name in namespace default.
+func (tp *testPlatform) get(name, query string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+tp.GatewayAddr()+"/"+query, nil)
+	req.Host = name + ".default.localhost"
+	resp, err := tp.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func (tp *testPlatform) revision(key string) (RevisionStatus, bool) {
+	tp.notePIDs()
+	for _, r := range tp.Status().Revisions {
+		if r.Key == key {
+			return r, true
+		}
+	}
+	return RevisionStatus{}, false
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (tp *testPlatform) waitFor(what string, timeout time.Duration, cond func() bool) {
+	tp.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			st, _ := json.MarshalIndent(tp.Status(), "", "  ")
+			tp.t.Fatalf("timed out after %v waiting for %s; status:\n%s", timeout, what, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (tp *testPlatform) waitReady(key string) {
+	tp.t.Helper()
+	tp.waitFor(key+" Ready", 20*time.Second, func() bool {
+		r, ok := tp.revision(key)
+		return ok && r.Ready
+	})
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil
+}
+
+const helloAtZero = `
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/initial-scale: "0"
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go
+          env: [{name: TARGET, value: "%s"}]
+`
+
+func TestE2EFirstRequestFromZero(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.apply(fmt.Sprintf(helloAtZero, "zero"))
+	tp.waitReady("default/hello-00001")
+	r, _ := tp.revision("default/hello-00001")
+	require.Equal(t, 0, r.ReadyCount, "initial-scale 0 starts with no replica")
+	require.Equal(t, "Proxy", r.Mode)
+
+	code, body, err := tp.get("hello", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "Hello zero!\n", body)
+	r, _ = tp.revision("default/hello-00001")
+	assert.GreaterOrEqual(t, r.ReadyCount, 1, "the first request started a replica")
+}
+
+const autoscaleAtZero = `
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: burst, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/initial-scale: "0"
+        autoscaling.knative.dev/max-scale: "6"
+    spec:
+      containerConcurrency: 10
+      containers:
+        - image: ghcr.io/knative/autoscale-go
+          env: [{name: SLEEP_MS, value: "300"}]
+`
+
+func TestE2EBurstFromZeroThenScaleToZero(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.apply(autoscaleAtZero)
+	key := "default/burst-00001"
+	tp.waitReady(key)
+
+	var maxReady atomic.Int64
+	stopWatch := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if r, ok := tp.revision(key); ok && int64(r.ReadyCount) > maxReady.Load() {
+				maxReady.Store(int64(r.ReadyCount))
+			}
+		}
+	}()
+
+	// 200 concurrent requests at a revision with no replica and container
+	// concurrency 10: all succeed, and the revision scales up.
+	const n = 200
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			codes[i], _, errs[i] = tp.get("burst", "?sleep=300")
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "request %d", i)
+		require.Equal(t, http.StatusOK, codes[i], "request %d", i)
+	}
+	tp.waitFor("scale-up beyond one replica", 20*time.Second, func() bool { return maxReady.Load() > 1 })
+	close(stopWatch)
+	t.Logf("scaled up to %d replicas", maxReady.Load())
+
+	// Idle: back to zero after the stable window and the grace period.
+	tp.waitFor("scale to zero", 40*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return r.ReadyCount == 0 && r.Starting == 0 && r.Draining == 0
+	})
+	r, _ := tp.revision(key)
+	assert.Equal(t, "Proxy", r.Mode)
+	assert.True(t, r.Ready, "a revision at zero stays Ready")
+	assert.Zero(t, r.Errors)
+}
+
+func TestE2ESplit9010(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.apply(fmt.Sprintf(helloAtZero, "v1"))
+	tp.waitReady("default/hello-00001")
+	tp.apply(fmt.Sprintf(helloAtZero, "v2") + `
+  traffic:
+    - revisionName: hello-00001
+      percent: 90
+    - latestRevision: true
+      percent: 10
+`)
+	tp.waitReady("default/hello-00002")
+	tp.waitFor("the 90/10 split routed", 10*time.Second, func() bool {
+		st := tp.Status()
+		return len(st.Services) == 1 && len(st.Services[0].Traffic) == 2
+	})
+
+	const total = 2000
+	counts := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 20)
+	for range total {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			code, body, err := tp.get("hello", "")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || code != http.StatusOK {
+				counts[fmt.Sprintf("error %d %v", code, err)]++
+				return
+			}
+			counts[body]++
+		})
+	}
+	wg.Wait()
+	require.Equal(t, total, counts["Hello v1!\n"]+counts["Hello v2!\n"], "every request answered by one of the two: %v", counts)
+	// Binomial(2000, 0.1): mean 200, sd 13.4; ±4.5 sd keeps a false
+	// failure below 1e-5.
+	assert.InDelta(t, 200, counts["Hello v2!\n"], 60, "counts %v", counts)
+}
+
+const steady = `
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: steady, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/initial-scale: "4"
+        autoscaling.knative.dev/target: "2"
+        autoscaling.knative.dev/target-burst-capacity: "0"
+    spec:
+      containerConcurrency: 4
+      containers:
+        - image: ghcr.io/knative/autoscale-go
+          env: [{name: SLEEP_MS, value: "50"}]
+`
+
+// TestE2EScaleDownUnderLoadLosesNothing starts four replicas and keeps a
+// light steady load on them: the autoscaler scales down while requests
+// flow, and every request succeeds.
+func TestE2EScaleDownUnderLoadLosesNothing(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.apply(steady)
+	key := "default/steady-00001"
+	tp.waitReady(key)
+	tp.waitFor("4 replicas", 20*time.Second, func() bool { r, _ := tp.revision(key); return r.ReadyCount == 4 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				code, _, err := tp.get("steady", "")
+				if err == nil && code == http.StatusOK {
+					ok.Add(1)
+					continue
+				}
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("code %d err %v", code, err))
+			}
+		})
+	}
+	tp.waitFor("scale-down under load", 40*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return r.ReadyCount <= 2 && r.Draining == 0
+	})
+	cancel()
+	wg.Wait()
+	assert.Zero(t, failed.Load(), "failed requests (first: %v)", firstErr.Load())
+	assert.Positive(t, ok.Load())
+	t.Logf("%d requests, all succeeded, while scaling 4 → %d", ok.Load(), func() int { r, _ := tp.revision(key); return r.ReadyCount }())
+}
+
+func TestE2EApplyNewManifestRollsOut(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, "one"), `"0"`, `"1"`, 1))
+	tp.waitReady("default/hello-00001")
+	code, body, err := tp.get("hello", "")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "Hello one!\n", body)
+
+	tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, "two"), `"0"`, `"1"`, 1))
+	tp.waitReady("default/hello-00002")
+	tp.waitFor("traffic on the new revision", 10*time.Second, func() bool {
+		_, body, err := tp.get("hello", "")
+		return err == nil && body == "Hello two!\n"
+	})
+	st := tp.Status()
+	require.Len(t, st.Services, 1)
+	assert.Equal(t, []TrafficShare{{Revision: "default/hello-00002", Percent: 100}}, st.Services[0].Traffic)
+
+	// Re-applying the same manifest creates nothing new.
+	tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, "two"), `"0"`, `"1"`, 1))
+	assert.Len(t, tp.Status().Revisions, 2)
+}
+
+// TestE2ENoOrphansAfterKill runs the platform as its own process, lets it
+// start replicas, kills it with SIGKILL, and checks that every replica
+// process is gone.
+func TestE2ENoOrphansAfterKill(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	manifest := dir + "/hello.yaml"
+	require.NoError(t, os.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(helloAtZero, "kill"), `"0"`, `"2"`, 1)), 0o600))
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -quiet -f "+manifest)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	statusURL := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`status (http://\S+/status)`)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				statusURL <- m[1]
+			}
+		}
+	}()
+	var url string
+	select {
+	case url = <-statusURL:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the platform process did not report its status URL")
+	}
+	var pids []int
+	deadline := time.Now().Add(20 * time.Second)
+	for len(pids) < 2 {
+		require.False(t, time.Now().After(deadline), "replicas did not start")
+		time.Sleep(50 * time.Millisecond)
+		resp, err := http.Get(url)
+		if err != nil {
+			continue
+		}
+		var st Status
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || len(st.Revisions) == 0 {
+			continue
+		}
+		pids = pids[:0]
+		for _, r := range st.Revisions[0].Replicas {
+			pids = append(pids, r.PID)
+		}
+	}
+	for _, pid := range pids {
+		require.True(t, alive(pid))
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) && !isZombieOrGone(pid) {
+			require.False(t, time.Now().After(deadline), "replica %d outlived the killed platform", pid)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// isZombieOrGone reports whether pid has exited (a zombie waiting for its
+// new parent to reap it counts as exited).
+func isZombieOrGone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	// Field 3, after the parenthesised command name, is the state.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
