@@ -423,9 +423,10 @@ func (r *Runner) Send(_ context.Context, msgs []stats.Message) error {
 }
 
 // Poke records s for revision and, if the revision's last recommendation
-// was zero and s reports concurrency, has it decided at once (Knative's
-// scale-from-zero fast path; an activator pokes on a revision's first
-// request). Unknown revisions are ignored, as in Knative; use Record to
+// was zero — or it has none yet — and s reports concurrency, has it
+// decided at once (Knative's scale-from-zero fast path; an activator pokes
+// on a revision's first request). Knative waits for the first tick of a
+// revision not yet decided; here its first request does not. Unknown revisions are ignored, as in Knative; use Record to
 // learn about them.
 func (r *Runner) Poke(revision string, s stats.Stat) { _ = r.poke(revision, s) }
 
@@ -460,7 +461,10 @@ func (r *Runner) poke(revision string, s stats.Stat) error {
 		return fmt.Errorf("%w: %q", ErrNotCollecting, revision)
 	}
 	e.coll.record(r.statTime(s), s)
-	if e.lastRec.Load() == 0 && s.Concurrency != 0 {
+	// Knative pokes only when the last decision was 0. A revision that has
+	// not been decided yet (−1: created at initial scale 0 a moment ago)
+	// is at zero too, and its first request must not wait for a tick.
+	if e.lastRec.Load() <= 0 && s.Concurrency != 0 {
 		r.pokeMu.Lock()
 		if !e.poked {
 			e.poked = true

@@ -161,6 +161,22 @@ func TestRunnerPokeScalesFromZeroAtOnce(t *testing.T) {
 	assert.Len(t, h.Decisions(rev), before+1)
 }
 
+// TestRunnerPokeBeforeTheFirstTick: a revision created at initial scale 0
+// whose first request arrives before its first tick is decided at once.
+func TestRunnerPokeBeforeTheFirstTick(t *testing.T) {
+	c := autoscaler.DefaultConfig()
+	c.AllowZeroInitialScale = true
+	spec, err := c.RevisionSpec(map[string]string{autoscaler.InitialScaleAnnotation: "0"}, 10)
+	require.NoError(t, err)
+	h := autoscalertest.NewHarness(t)
+	h.Add(rev, spec)
+	require.Empty(t, h.Decisions(rev), "no tick yet")
+	h.Push(rev, stats.Stat{Source: "activator", Concurrency: 1, RPS: 1})
+	assert.Equal(t, 1, h.Scale(rev), "scaled without waiting for a tick")
+	require.Len(t, h.Decisions(rev), 1)
+	assert.Equal(t, h.Clock.Now(), h.Decisions(rev)[0].Time)
+}
+
 func TestRunnerPokeNeedsConcurrencyAndZero(t *testing.T) {
 	h := autoscalertest.NewHarness(t)
 	h.Add(rev, cc10(t, map[string]string{autoscaler.TargetBurstCapacityAnnotation: "-1"}))

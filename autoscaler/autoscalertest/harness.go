@@ -140,7 +140,7 @@ func (h *Harness) Push(revision string, s stats.Stat) {
 	if !ok {
 		h.t.Fatalf("autoscalertest: Push to unknown revision %q", revision)
 	}
-	wakes := d.Recommended == 0 && s.Concurrency != 0
+	wakes := d.Recommended <= 0 && s.Concurrency != 0 // as Runner.Poke: at zero or not yet decided
 	h.mu.Lock()
 	before := h.count[revision]
 	h.mu.Unlock()

@@ -62,6 +62,9 @@ func autoscaleApp(env map[string]string) http.Handler {
 		if parts == "" {
 			parts = "Nothing to do (try ?sleep=100&prime=10000). "
 		}
+		if t := env["TARGET"]; t != "" {
+			parts = t + ": " + parts
+		}
 		_, _ = fmt.Fprintln(w, parts[:len(parts)-1])
 	})
 }
