@@ -184,4 +184,3 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]int{"size": g.size, "ready": ready})
 }
-
