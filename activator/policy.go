@@ -126,17 +126,20 @@ func (s *replicaSet) scan(start int) *replica {
 // loaded one is full. It returns nil if both are full.
 func (s *replicaSet) pickTwo() *replica {
 	rs := s.replicas
-	n := len(rs)
-	i, j := 0, 1
+	n := uint64(len(rs))
+	// One random draw gives both indices (multiply-shift on each 32-bit
+	// half) and the tie-break (the lowest bit, which barely moves j).
+	x := rand.Uint64()
+	i, j := uint64(0), uint64(1)
 	if n > 2 {
-		i, j = rand.IntN(n), rand.IntN(n-1)
+		i, j = (x>>32)*n>>32, (x&0xffffffff)*(n-1)>>32
 		if j >= i {
 			j++
 		}
 	}
 	a, b := rs[i], rs[j]
 	la, lb := a.inFlight(), b.inFlight()
-	if lb < la || (lb == la && rand.Uint32()&1 == 0) {
+	if lb < la || (lb == la && x&1 == 0) {
 		a, b = b, a
 	}
 	if a.reserve(s.limit) {
