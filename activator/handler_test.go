@@ -285,10 +285,13 @@ func TestRevisionRemovedWhileWaiting(t *testing.T) {
 		var cs coldStarts
 		h := newTestHandler(t, Options{Transport: newFakeBackend(0), OnColdStart: cs.hook})
 		require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
+		require.NoError(t, h.SetRevision("other", RevisionConfig{}))
+		assert.ElementsMatch(t, []string{"rev", "other"}, h.Revisions())
 		rec, done := serve(h, request("rev", 0))
 		synctest.Wait()
 		time.Sleep(1500 * time.Millisecond)
 		assert.True(t, h.RemoveRevision("rev"))
+		assert.Equal(t, []string{"other"}, h.Revisions())
 		<-done
 		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		assert.Equal(t, `activator: revision "rev" was removed while the request waited 1.5s for capacity`+"\n", rec.Body.String())
@@ -528,4 +531,25 @@ func TestThrottlerStress(t *testing.T) {
 	st, _ := th.Status("rev")
 	assert.Equal(t, 0, st.Waiting)
 	assert.Equal(t, 0, st.InFlight)
+}
+
+func TestClientCancelWhileForwarding(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := newFakeBackend(time.Hour)
+		h := newTestHandler(t, Options{Transport: be})
+		require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 1}))
+		require.NoError(t, h.SetReplicas("rev", addrs(1)))
+		ctx, cancel := context.WithCancel(context.Background())
+		rec, done := serve(h, request("rev", 0).WithContext(ctx))
+		_, next := serve(h, request("rev", 1))
+		synctest.Wait()
+		assert.Equal(t, 1, h.Waiting("rev"))
+		cancel()
+		<-done
+		assert.Equal(t, StatusClientClosedRequest, rec.Code)
+		synctest.Wait()
+		assert.Equal(t, 0, h.Waiting("rev"), "the freed slot went to the next request")
+		<-next
+		mustShutdown(t, h)
+	})
 }
