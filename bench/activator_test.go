@@ -1,12 +1,7 @@
-//go:build knative_activator
+package bench
 
 // The activator comparisons build Knative's real activator Throttler and
-// handler chain, which need Knative's fake Kubernetes informers and
-// clients. Those pull in one module the bench go.mod does not list yet
-// (github.com/evanphx/json-patch), hence the build tag; see
-// BENCHMARKS.md for the command.
-
-package bench
+// handler chain, fed by Knative's fake Kubernetes informers and clients.
 
 import (
 	"bytes"

@@ -16,15 +16,23 @@ import (
 const BufferSize = 32 << 10
 
 // BufferPool is an httputil.BufferPool of BufferSize buffers. The zero value
-// is ready to use.
-type BufferPool struct{ p sync.Pool }
+// is ready to use. Get and Put do not allocate once the pool is warm:
+// buffers travel in *[]byte holders, and the empty holders are pooled too
+// (boxing a []byte into the pool on every Put would cost an allocation per
+// proxied request).
+type BufferPool struct{ bufs, holders sync.Pool }
 
 // Get returns a buffer of BufferSize bytes.
 func (b *BufferPool) Get() []byte {
-	if v := b.p.Get(); v != nil {
-		return *v.(*[]byte)
+	v := b.bufs.Get()
+	if v == nil {
+		return make([]byte, BufferSize)
 	}
-	return make([]byte, BufferSize)
+	h := v.(*[]byte)
+	buf := *h
+	*h = nil
+	b.holders.Put(h)
+	return buf
 }
 
 // Put returns a buffer to the pool. Buffers of another size are dropped.
@@ -32,8 +40,12 @@ func (b *BufferPool) Put(buf []byte) {
 	if cap(buf) != BufferSize {
 		return
 	}
-	buf = buf[:BufferSize]
-	b.p.Put(&buf)
+	h, _ := b.holders.Get().(*[]byte)
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = buf[:BufferSize]
+	b.bufs.Put(h)
 }
 
 // TransportOptions tune NewTransport. Zero values are working defaults.
