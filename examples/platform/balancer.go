@@ -7,6 +7,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync/atomic"
+
+	"github.com/servingkit/servingkit/internal/httpx"
 )
 
 // balancer is the Serve-mode path to a revision's replicas: what a
@@ -32,7 +34,8 @@ func newBalancer(transport http.RoundTripper) *balancer {
 			pr.SetURL(&url.URL{Scheme: "http", Host: be.addr})
 			pr.Out.Host = pr.In.Host
 		},
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: &httpx.BufferPool{}, // a 32 KiB copy buffer per request otherwise
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			http.Error(w, "platform: replica unreachable: "+err.Error(), http.StatusBadGateway)
 		},

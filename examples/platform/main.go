@@ -16,6 +16,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -50,6 +53,8 @@ func run(args []string) int {
 	table := fs.Bool("table", false, "print a live status table every second")
 	quiet := fs.Bool("quiet", false, "log warnings only")
 	startup := fs.Duration("startup-delay", 0, "simulated application start-up time of each replica")
+	bare := fs.String("bare-app", "", "serve only a demo app (hello or autoscale) on -addr, without queue or anything else: a baseline for load tests")
+	bareProxy := fs.String("bare-proxy", "", "serve only a plain httputil.ReverseProxy to this host:port on -addr: the cost of one extra hop, a baseline for load tests")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,6 +75,20 @@ func run(args []string) int {
 	opts := Options{Addr: *addr, ControlAddr: *control, Domain: *domain, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
 	if *tour {
 		return runTour(opts)
+	}
+	if *bare != "" || *bareProxy != "" {
+		h := appHandler(App(*bare), map[string]string{})
+		if *bareProxy != "" {
+			rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: *bareProxy})
+			rp.Transport = &http.Transport{MaxIdleConnsPerHost: 1000}
+			h = rp
+		}
+		srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		if err := srv.ListenAndServe(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	}
 	p, err := NewPlatform(opts)
 	if err != nil {

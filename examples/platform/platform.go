@@ -18,6 +18,7 @@ import (
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
+	"github.com/servingkit/servingkit/internal/httpx"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
@@ -165,7 +166,7 @@ func NewPlatform(o Options) (*Platform, error) {
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
-		proxyTr:   &http.Transport{MaxIdleConnsPerHost: 1000, DisableCompression: true},
+		proxyTr:   httpx.NewTransport(httpx.TransportOptions{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
