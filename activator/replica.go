@@ -63,7 +63,7 @@ func (r *replica) release() {
 	// The decrement above and the increment of waiting under rev.mu are
 	// both sequentially consistent: either this load sees the waiter, or
 	// the waiter's dispatch after queueing sees the free slot.
-	if r.rev.waiting.Load() > 0 {
+	if r.rev.waiters.Len() > 0 {
 		r.rev.kick()
 	}
 }

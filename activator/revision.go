@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/servingkit/servingkit/internal/waitlist"
 )
 
 // revision is the throttler's state for one revision: its replicas, the
@@ -23,13 +25,11 @@ type revision struct {
 	name string
 	t    *Throttler
 
-	set     atomic.Pointer[replicaSet] // never nil
-	waiting atomic.Int64               // length of the waiter list
-	cursor  atomic.Uint64              // round-robin position
+	set    atomic.Pointer[replicaSet] // never nil
+	cursor atomic.Uint64              // round-robin position
 
 	mu       sync.Mutex // protects the fields below; writes of set happen under it
-	head     *waiter
-	tail     *waiter
+	waiters  waitlist.List[chan *replica]
 	cfg      RevisionConfig      // as given, without defaults
 	replicas map[string]*replica // listed by the host
 	retired  map[string]*replica // unlisted with requests still in flight
@@ -39,13 +39,9 @@ type revision struct {
 }
 
 // waiter is one request waiting for a replica. The replica is handed over
-// by sending on ready (buffered, so the sender never blocks) after
+// by sending on Value (buffered, so the sender never blocks) after
 // unlinking the waiter, both under mu; nil means the revision was removed.
-type waiter struct {
-	next, prev *waiter
-	ready      chan *replica
-	linked     bool
-}
+type waiter = waitlist.Node[chan *replica]
 
 func newRevision(t *Throttler, name string, cfg RevisionConfig) *revision {
 	rv := &revision{
@@ -63,7 +59,7 @@ func newRevision(t *Throttler, name string, cfg RevisionConfig) *revision {
 // free slot. On error the returned Lease has no replica but says how long
 // the request waited.
 func (rv *revision) acquire(ctx context.Context) (Lease, error) {
-	if rv.waiting.Load() == 0 {
+	if rv.waiters.Len() == 0 {
 		if r := rv.set.Load().pick(rv); r != nil {
 			return Lease{r: r}, nil
 		}
@@ -81,21 +77,21 @@ func (rv *revision) acquireSlow(ctx context.Context) (Lease, error) {
 		rv.mu.Unlock()
 		return Lease{cold: cold}, &WaitError{Revision: rv.name, Cold: cold, Err: ErrRevisionRemoved}
 	}
-	if rv.head == nil {
+	if rv.waiters.Len() == 0 {
 		// A slot may have freed up since the lock-free attempt.
 		if r := set.pick(rv); r != nil {
 			rv.mu.Unlock()
 			return Lease{r: r}, nil
 		}
 	}
-	if rv.waiting.Load() >= int64(set.cfg.MaxWaiting) {
+	if rv.waiters.Len() >= int64(set.cfg.MaxWaiting) {
 		rv.mu.Unlock()
 		return Lease{queued: true, cold: cold}, &queueFullError{revision: rv.name, maxWaiting: set.cfg.MaxWaiting}
 	}
 	// Waiters are not pooled: a channel made inside a testing/synctest
 	// bubble must not be used outside it, and this is the slow path.
-	w := &waiter{ready: make(chan *replica, 1)}
-	rv.pushBack(w)
+	w := &waiter{Value: make(chan *replica, 1)}
+	rv.waiters.PushBack(w)
 	// A release that decremented before we raised waiting did not see us;
 	// its slot is still free, and this hands it to the oldest waiter.
 	rv.dispatchLocked()
@@ -109,7 +105,7 @@ func (rv *revision) acquireSlow(ctx context.Context) (Lease, error) {
 	}
 	var err error
 	select {
-	case r := <-w.ready:
+	case r := <-w.Value:
 		if r != nil {
 			return Lease{r: r, waited: clk.Since(start), queued: true, cold: cold}, nil
 		}
@@ -121,13 +117,13 @@ func (rv *revision) acquireSlow(ctx context.Context) (Lease, error) {
 	}
 	if err != ErrRevisionRemoved {
 		rv.mu.Lock()
-		if w.linked {
-			rv.unlink(w)
+		if w.Linked() {
+			rv.waiters.Remove(w)
 			rv.mu.Unlock()
 		} else {
 			// A replica was handed over as we gave up: pass it on.
 			rv.mu.Unlock()
-			if r := <-w.ready; r != nil {
+			if r := <-w.Value; r != nil {
 				r.release()
 			}
 		}
@@ -146,43 +142,13 @@ func (rv *revision) kick() {
 // dispatchLocked hands replicas to the oldest waiters while any has a free
 // slot. rv.mu must be held.
 func (rv *revision) dispatchLocked() {
-	for rv.head != nil {
+	for rv.waiters.Len() > 0 {
 		r := rv.set.Load().pick(rv)
 		if r == nil {
 			return
 		}
-		w := rv.head
-		rv.unlink(w)
-		w.ready <- r
+		rv.waiters.PopFront().Value <- r
 	}
-}
-
-// pushBack appends w. rv.mu must be held.
-func (rv *revision) pushBack(w *waiter) {
-	w.prev, w.next, w.linked = rv.tail, nil, true
-	if rv.tail == nil {
-		rv.head = w
-	} else {
-		rv.tail.next = w
-	}
-	rv.tail = w
-	rv.waiting.Add(1)
-}
-
-// unlink removes w from the list. rv.mu must be held.
-func (rv *revision) unlink(w *waiter) {
-	if w.prev == nil {
-		rv.head = w.next
-	} else {
-		w.prev.next = w.next
-	}
-	if w.next == nil {
-		rv.tail = w.prev
-	} else {
-		w.next.prev = w.prev
-	}
-	w.prev, w.next, w.linked = nil, nil, false
-	rv.waiting.Add(-1)
 }
 
 // setConfig replaces the configuration. rv.mu must not be held.
@@ -277,10 +243,8 @@ func (rv *revision) remove() {
 		rv.dropLocked(r)
 	}
 	rv.set.Store(newReplicaSet(rv.set.Load().cfg, nil, 0))
-	for rv.head != nil {
-		w := rv.head
-		rv.unlink(w)
-		w.ready <- nil
+	for w := rv.waiters.PopFront(); w != nil; w = rv.waiters.PopFront() {
+		w.Value <- nil
 	}
 }
 
@@ -310,7 +274,7 @@ func (rv *revision) status() RevisionStatus {
 		Listed:   len(rv.replicas),
 		Ready:    set.ready,
 		Capacity: set.capacity,
-		Waiting:  int(rv.waiting.Load()),
+		Waiting:  int(rv.waiters.Len()),
 		Assigned: make([]string, len(set.replicas)),
 	}
 	for i, r := range set.replicas {

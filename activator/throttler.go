@@ -295,7 +295,7 @@ func (t *Throttler) Status(rev string) (RevisionStatus, bool) {
 // unknown). It takes no lock.
 func (t *Throttler) Waiting(rev string) int {
 	if rv := t.lookup(rev); rv != nil {
-		return int(rv.waiting.Load())
+		return int(rv.waiters.Len())
 	}
 	return 0
 }

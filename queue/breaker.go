@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+
+	"github.com/servingkit/servingkit/internal/waitlist"
 )
 
 // MaxCapacity is the largest concurrency a Breaker can hold, Knative's
@@ -118,20 +120,14 @@ type Breaker struct {
 	maxWait        time.Duration
 	clock          clock.Clock
 
-	mu      sync.Mutex // protects head, tail; changes of waitingFlag happen under it
-	head    *waiter
-	tail    *waiter
-	waiters atomic.Int64 // length of the list, readable without mu
+	mu      sync.Mutex // protects waiters; changes of waitingFlag happen under it
+	waiters waitlist.List[chan struct{}]
 }
 
-// waiter is one request in the queue. A slot is handed over by sending on
-// ready (buffered, so the sender never blocks) after unlinking the waiter,
-// both under mu.
-type waiter struct {
-	next, prev *waiter
-	ready      chan struct{}
-	linked     bool
-}
+// A waiter is a waitlist node whose value is a channel: a slot is handed
+// over by sending on it (buffered, so the sender never blocks) after
+// unlinking the waiter, both under mu.
+type waiter = waitlist.Node[chan struct{}]
 
 // NewBreaker returns a Breaker, or an error naming each invalid parameter.
 func NewBreaker(p BreakerParams) (*Breaker, error) {
@@ -191,7 +187,7 @@ func (b *Breaker) acquireSlow(ctx context.Context) error {
 			}
 			continue
 		}
-		if b.waiters.Load() >= int64(b.queueDepth) {
+		if b.waiters.Len() >= int64(b.queueDepth) {
 			b.mu.Unlock()
 			return ErrQueueFull
 		}
@@ -204,8 +200,8 @@ func (b *Breaker) acquireSlow(ctx context.Context) error {
 	}
 	// Waiters are not pooled: a channel made inside a testing/synctest
 	// bubble must not be reused outside it, and waiting is the slow path.
-	w := &waiter{ready: make(chan struct{}, 1)}
-	b.pushBack(w)
+	w := &waiter{Value: make(chan struct{}, 1)}
+	b.waiters.PushBack(w)
 	b.mu.Unlock()
 
 	start := b.clock.Now()
@@ -217,7 +213,7 @@ func (b *Breaker) acquireSlow(ctx context.Context) error {
 	}
 	var err error
 	select {
-	case <-w.ready:
+	case <-w.Value:
 		return nil
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -226,13 +222,13 @@ func (b *Breaker) acquireSlow(ctx context.Context) error {
 	}
 
 	b.mu.Lock()
-	if w.linked {
+	if w.Linked() {
 		b.unlink(w)
 		b.mu.Unlock()
 	} else {
 		// The slot was handed to us as we gave up: pass it on.
 		b.mu.Unlock()
-		<-w.ready
+		<-w.Value
 		b.Release()
 	}
 	return &WaitError{Waited: b.clock.Since(start), Err: err}
@@ -264,7 +260,7 @@ func (b *Breaker) releaseSlow() {
 	for {
 		s := b.state.Load()
 		capacity, inUse, _ := unpack(s)
-		if b.head != nil && inUse <= capacity {
+		if b.waiters.Len() > 0 && inUse <= capacity {
 			// Hand the slot over: in use stays the same.
 			b.handOff()
 			return
@@ -280,38 +276,15 @@ func (b *Breaker) releaseSlow() {
 // handOff gives a held slot to the oldest waiter. b.mu must be held and the
 // list must not be empty.
 func (b *Breaker) handOff() {
-	w := b.head
+	w := b.waiters.Front()
 	b.unlink(w)
-	w.ready <- struct{}{}
-}
-
-// pushBack appends w. b.mu must be held and the waiting flag set.
-func (b *Breaker) pushBack(w *waiter) {
-	w.prev, w.next, w.linked = b.tail, nil, true
-	if b.tail == nil {
-		b.head = w
-	} else {
-		b.tail.next = w
-	}
-	b.tail = w
-	b.waiters.Add(1)
+	w.Value <- struct{}{}
 }
 
 // unlink removes w from the list and clears the waiting flag if the list is
 // now empty. b.mu must be held.
 func (b *Breaker) unlink(w *waiter) {
-	if w.prev == nil {
-		b.head = w.next
-	} else {
-		w.prev.next = w.next
-	}
-	if w.next == nil {
-		b.tail = w.prev
-	} else {
-		w.next.prev = w.prev
-	}
-	w.prev, w.next, w.linked = nil, nil, false
-	if b.waiters.Add(-1) == 0 {
+	if b.waiters.Remove(w) == 0 {
 		for {
 			s := b.state.Load()
 			if b.state.CompareAndSwap(s, s&^waitingFlag) {
@@ -351,7 +324,7 @@ func (b *Breaker) UpdateConcurrency(n int) error {
 	}
 	// Fill the new room from the queue. The flag is set whenever the list is
 	// non-empty, so no fast-path acquire can take these slots first.
-	for b.head != nil {
+	for b.waiters.Len() > 0 {
 		s := b.state.Load()
 		capacity, inUse, _ := unpack(s)
 		if inUse >= capacity {
@@ -377,7 +350,7 @@ func (b *Breaker) InFlight() int {
 }
 
 // Waiting returns the number of requests waiting for a slot.
-func (b *Breaker) Waiting() int { return int(b.waiters.Load()) }
+func (b *Breaker) Waiting() int { return int(b.waiters.Len()) }
 
 // Pending returns the requests running plus those waiting, Knative's
 // InFlight (its queue-depth gauge).
