@@ -454,3 +454,49 @@ func isZombieOrGone(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+func TestE2ESameNameInTwoNamespaces(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	for _, ns := range []string{"team-a", "team-b"} {
+		tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, ns), "namespace: default", "namespace: "+ns, 1))
+		tp.waitReady(ns + "/hello-00001")
+	}
+	for _, ns := range []string{"team-a", "team-b"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+tp.GatewayAddr()+"/", nil)
+		req.Host = "hello." + ns + ".localhost"
+		resp, err := tp.client.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "Hello "+ns+"!\n", string(body))
+	}
+}
+
+func TestApplyRejectsAnUnknownRevisionBeforeCreatingOne(t *testing.T) {
+	t.Parallel()
+	p, err := NewPlatform(Options{Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", Autoscaler: fastConfig})
+	require.NoError(t, err)
+	svc, err := ParseService([]byte(fmt.Sprintf(helloAtZero, "x") + `
+  traffic:
+    - revisionName: hello-00042
+      percent: 100
+`))
+	require.NoError(t, err)
+	_, err = p.Apply(svc)
+	require.EqualError(t, err, `spec.traffic[0].revisionName: revision "hello-00042" not found in configuration default/hello`)
+	assert.Empty(t, p.Status().Revisions, "nothing was created")
+
+	// The manifest may route to the revision it names itself.
+	svc, err = ParseService([]byte(strings.Replace(fmt.Sprintf(helloAtZero, "x"), "    metadata:\n", "    metadata:\n      name: hello-first\n", 1) + `
+  traffic:
+    - revisionName: hello-first
+      percent: 100
+`))
+	require.NoError(t, err)
+	_, err = p.Apply(svc)
+	require.NoError(t, err)
+	require.Len(t, p.Status().Revisions, 1)
+	assert.Equal(t, "default/hello-first", p.Status().Revisions[0].Key)
+	require.NoError(t, p.Stop(context.Background()))
+}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,9 +231,13 @@ func (p *Platform) Stop(ctx context.Context) error {
 	if !p.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
-	errs := []error{p.gateway.Shutdown(ctx), p.act.Shutdown(ctx)}
+	var errs []error
+	if p.gateway != nil { // started
+		errs = append(errs, p.gateway.Shutdown(ctx))
+		_ = p.control.Shutdown(ctx)
+	}
+	errs = append(errs, p.act.Shutdown(ctx))
 	p.cancel()
-	_ = p.control.Shutdown(ctx)
 	p.mu.Lock()
 	revs := slices.Collect(maps.Values(p.revisions))
 	p.mu.Unlock()
@@ -286,7 +289,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 			return nil, fmt.Errorf("metadata.annotations[%s]: %w", rolloutAnnotation, err)
 		}
 	}
-	tspec := traffic.Spec{DefaultConfiguration: name}
+	// Configurations are named by key ("namespace/name") so that services of
+	// the same name in two namespaces stay apart.
+	tspec := traffic.Spec{DefaultConfiguration: ns + "/" + name}
 	for _, t := range svc.Spec.Traffic {
 		tt := traffic.Target{Tag: t.Tag, LatestRevision: t.LatestRevision}
 		if t.RevisionName != "" {
@@ -313,18 +318,21 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		}
 		s = &service{ns: ns, name: name, cfg: cfg}
 	}
+	// Check the traffic block before creating anything: a revision it names
+	// must exist, or be the one this manifest names.
+	for i, t := range svc.Spec.Traffic {
+		if t.RevisionName == "" || t.RevisionName == spec.Name {
+			continue
+		}
+		if _, ok := s.cfg.Revision(t.RevisionName); !ok {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("spec.traffic[%d].revisionName: revision %q not found in configuration %s/%s", i, t.RevisionName, ns, name)
+		}
+	}
 	r, created, err := s.cfg.Apply(now, spec)
 	if err != nil {
 		p.mu.Unlock()
 		return nil, err
-	}
-	for _, t := range tspec.Traffic {
-		if t.RevisionName != "" {
-			if _, ok := s.cfg.Revision(strings.TrimPrefix(t.RevisionName, ns+"/")); !ok {
-				p.mu.Unlock()
-				return nil, fmt.Errorf("spec.traffic: revision %q not found in configuration %s/%s", strings.TrimPrefix(t.RevisionName, ns+"/"), ns, name)
-			}
-		}
 	}
 	p.services[s.key()] = s
 	s.traffic, s.rollout = tspec, ro
@@ -577,15 +585,14 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 // latestReady is the newest revision of a configuration whose Ready
 // condition is True. p.mu must be held.
 func (p *Platform) latestReady(config string) (string, bool) {
-	for _, s := range p.services {
-		if s.name != config {
-			continue
-		}
-		hist := s.cfg.History()
-		for i := len(hist) - 1; i >= 0; i-- {
-			if r := p.revisions[hist[i].Key]; r != nil && r.rec.State().Status.IsReady() {
-				return r.key, true
-			}
+	s := p.services[config]
+	if s == nil {
+		return "", false
+	}
+	hist := s.cfg.History()
+	for i := len(hist) - 1; i >= 0; i-- {
+		if r := p.revisions[hist[i].Key]; r != nil && r.rec.State().Status.IsReady() {
+			return r.key, true
 		}
 	}
 	return "", false

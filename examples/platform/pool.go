@@ -23,6 +23,8 @@ type pool struct {
 	seq      int            // for replica names
 	lastErr  error          // the last start failure, for status
 	drains   sync.WaitGroup // one per draining replica
+	want     int            // the count last asked for
+	closed   bool           // stopAll ran: start nothing more
 }
 
 func newPool(p *Platform, r *rev) *pool {
@@ -34,6 +36,11 @@ func newPool(p *Platform, r *rev) *pool {
 // a failure is retried on its next tick); draining is not.
 func (pl *pool) scale(ctx context.Context, n int) error {
 	pl.mu.Lock()
+	if pl.closed {
+		pl.mu.Unlock()
+		return nil
+	}
+	pl.want = n
 	cur := len(pl.ready) + pl.starting
 	switch {
 	case n > cur:
@@ -46,17 +53,32 @@ func (pl *pool) scale(ctx context.Context, n int) error {
 		}
 		pl.mu.Unlock()
 		return pl.start(ctx, names)
-	case n < cur && len(pl.ready) > 0:
-		victims := pl.pickVictims(min(cur-n, len(pl.ready)))
+	case n < cur:
 		pl.mu.Unlock()
-		pl.p.replicasChanged(pl.rev)
-		for _, v := range victims {
-			go pl.drain(v)
-		}
+		pl.trim()
 		return nil
 	}
 	pl.mu.Unlock()
 	return nil
+}
+
+// trim drains ready replicas beyond the count last asked for. Replicas
+// still starting count toward it; when they are up, trim runs again, so a
+// scale-down that arrives during a start is not lost (the autoscaler calls
+// Scale only when its count changes).
+func (pl *pool) trim() {
+	pl.mu.Lock()
+	extra := min(len(pl.ready)+pl.starting-pl.want, len(pl.ready))
+	if pl.closed || extra <= 0 {
+		pl.mu.Unlock()
+		return
+	}
+	victims := pl.pickVictims(extra)
+	pl.mu.Unlock()
+	pl.p.replicasChanged(pl.rev)
+	for _, v := range victims {
+		go pl.drain(v)
+	}
 }
 
 func (pl *pool) start(ctx context.Context, names []string) error {
@@ -67,19 +89,27 @@ func (pl *pool) start(ctx context.Context, names []string) error {
 		g.Go(func() error {
 			pr, err := pl.p.spawner.start(ctx, pl.rev.replicaSpec(name, pl.p.opts), pl.p.replicaLog)
 			pl.mu.Lock()
-			defer pl.mu.Unlock()
 			pl.starting--
 			if err != nil {
 				pl.lastErr = err
+				pl.mu.Unlock()
 				return err
 			}
+			if pl.closed {
+				// The platform stopped while this replica started.
+				pl.mu.Unlock()
+				_ = pr.stop(time.Second)
+				return nil
+			}
 			pl.ready = append(pl.ready, pr)
+			pl.mu.Unlock()
 			go pl.watch(pr)
 			return nil
 		})
 	}
 	err := g.Wait()
 	pl.p.replicasChanged(pl.rev)
+	pl.trim()
 	return err
 }
 
@@ -133,6 +163,7 @@ func (pl *pool) watch(pr *proc) {
 // stopAll drains every replica and waits for them (platform shutdown).
 func (pl *pool) stopAll() {
 	pl.mu.Lock()
+	pl.closed = true
 	all := slices.Clone(pl.ready)
 	pl.ready = nil
 	for _, v := range all {
