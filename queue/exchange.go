@@ -43,6 +43,7 @@ type exchange struct {
 	header    http.Header // the application's headers until committed
 	committed bool        // the response has started: headers are in w
 	timedOut  bool        // a timeout answered; writes fail
+	returned  bool        // the application returned; no timeout applies
 	start     time.Time   // arrival
 	lastWrite time.Time   // last write (or arrival), for IdleTimeout
 	done      chan struct{}

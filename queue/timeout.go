@@ -120,8 +120,8 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 			if wait > 0 {
 				timer.Reset(wait)
 			}
-			// wait == 0: the connection was hijacked; no timeout applies
-			// any more, so wait for the application.
+			// wait == 0: the connection was hijacked or the application
+			// has returned; no timeout applies any more, so wait for done.
 		}
 	}
 }
@@ -132,6 +132,9 @@ func (h *Handler) runTimed(ex *exchange, r *http.Request) {
 	defer func() {
 		p := recover()
 		ex.mu.Lock()
+		// From here on the response is complete: a timer that fires before
+		// ServeHTTP sees done must not append a timeout to it.
+		ex.returned = true
 		if !ex.timedOut {
 			if !ex.committed {
 				// The application wrote nothing: the server sends 200 with
@@ -161,9 +164,10 @@ func (h *Handler) runTimed(ex *exchange, r *http.Request) {
 
 // checkLocked returns the timeout that has passed at now, if any, and
 // otherwise how long until the next one could. A zero wait with no error
-// means that no timeout applies any more. ex.mu must be held.
+// means that no timeout applies any more: the connection was hijacked, or
+// the application has returned. ex.mu must be held.
 func (ex *exchange) checkLocked(now time.Time) (*TimeoutError, time.Duration) {
-	if ex.hijacked.Load() {
+	if ex.returned || ex.hijacked.Load() {
 		return nil, 0
 	}
 	h := ex.h

@@ -187,6 +187,33 @@ func TestTimeoutCancelsQueueWait(t *testing.T) {
 	})
 }
 
+// TestNoTimeoutAfterTheApplicationReturned: when the application returns at
+// the instant a timeout is due, the client gets either the application's
+// response or the 504, never the application's response with a timeout
+// message appended. Which one wins is up to the scheduler, so it is run many
+// times.
+func TestNoTimeoutAfterTheApplicationReturned(t *testing.T) {
+	const msg = "queue: request timeout: the request ran longer than the total timeout (1s)\n"
+	for range 100 {
+		synctest.Test(t, func(t *testing.T) {
+			h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(time.Second) // returns as the total timeout fires
+			}), Config{TotalTimeout: time.Second})
+			w := serve(h, get())
+			switch w.Code {
+			case http.StatusOK:
+				require.Empty(t, w.Body.String(), "the application's empty 200, with nothing appended")
+			case http.StatusGatewayTimeout:
+				require.Equal(t, msg, w.Body.String())
+			default:
+				t.Fatalf("status %d", w.Code)
+			}
+			synctest.Wait()
+			require.Equal(t, 0, h.InFlight())
+		})
+	}
+}
+
 // TestTimeoutWriterAfterTimeout: every way of writing fails after a
 // timeout, and headers set then do not reach the response.
 func TestTimeoutWriterAfterTimeout(t *testing.T) {
