@@ -43,10 +43,11 @@ type HTTPSink struct {
 // Send posts msgs to s.URL. A response other than 2xx is an error that
 // carries the status and the start of the body.
 func (s *HTTPSink) Send(ctx context.Context, msgs []Message) error {
-	bp := bufPool.Get().(*[]byte)
-	defer func() { *bp = (*bp)[:0]; bufPool.Put(bp) }()
-	*bp = AppendEncode((*bp)[:0], msgs)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(*bp))
+	// A fresh buffer, not a pooled one: the transport may still read the
+	// body after Do returns (http.RoundTripper's contract), so it must not
+	// be handed to the next Send. One allocation per period is nothing.
+	body := AppendEncode(nil, msgs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("stats: push to %s: %w", s.URL, err)
 	}

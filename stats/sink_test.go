@@ -3,6 +3,8 @@ package stats
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,4 +96,36 @@ func TestWriteBatchAndFetch(t *testing.T) {
 	_, err = Fetch(context.Background(), nil, bad.URL)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "404")
+}
+
+// lateReader is a RoundTripper that answers at once and reads the request
+// body only later, as the RoundTripper contract allows ("may do so in a
+// separate goroutine even after RoundTrip returns") and as http.Transport
+// does when the server answers before it has read the whole body.
+type lateReader struct{ bodies []io.ReadCloser }
+
+func (t *lateReader) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.bodies = append(t.bodies, r.Body)
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: r}, nil
+}
+
+// TestHTTPSinkBodyOutlivesSend: a batch's body is not reused by the next
+// Send (or a WriteBatch) while the transport may still read it.
+func TestHTTPSinkBodyOutlivesSend(t *testing.T) {
+	rt := &lateReader{}
+	sink := &HTTPSink{URL: "http://autoscaler.example/stats", Client: &http.Client{Transport: rt}}
+	batch := func(i int) []Message {
+		return []Message{{Revision: fmt.Sprintf("default/r-%05d", i), Stat: Stat{Source: "pod", RPS: float64(i)}}}
+	}
+	const n = 20
+	for i := range n {
+		require.NoError(t, sink.Send(context.Background(), batch(i)))
+	}
+	for i, body := range rt.bodies {
+		b, err := io.ReadAll(body)
+		require.NoError(t, err)
+		got, err := Decode(b)
+		require.NoError(t, err)
+		assert.Equal(t, batch(i), got, "body %d", i)
+	}
 }
