@@ -52,13 +52,15 @@ func NewSplit(shares []Share) (*Split, error) {
 }
 
 // Rebalance returns a Split with the new percents that moves as few keys
-// as possible away from s (see Split). A nil s is a fresh start, as
-// NewSplit. s is unchanged.
+// as possible away from s (see Split). A nil or zero s is a fresh start,
+// as NewSplit. s is unchanged.
 func (s *Split) Rebalance(shares []Share) (*Split, error) {
-	n := &Split{}
+	// Each share is checked as given, before merging, so that errors name
+	// the caller's index and out-of-range percents cannot cancel out
+	// (a 150% and a −50% share of one revision).
 	sum := 0
 	var errs []error
-	for i, sh := range mergeShares(shares) {
+	for i, sh := range shares {
 		if !validKey(sh.Revision) {
 			errs = append(errs, &FieldError{Path: fmt.Sprintf("shares[%d].revision", i), Value: sh.Revision, Rule: keyRule, kind: ErrInvalidSpec})
 		}
@@ -67,16 +69,19 @@ func (s *Split) Rebalance(shares []Share) (*Split, error) {
 			continue
 		}
 		sum += sh.Percent
-		if sh.Percent > 0 {
-			n.revs = append(n.revs, sh.Revision)
-			n.pcts = append(n.pcts, sh.Percent)
-		}
 	}
 	if sum != 100 {
 		errs = append(errs, &FieldError{Path: "shares", Value: sum, Rule: fmt.Sprintf("percents sum to %d, want 100", sum), kind: ErrInvalidSpec})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	n := &Split{}
+	for _, sh := range mergeShares(shares) {
+		if sh.Percent > 0 {
+			n.revs = append(n.revs, sh.Revision)
+			n.pcts = append(n.pcts, sh.Percent)
+		}
 	}
 	n.layout(s)
 	return n, nil
@@ -100,7 +105,8 @@ func (n *Split) layout(prev *Split) {
 			at++
 		}
 	}
-	if prev == nil {
+	if prev == nil || len(prev.revs) == 0 {
+		// No previous split (or the zero Split): a fresh start.
 		n.owner = fresh
 		return
 	}

@@ -306,6 +306,28 @@ func TestSplitErrors(t *testing.T) {
 		`traffic: shares[1].percent = 150: expected 0 <= 150 <= 100`,
 		`traffic: shares = 50: percents sum to 50, want 100`,
 	}, fieldErrors(t, err))
+
+	// Percents are checked per share as given, before shares of one
+	// revision are added up: out-of-range values cannot cancel out, and
+	// the index is the caller's.
+	_, err = NewSplit([]Share{sh("a", 150), sh("a", -50)})
+	assert.Equal(t, []string{
+		`traffic: shares[0].percent = 150: expected 0 <= 150 <= 100`,
+		`traffic: shares[1].percent = -50: expected 0 <= -50 <= 100`,
+		`traffic: shares = 0: percents sum to 0, want 100`,
+	}, fieldErrors(t, err))
+	_, err = NewSplit([]Share{sh("a", 50), sh("b", 50), sh("a", 101)})
+	assert.Equal(t, []string{
+		`traffic: shares[2].percent = 101: expected 0 <= 101 <= 100`,
+	}, fieldErrors(t, err))
+}
+
+// The zero Split has no layout to keep: Rebalance starts afresh.
+func TestZeroSplitRebalance(t *testing.T) {
+	var z Split
+	s, err := z.Rebalance([]Share{sh("a", 60), sh("b", 40)})
+	require.NoError(t, err)
+	assert.Equal(t, mustSplit(t, nil, sh("a", 60), sh("b", 40)).owner, s.owner)
 }
 
 func TestSplitMergesAndDropsZero(t *testing.T) {
