@@ -351,8 +351,12 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 func (h *Handler) proxyError(w http.ResponseWriter, req *http.Request, err error, r *replica) {
 	switch req.Context().Err() {
 	case context.DeadlineExceeded:
-		http.Error(w, fmt.Sprintf("activator request timeout: revision %q, replica %s: no response within %v",
-			r.rev.name, r.addr, r.rev.set.Load().cfg.Timeout), http.StatusGatewayTimeout)
+		within := "before the request's deadline"
+		if d := r.rev.set.Load().cfg.Timeout; d > 0 {
+			within = fmt.Sprintf("within %v", d)
+		} // else NoTimeout: the deadline was the caller's, not the revision's
+		http.Error(w, fmt.Sprintf("activator request timeout: revision %q, replica %s: no response %s",
+			r.rev.name, r.addr, within), http.StatusGatewayTimeout)
 	case context.Canceled:
 		w.WriteHeader(StatusClientClosedRequest)
 	default:

@@ -199,6 +199,23 @@ func TestTimeoutWhileForwarding(t *testing.T) {
 	})
 }
 
+// With NoTimeout the revision sets no deadline; one from the caller's
+// context is reported as such, not as a revision timeout of -1ns.
+func TestCallerDeadlineWhileForwarding(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newTestHandler(t, Options{Transport: newFakeBackend(time.Hour)})
+		require.NoError(t, h.SetRevision("rev", RevisionConfig{Timeout: NoTimeout}))
+		require.NoError(t, h.SetReplicas("rev", []string{"10.0.0.1:8012"}))
+		ctx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
+		defer cancel()
+		rec, done := serve(h, request("rev", 0).WithContext(ctx))
+		<-done
+		assert.Equal(t, http.StatusGatewayTimeout, rec.Code)
+		assert.Equal(t, `activator request timeout: revision "rev", replica 10.0.0.1:8012: no response before the request's deadline`+"\n", rec.Body.String())
+		mustShutdown(t, h)
+	})
+}
+
 func TestClientCancelLeavesQueueAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var cs coldStarts
@@ -456,6 +473,10 @@ func TestOptionsValidate(t *testing.T) {
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
+	// A zero ProbeInterval is the default 50 ms, which a smaller maximum
+	// would undercut.
+	_, err = New(Options{ThrottlerOptions: ThrottlerOptions{ProbeMaxInterval: 10 * time.Millisecond}})
+	assert.ErrorContains(t, err, "ThrottlerOptions.ProbeMaxInterval = 10ms, must be >= ProbeInterval = 50ms")
 	_, err = New(Options{ThrottlerOptions: ThrottlerOptions{ProbeInterval: -1, ProbeMaxInterval: -1, Subset: Subset{Count: -1}}})
 	for _, want := range []string{
 		"ThrottlerOptions.ProbeInterval = -1ns, must be >= 0 (0 means 50ms)",

@@ -55,10 +55,16 @@ func (o ThrottlerOptions) Validate() error {
 	if o.ProbeInterval < 0 {
 		errs = append(errs, fmt.Errorf("activator: ThrottlerOptions.ProbeInterval = %v, must be >= 0 (0 means %v)", o.ProbeInterval, DefaultProbeInterval))
 	}
+	// Compared with the interval in effect: a zero ProbeInterval means
+	// DefaultProbeInterval.
+	interval := o.ProbeInterval
+	if interval == 0 {
+		interval = DefaultProbeInterval
+	}
 	if o.ProbeMaxInterval < 0 {
 		errs = append(errs, fmt.Errorf("activator: ThrottlerOptions.ProbeMaxInterval = %v, must be >= 0 (0 means %v)", o.ProbeMaxInterval, DefaultProbeMaxInterval))
-	} else if o.ProbeMaxInterval > 0 && o.ProbeMaxInterval < o.ProbeInterval {
-		errs = append(errs, fmt.Errorf("activator: ThrottlerOptions.ProbeMaxInterval = %v, must be >= ProbeInterval = %v", o.ProbeMaxInterval, o.ProbeInterval))
+	} else if o.ProbeMaxInterval > 0 && interval > 0 && o.ProbeMaxInterval < interval {
+		errs = append(errs, fmt.Errorf("activator: ThrottlerOptions.ProbeMaxInterval = %v, must be >= ProbeInterval = %v", o.ProbeMaxInterval, interval))
 	}
 	return errors.Join(errs...)
 }
