@@ -63,8 +63,13 @@ func newCollection(spec CollectorSpec) *collection {
 
 // record adds one stat at now. Proxied load was counted by the activator
 // already (it reports it itself), so it is subtracted to avoid counting it
-// twice.
-func (c *collection) record(now time.Time, s stats.Stat) {
+// twice. An invalid stat (a NaN, an infinity or a negative number) is
+// refused: one NaN would stay in a window's running total for good, and
+// every later average would read as no load.
+func (c *collection) record(now time.Time, s stats.Stat) error {
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("autoscaler: %w", err)
+	}
 	conc := s.Concurrency - s.ProxiedConcurrency
 	rps := s.RPS - s.ProxiedRPS
 	c.mu.Lock()
@@ -73,6 +78,7 @@ func (c *collection) record(now time.Time, s stats.Stat) {
 	c.stableRPS.Record(now, rps)
 	c.panicRPS.Record(now, rps)
 	c.mu.Unlock()
+	return nil
 }
 
 // averages returns the stable and panic averages of metric at now.
@@ -153,14 +159,14 @@ func (c *Collector) get(revision string) *collection {
 // Record adds a stat for revision at now: its concurrency and requests per
 // second minus their proxied parts go into both windows. Stats recorded in
 // the same second add up. It returns ErrNotCollecting for an unknown
-// revision.
+// revision, and stats.Stat.Validate's error, recording nothing, for a stat
+// with a NaN, infinite or negative number.
 func (c *Collector) Record(revision string, now time.Time, s stats.Stat) error {
 	col := c.get(revision)
 	if col == nil {
 		return fmt.Errorf("%w: %q", ErrNotCollecting, revision)
 	}
-	col.record(now, s)
-	return nil
+	return col.record(now, s)
 }
 
 // StableAndPanicConcurrency returns revision's average concurrency over the

@@ -160,3 +160,22 @@ func BenchmarkCollection(b *testing.B) {
 		}
 	})
 }
+
+func TestCollectorRefusesInvalidStats(t *testing.T) {
+	var c Collector
+	require.NoError(t, c.Set("r", CollectorSpec{StableWindow: 60 * time.Second, PanicWindow: 6 * time.Second}, t0))
+	for _, s := range []stats.Stat{
+		{Concurrency: math.NaN()},
+		{RPS: math.Inf(1)},
+		{ProxiedConcurrency: -1},
+	} {
+		assert.Error(t, c.Record("r", t0, s), "%+v", s)
+	}
+	require.NoError(t, c.Record("r", t0, stats.Stat{Concurrency: 3, RPS: 2}))
+	st, p, err := c.StableAndPanicConcurrency("r", t0)
+	require.NoError(t, err)
+	assert.Equal(t, [2]float64{3, 3}, [2]float64{st, p})
+	st, p, err = c.StableAndPanicRPS("r", t0)
+	require.NoError(t, err)
+	assert.Equal(t, [2]float64{2, 2}, [2]float64{st, p})
+}

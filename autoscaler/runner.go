@@ -411,10 +411,6 @@ func (r *Runner) Send(_ context.Context, msgs []stats.Message) error {
 	var errs []error
 	for i := range msgs {
 		m := &msgs[i]
-		if err := m.Stat.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("autoscaler: message %d: %w", i, err))
-			continue
-		}
 		if err := r.poke(m.Revision, m.Stat); err != nil {
 			errs = append(errs, fmt.Errorf("autoscaler: message %d: %w", i, err))
 		}
@@ -426,19 +422,21 @@ func (r *Runner) Send(_ context.Context, msgs []stats.Message) error {
 // was zero — or it has none yet — and s reports concurrency, has it
 // decided at once (Knative's scale-from-zero fast path; an activator pokes
 // on a revision's first request). Knative waits for the first tick of a
-// revision not yet decided; here its first request does not. Unknown revisions are ignored, as in Knative; use Record to
-// learn about them.
+// revision not yet decided; here its first request does not. Unknown
+// revisions (as in Knative) and invalid stats (see Record) are ignored; use
+// Record to learn about them.
 func (r *Runner) Poke(revision string, s stats.Stat) { _ = r.poke(revision, s) }
 
 // Record adds s to revision's load without a poke. A stat without a time
-// is taken as of now. It returns ErrNotCollecting for an unknown revision.
+// is taken as of now. It returns ErrNotCollecting for an unknown revision,
+// and stats.Stat.Validate's error, recording nothing, for a stat with a NaN,
+// infinite or negative number.
 func (r *Runner) Record(revision string, s stats.Stat) error {
 	e := r.lookup(revision)
 	if e == nil {
 		return fmt.Errorf("%w: %q", ErrNotCollecting, revision)
 	}
-	e.coll.record(r.statTime(s), s)
-	return nil
+	return e.coll.record(r.statTime(s), s)
 }
 
 func (r *Runner) statTime(s stats.Stat) time.Time {
@@ -460,7 +458,9 @@ func (r *Runner) poke(revision string, s stats.Stat) error {
 	if e == nil {
 		return fmt.Errorf("%w: %q", ErrNotCollecting, revision)
 	}
-	e.coll.record(r.statTime(s), s)
+	if err := e.coll.record(r.statTime(s), s); err != nil {
+		return err
+	}
 	// Knative pokes only when the last decision was 0. A revision that has
 	// not been decided yet (−1: created at initial scale 0 a moment ago)
 	// is at zero too, and its first request must not wait for a tick.
@@ -544,12 +544,18 @@ func (r *Runner) decide(e *entry, now time.Time, ready int) (Decision, bool) {
 		desired, ebc = e.rec.Desired, e.rec.ExcessBurstCapacity
 	}
 	want, apply := e.life.step(&e.spec, now, desired, ready, ebc)
-	push := false
-	if apply && want >= 0 {
+	apply = apply && want >= 0
+	if apply {
 		e.pending = want
-		if !e.queued && want != e.applied {
-			e.queued, push = true, true
-		}
+	}
+	// A count the backend has not accepted is (re)made when this decision
+	// applies one, and also when it leaves the scale alone but nothing was
+	// ever accepted: a failed initial scale from Add must be retried, as
+	// Knative retries creating a revision's Deployment, or the revision
+	// would wait for replicas until its activation timeout.
+	push := false
+	if (apply || e.applied < 0) && !e.queued && e.pending >= 0 && e.pending != e.applied {
+		e.queued, push = true, true
 	}
 	d := Decision{
 		Revision:            e.name,
@@ -633,7 +639,10 @@ func (r *Runner) scrapeWorker(ctx context.Context) {
 		s, err := r.opts.Scraper.Scrape(ctx, e.name, time.Duration(e.window.Load()))
 		switch {
 		case err == nil:
-			e.coll.record(r.clock.Now(), s)
+			err = e.coll.record(r.clock.Now(), s)
+			if err != nil {
+				r.logger.Warn("autoscaler: scraper returned an invalid stat", "revision", e.name, "error", err)
+			}
 		case !errors.Is(err, ErrNoReplicas) && ctx.Err() == nil:
 			r.logger.Warn("autoscaler: scrape failed", "revision", e.name, "error", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,6 +208,36 @@ func TestRunnerRetriesAFailedScaleOnTheNextTick(t *testing.T) {
 	assert.Equal(t, 3, h.Scale(rev))
 	h.Advance(2 * time.Second)
 	assert.Len(t, h.Scaler.CallsFor(rev), 4, "no call while the count stays")
+}
+
+// TestRunnerRetriesAFailedInitialScale: the initial Scale from Add failed
+// and the next decisions leave the scale alone (no metrics yet, or
+// activating at zero): it is still retried on the next tick, instead of
+// leaving the new revision without replicas until its activation timeout.
+func TestRunnerRetriesAFailedInitialScale(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ann  map[string]string
+	}{
+		{"replica stats, no data yet", nil},
+		{"activator stats only, idle", map[string]string{autoscaler.TargetBurstCapacityAnnotation: "-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := autoscalertest.NewHarness(t)
+			h.Scaler.SetError(errors.New("backend down"))
+			h.Add(rev, cc10(t, tc.ann))
+			require.Equal(t, []int{1}, h.Scaler.CallsFor(rev))
+			h.Advance(2 * time.Second)
+			assert.Equal(t, []int{1, 1}, h.Scaler.CallsFor(rev), "retried while still failing")
+			h.Scaler.SetError(nil)
+			h.Advance(2 * time.Second)
+			assert.Equal(t, []int{1, 1, 1}, h.Scaler.CallsFor(rev))
+			assert.Equal(t, 1, h.Scale(rev))
+			h.Advance(4 * time.Second)
+			assert.Len(t, h.Scaler.CallsFor(rev), 3, "accepted: no more calls")
+			assert.Equal(t, autoscaler.Active, h.Decision(rev).Activity)
+		})
+	}
 }
 
 func TestRunnerAdoptsARunningRevisionInPanic(t *testing.T) {
@@ -485,4 +516,43 @@ func TestRunnerStress(t *testing.T) {
 	require.NoError(t, r.Flush(flushCtx))
 	cancel()
 	<-done
+}
+
+// TestRunnerStopsScalingWhenCancelled: after ctx ends, the scale workers
+// do not go on calling the backend (with a cancelled ctx) for every
+// revision still queued.
+func TestRunnerStopsScalingWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int64
+	scaler := autoscaler.ScalerFunc(func(ctx context.Context, _ string, _ int) error {
+		if calls.Add(1) == 1 {
+			cancel() // the host shuts down while the first call runs
+		}
+		return ctx.Err()
+	})
+	ready := autoscaler.ReadyCounterFunc(func(string) (int, error) { return 0, nil })
+	r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: scaler, Ready: ready, Clock: clock.NewMock(), ScaleWorkers: 1})
+	require.NoError(t, err)
+	for i := range 5 {
+		require.NoError(t, r.Add(fmt.Sprint("rev-", i), cc10(t, nil)), "each queues its initial scale")
+	}
+	require.NoError(t, r.Run(ctx))
+	assert.Equal(t, int64(1), calls.Load())
+}
+
+// TestRunnerRefusesInvalidStats: a NaN or an infinity would stay in a
+// window's running total for good and every later average would read as
+// no load, so Record refuses it and Poke ignores it.
+func TestRunnerRefusesInvalidStats(t *testing.T) {
+	h := autoscalertest.NewHarness(t)
+	h.Add(rev, cc10(t, nil))
+	err := h.Runner.Record(rev, stats.Stat{Concurrency: math.NaN()})
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "concurrency = NaN")
+	h.Runner.Poke(rev, stats.Stat{Concurrency: 1, RPS: math.Inf(1)})
+	h.Runner.Poke(rev, stats.Stat{Concurrency: math.Inf(1)})
+	h.SetLoad(rev, stats.Stat{Concurrency: 35})
+	h.Advance(60 * time.Second)
+	assert.Equal(t, 35.0, h.Decision(rev).StableLoad)
+	assert.Equal(t, 5, h.Scale(rev))
 }

@@ -45,9 +45,13 @@ func (q *workQueue) requeue(e *entry) {
 	q.signal()
 }
 
-// pop waits for the next item; ok is false when ctx is done.
+// pop waits for the next item; ok is false when ctx is done, even if items
+// are left (they would only be handed a cancelled ctx).
 func (q *workQueue) pop(ctx context.Context) (e *entry, ok bool) {
 	for {
+		if ctx.Err() != nil {
+			return nil, false
+		}
 		q.mu.Lock()
 		if q.head < len(q.items) {
 			e = q.items[q.head]
