@@ -182,17 +182,15 @@ func (c Config) RevisionSpec(annotationMap map[string]string, containerConcurren
 	}
 	activation := 0
 	if k, v, ok := a.get(ActivationScaleAnnotation); ok {
-		i, err := strconv.ParseInt(v, 10, 32)
-		switch {
-		case err != nil:
-			a.fail(k, v, "an integer in [2, 2147483647]")
-		case int(i) < annMin:
-			a.fail(k, v, fmt.Sprintf("an integer at least min-scale (%d)", annMin))
-		case annMax != 0 && int(i) > annMax:
-			a.fail(k, v, fmt.Sprintf("an integer at most max-scale (%d)", annMax))
-		case i < 2:
-			a.fail(k, v, "an integer ≥ 2")
-		default:
+		// Every failure states the whole allowed range, then why.
+		lo, hi, limits := max(2, annMin), math.MaxInt32, fmt.Sprintf("≥ 2, at least min-scale (%d)", annMin)
+		if annMax != 0 {
+			hi, limits = annMax, limits+fmt.Sprintf(", at most max-scale (%d)", annMax)
+		}
+		want := fmt.Sprintf("an integer in [%d, %d] (%s)", lo, hi, limits)
+		if i, err := strconv.ParseInt(v, 10, 32); err != nil || int(i) < lo || int(i) > hi {
+			a.fail(k, v, want)
+		} else {
 			activation = int(i)
 		}
 	}
