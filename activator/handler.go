@@ -352,15 +352,16 @@ func (h *Handler) proxyError(w http.ResponseWriter, req *http.Request, err error
 	switch req.Context().Err() {
 	case context.DeadlineExceeded:
 		within := "before the request's deadline"
-		if d := r.rev.set.Load().cfg.Timeout; d > 0 {
+		if d := r.rev.Load().set.Load().cfg.Timeout; d > 0 {
 			within = fmt.Sprintf("within %v", d)
 		} // else NoTimeout: the deadline was the caller's, not the revision's
 		http.Error(w, fmt.Sprintf("activator request timeout: revision %q, replica %s: no response %s",
-			r.rev.name, r.addr, within), http.StatusGatewayTimeout)
+			r.rev.Load().name, r.addr, within), http.StatusGatewayTimeout)
 	case context.Canceled:
 		w.WriteHeader(StatusClientClosedRequest)
 	default:
-		h.log.Warn("activator: forwarding failed", "revision", r.rev.name, "replica", r.addr, "error", err)
-		http.Error(w, fmt.Sprintf("activator: revision %q, replica %s: %v", r.rev.name, r.addr, err), http.StatusBadGateway)
+		name := r.rev.Load().name
+		h.log.Warn("activator: forwarding failed", "revision", name, "replica", r.addr, "error", err)
+		http.Error(w, fmt.Sprintf("activator: revision %q, replica %s: %v", name, r.addr, err), http.StatusBadGateway)
 	}
 }

@@ -24,8 +24,12 @@ const (
 // replica is one address of a revision, shared by every replicaSet that
 // lists it, so its in-flight count survives updates.
 type replica struct {
-	addr  string
-	rev   *revision
+	addr string
+	// rev is the revision whose waiters a release serves. It changes only
+	// when a revision removed while this replica still had requests in
+	// flight is created again under the same key, and the new revision
+	// adopts the replica (see Throttler.SetRevision).
+	rev   atomic.Pointer[revision]
 	state atomic.Int64 // in flight | removedBit
 
 	// proxy forwards to addr; set at creation by a Handler, nil for a bare
@@ -62,9 +66,12 @@ func (r *replica) release() {
 	}
 	// The decrement above and the increment of waiting under rev.mu are
 	// both sequentially consistent: either this load sees the waiter, or
-	// the waiter's dispatch after queueing sees the free slot.
-	if r.rev.waiters.Len() > 0 {
-		r.rev.kick()
+	// the waiter's dispatch after queueing sees the free slot. A release
+	// that still loads the revision that lost r to adoption decremented
+	// before the adopting revision could list r and dispatch, which then
+	// sees the free slot.
+	if rv := r.rev.Load(); rv.waiters.Len() > 0 {
+		rv.kick()
 	}
 }
 

@@ -234,8 +234,9 @@ func (rv *revision) markReady(r *replica) {
 	rv.publishLocked()
 }
 
-// remove drops every replica and turns every waiter away.
-func (rv *revision) remove() {
+// remove drops every replica and turns every waiter away. It returns the
+// replicas, listed or retired, that still have requests in flight.
+func (rv *revision) remove() (busy []*replica) {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	rv.removed = true
@@ -246,6 +247,14 @@ func (rv *revision) remove() {
 	for w := rv.waiters.PopFront(); w != nil; w = rv.waiters.PopFront() {
 		w.Value <- nil
 	}
+	for _, m := range []map[string]*replica{rv.replicas, rv.retired} {
+		for _, r := range m {
+			if r.inFlight() > 0 {
+				busy = append(busy, r)
+			}
+		}
+	}
+	return busy
 }
 
 // publishLocked builds and stores a new replica set from the current

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http/httputil"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,8 +92,13 @@ type Throttler struct {
 	log   *slog.Logger
 
 	revs   atomic.Pointer[map[string]*revision] // copy on write
-	mu     sync.Mutex                           // serializes writers of revs
+	mu     sync.Mutex                           // serializes writers of revs; protects orphans
 	subset atomic.Pointer[Subset]               // default share
+
+	// orphans holds, by revision key, the replicas of removed revisions
+	// that still had requests in flight, so that a revision created again
+	// under the same key counts those requests against the replicas' limit.
+	orphans map[string][]*replica
 
 	// newProxy, set by a Handler, builds the forwarding proxy of a replica.
 	newProxy func(*replica) *httputil.ReverseProxy
@@ -156,7 +162,7 @@ func NewThrottler(o ThrottlerOptions) (*Throttler, error) {
 	if o.ProbeMaxInterval == 0 {
 		o.ProbeMaxInterval = max(DefaultProbeMaxInterval, o.ProbeInterval)
 	}
-	t := &Throttler{opts: o, clock: o.Clock, log: o.Logger}
+	t := &Throttler{opts: o, clock: o.Clock, log: o.Logger, orphans: map[string][]*replica{}}
 	empty := map[string]*revision{}
 	t.revs.Store(&empty)
 	s := o.Subset
@@ -173,7 +179,8 @@ func (t *Throttler) defaultSubset() Subset { return *t.subset.Load() }
 // change applies to requests that arrive from now on; requests already
 // waiting keep their MaxWait. Raising the concurrency hands the new
 // capacity to waiting requests at once; lowering it lets requests in flight
-// finish.
+// finish. A revision created again after RemoveRevision counts the old
+// one's requests still in flight against its replicas' limit.
 func (t *Throttler) SetRevision(rev string, cfg RevisionConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("activator: SetRevision(%q): %w", rev, err)
@@ -184,8 +191,18 @@ func (t *Throttler) SetRevision(rev string, cfg RevisionConfig) error {
 		rv.setConfig(cfg)
 		return nil
 	}
+	rv := newRevision(t, rev, cfg)
+	// Adopt the removed revision's busy replicas as retired ones: listed
+	// again, each keeps its count, exactly as within one revision.
+	for _, r := range t.orphans[rev] {
+		if r.inFlight() > 0 {
+			r.rev.Store(rv)
+			rv.retired[r.addr] = r
+		}
+	}
+	delete(t.orphans, rev)
 	next := maps.Clone(*t.revs.Load())
-	next[rev] = newRevision(t, rev, cfg)
+	next[rev] = rv
 	t.revs.Store(&next)
 	return nil
 }
@@ -232,17 +249,28 @@ func validateAddrs(addrs []string) error {
 // ones get ErrUnknownRevision. It reports whether rev was known.
 func (t *Throttler) RemoveRevision(rev string) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	rv := t.lookup(rev)
-	if rv != nil {
-		next := maps.Clone(*t.revs.Load())
-		delete(next, rev)
-		t.revs.Store(&next)
-	}
-	t.mu.Unlock()
 	if rv == nil {
 		return false
 	}
-	rv.remove()
+	next := maps.Clone(*t.revs.Load())
+	delete(next, rev)
+	t.revs.Store(&next)
+	busy := rv.remove()
+	// Forget orphans whose requests have all finished; removed replicas
+	// take no new ones, so their counts only fall.
+	for k, rs := range t.orphans {
+		rs = slices.DeleteFunc(rs, func(r *replica) bool { return r.inFlight() == 0 })
+		if len(rs) == 0 {
+			delete(t.orphans, k)
+		} else {
+			t.orphans[k] = rs
+		}
+	}
+	if len(busy) > 0 {
+		t.orphans[rev] = append(t.orphans[rev], busy...)
+	}
 	return true
 }
 
@@ -328,7 +356,8 @@ func (t *Throttler) Close() {
 }
 
 func (t *Throttler) newReplica(rv *revision, addr string) *replica {
-	r := &replica{addr: addr, rev: rv}
+	r := &replica{addr: addr}
+	r.rev.Store(rv)
 	if t.newProxy != nil {
 		r.proxy = t.newProxy(r)
 	}

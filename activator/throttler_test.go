@@ -443,6 +443,50 @@ func TestRelistedReplicaKeepsCount(t *testing.T) {
 	assert.Equal(t, 0, st.InFlight)
 }
 
+// A revision removed while requests run and created again under the same
+// key: its replicas still never exceed CC, and the old requests' releases
+// hand their slots to the new revision's waiters.
+func TestRecreatedRevisionKeepsCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		th := newTestThrottler(t, ThrottlerOptions{})
+		require.NoError(t, th.SetRevision("rev", RevisionConfig{ContainerConcurrency: 1}))
+		a := addrs(2)
+		require.NoError(t, th.SetReplicas("rev", a))
+		old := acquireN(t, th, "rev", 2)
+		assert.True(t, th.RemoveRevision("rev"))
+
+		require.NoError(t, th.SetRevision("rev", RevisionConfig{ContainerConcurrency: 1}))
+		require.NoError(t, th.SetReplicas("rev", a[:1]))
+		st, _ := th.Status("rev")
+		assert.Equal(t, 2, st.InFlight, "the old requests still count")
+		got := make(chan Lease, 1)
+		go func() {
+			l, err := th.Acquire(context.Background(), "rev")
+			assert.NoError(t, err)
+			got <- l
+		}()
+		synctest.Wait()
+		require.Equal(t, 1, th.Waiting("rev"), "a[0] still has the old request in flight")
+
+		old[1].Release() // on a[1], not listed in the new revision
+		synctest.Wait()
+		assert.Equal(t, 1, th.Waiting("rev"))
+		old[0].Release()
+		synctest.Wait()
+		l := <-got
+		assert.Equal(t, a[0], l.Addr(), "the old release woke the new revision's waiter")
+		l.Release()
+		st, _ = th.Status("rev")
+		assert.Equal(t, 0, st.InFlight)
+
+		// Orphans whose requests finished are forgotten.
+		assert.True(t, th.RemoveRevision("rev"))
+		th.mu.Lock()
+		assert.Empty(t, th.orphans)
+		th.mu.Unlock()
+	})
+}
+
 func TestDoubleReleasePanics(t *testing.T) {
 	th := newTestThrottler(t, ThrottlerOptions{})
 	require.NoError(t, th.SetRevision("rev", RevisionConfig{ContainerConcurrency: 2}))
