@@ -17,9 +17,12 @@ import (
 // none of their own.
 //
 // A template type may also implement Validate() error, which Apply calls
-// (an error is returned wrapped in ErrInvalidTemplate), and
-// RevisionName() string, which names the revision instead of the generated
-// "<configuration>-NNNNN".
+// (an error is returned wrapped in ErrInvalidTemplate), RevisionName()
+// string, which names the revision instead of the generated
+// "<configuration>-NNNNN", and Clone() T, which Apply calls to keep a copy
+// of its own when it creates a revision: a template holding maps or slices
+// needs it, or a caller that goes on changing them would change the
+// "immutable" revision (and a changed template would compare equal to it).
 //
 // A template is generic rather than a fixed struct because hosts differ
 // (Kubernetes pod specs, Nomad jobs, processes, in-process handlers): each
@@ -178,6 +181,9 @@ func (c *Configuration[T]) Apply(now time.Time, tmpl T) (rev Revision[T], create
 			return Revision[T]{}, false, fmt.Errorf("%w: generated revision name %q is %d characters, more than %d",
 				ErrInvalidName, name, len(name), MaxNameLength)
 		}
+	}
+	if cl, ok := any(tmpl).(interface{ Clone() T }); ok {
+		tmpl = cl.Clone()
 	}
 	c.generation = gen
 	e := &entry[T]{

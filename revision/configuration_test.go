@@ -267,3 +267,28 @@ func FuzzValidateName(f *testing.F) {
 		}
 	})
 }
+
+// TestApplyKeepsItsOwnCopy: a caller that reuses and changes its maps after
+// Apply neither changes the revision it made nor has its change taken for
+// the same template.
+func TestApplyKeepsItsOwnCopy(t *testing.T) {
+	c := newConfig(t, ConfigurationOptions{})
+	env := map[string]string{"A": "1"}
+	ann := map[string]string{"autoscaling.knative.dev/target": "10"}
+	rev1, created, err := c.Apply(t0, Spec{Image: "ex/hello", Env: env, Annotations: ann})
+	require.NoError(t, err)
+	require.True(t, created)
+
+	env["A"] = "2"
+	ann["autoscaling.knative.dev/target"] = "20"
+	rev2, created, err := c.Apply(at(time.Minute), Spec{Image: "ex/hello", Env: env, Annotations: ann})
+	require.NoError(t, err)
+	assert.True(t, created, "a changed template makes a new revision")
+	assert.Equal(t, "hello-00002", rev2.Name)
+
+	old, ok := c.Revision(rev1.Name)
+	require.True(t, ok)
+	assert.Equal(t, map[string]string{"A": "1"}, old.Template.Env, "the first revision is unchanged")
+	assert.Equal(t, "10", old.Template.Annotations["autoscaling.knative.dev/target"])
+	assert.Equal(t, map[string]string{"A": "1"}, rev1.Template.Env)
+}

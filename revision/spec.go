@@ -19,8 +19,8 @@ var reservedEnv = []string{"K_CONFIGURATION", "K_REVISION", "K_SERVICE", "PORT"}
 
 // Spec is a ready-made Template: the fields of Knative's revision template
 // that a host that runs images or in-process handlers needs. It implements
-// Template[Spec], Validate and RevisionName. Two specs are Equal when every
-// field is (nil and empty maps alike).
+// Template[Spec], Validate, RevisionName and Clone. Two specs are Equal when
+// every field is (nil and empty maps alike).
 type Spec struct {
 	// Name names the revision; empty means "<configuration>-NNNNN". It must
 	// start with "<configuration>-" (checked by Configuration.Apply).
@@ -62,6 +62,14 @@ func (s Spec) Equal(o Spec) bool {
 
 // RevisionName returns s.Name.
 func (s Spec) RevisionName() string { return s.Name }
+
+// Clone returns s with copies of its maps, so that Configuration.Apply keeps
+// a revision's template apart from the caller's maps.
+func (s Spec) Clone() Spec {
+	s.Env = maps.Clone(s.Env)
+	s.Annotations = maps.Clone(s.Annotations)
+	return s
+}
 
 // Validate reports every problem with s, joined, each naming the field, the
 // value and the allowed range. The name is checked by Configuration.Apply,
