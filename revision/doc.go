@@ -43,5 +43,7 @@
 //	// On every autoscaler decision, and whenever readiness changes:
 //	rec.Decide(now, revision.Decision{Desired: desired, ExcessBurstCapacity: ebc, Panicking: panicking})
 //	rec.SetReplicas(now, readyAddrs)
-//	// The autoscaler's scale-to-zero grace period waits on rec.ProxyFor(now).
+//	// rec.ProxyFor(now) is how long the activator has been in the path: what
+//	// Knative's scale-to-zero grace period waits on. (autoscaler.Runner does not
+//	// read it; it infers the same from its own decisions.)
 package revision
