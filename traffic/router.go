@@ -149,6 +149,8 @@ func checkTemplate(t string, required, allowed []string) string {
 // FrontDoors gives the router each revision's front door: the handler that
 // serves the revision's requests (servingkit's revision front door, which
 // sends them to a replica or to the activator, or any http.Handler).
+// Router.Update calls FrontDoor on its own goroutine, outside any lock,
+// once per revision of the routes it is given.
 type FrontDoors interface {
 	// FrontDoor returns revision's handler, or nil if it has none (the
 	// router then answers that revision's requests with 503).
@@ -272,6 +274,24 @@ func (r *Router) Update(routes []Route, doors FrontDoors) error {
 	if doors == nil {
 		return errors.New("traffic: Router.Update: doors is nil")
 	}
+	// Look every revision's front door up before taking the lock: doors is
+	// the host's code, and may be slow or call back into the router.
+	door := map[string]http.Handler{}
+	lookup := func(shares []Share) {
+		for _, sh := range shares {
+			if _, done := door[sh.Revision]; !done && validKey(sh.Revision) {
+				door[sh.Revision] = doors.FrontDoor(sh.Revision)
+			}
+		}
+	}
+	for _, rt := range routes {
+		if rt.Table != nil {
+			lookup(rt.Table.Default)
+			for _, shares := range rt.Table.Tags {
+				lookup(shares)
+			}
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.table.Load()
@@ -312,7 +332,7 @@ func (r *Router) Update(routes []Route, doors FrontDoors) error {
 			t.splits[key(tag)] = s
 			g := &group{split: s, doors: make([]http.Handler, s.Len()), route: rt.id(), tag: tag}
 			for j := range g.doors {
-				g.doors[j] = doors.FrontDoor(s.Revision(j))
+				g.doors[j] = door[s.Revision(j)]
 			}
 			return g
 		}
@@ -333,7 +353,7 @@ func (r *Router) Update(routes []Route, doors FrontDoors) error {
 		// trusted revision header.
 		for _, sh := range rt.Table.Default {
 			if _, ok := byRevision[sh.Revision]; !ok {
-				byRevision[sh.Revision] = doors.FrontDoor(sh.Revision)
+				byRevision[sh.Revision] = door[sh.Revision]
 			}
 		}
 		add := func(host string, e *entry) {

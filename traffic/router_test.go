@@ -328,6 +328,27 @@ func TestRouterUpdateErrors(t *testing.T) {
 	assert.Equal(t, 404, do(r, "hello.default.svc.cluster.local", "/").Code, "an empty update removes every route")
 }
 
+// Update asks for front doors outside its lock, once per revision, so a
+// FrontDoors that calls back into the router cannot deadlock it.
+func TestRouterUpdateCallsDoorsOutsideLock(t *testing.T) {
+	r, err := NewRouter(RouterConfig{})
+	require.NoError(t, err)
+	calls := map[string]int{}
+	doors := FrontDoorFunc(func(rev string) http.Handler {
+		if assert.True(t, r.mu.TryLock(), "FrontDoor(%q) called under the router's lock", rev) {
+			r.mu.Unlock()
+		}
+		calls[rev]++
+		return http.NotFoundHandler()
+	})
+	require.NoError(t, r.Update([]Route{
+		{Name: "hello", Namespace: "default", Table: table(t,
+			Target{RevisionName: "a", Percent: 90}, Target{RevisionName: "b", Percent: 10, Tag: "beta"}, Target{RevisionName: "c", Tag: "gamma"})},
+		{Name: "other", Namespace: "default", Table: table(t, Target{RevisionName: "a", Percent: 100})},
+	}, doors))
+	assert.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1}, calls)
+}
+
 func TestRouterConfigValidate(t *testing.T) {
 	assert.NoError(t, RouterConfig{}.Validate())
 	err := RouterConfig{
