@@ -65,12 +65,13 @@ func (e *WaitError) Unwrap() error { return e.Err }
 // queueFullError is ErrQueueFull with the numbers.
 type queueFullError struct {
 	revision   string
+	waiting    int // may exceed maxWaiting after MaxWaiting was lowered
 	maxWaiting int
 }
 
 func (e *queueFullError) Error() string {
 	return fmt.Sprintf("activator: queue full: revision %q already has %d requests waiting for capacity (MaxWaiting %d)",
-		e.revision, e.maxWaiting, e.maxWaiting)
+		e.revision, e.waiting, e.maxWaiting)
 }
 
 func (e *queueFullError) Unwrap() error { return ErrQueueFull }

@@ -115,6 +115,14 @@ func TestQueueFullAnsweredAtOnce(t *testing.T) {
 		assert.Equal(t, "0s", rec.Header().Get(waitHeader))
 		assert.Equal(t, []ColdStart{{Revision: "rev", Cold: true, Outcome: OutcomeQueueFull}}, cs.all())
 
+		// Lowering MaxWaiting keeps the requests already waiting; the body
+		// gives the real count.
+		require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 1, MaxWaiting: 2}))
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, request("rev", 6))
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		assert.Equal(t, `activator: queue full: revision "rev" already has 5 requests waiting for capacity (MaxWaiting 2)`+"\n", rec.Body.String())
+
 		require.NoError(t, h.SetReplicas("rev", []string{"10.0.0.1:8012"}))
 		for _, d := range dones {
 			<-d

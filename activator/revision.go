@@ -84,9 +84,9 @@ func (rv *revision) acquireSlow(ctx context.Context) (Lease, error) {
 			return Lease{r: r}, nil
 		}
 	}
-	if rv.waiters.Len() >= int64(set.cfg.MaxWaiting) {
+	if n := rv.waiters.Len(); n >= int64(set.cfg.MaxWaiting) {
 		rv.mu.Unlock()
-		return Lease{queued: true, cold: cold}, &queueFullError{revision: rv.name, maxWaiting: set.cfg.MaxWaiting}
+		return Lease{queued: true, cold: cold}, &queueFullError{revision: rv.name, waiting: int(n), maxWaiting: set.cfg.MaxWaiting}
 	}
 	// Waiters are not pooled: a channel made inside a testing/synctest
 	// bubble must not be used outside it, and this is the slow path.
