@@ -20,8 +20,8 @@ const (
 	// a free slot. It packs requests onto few replicas, which suits very low
 	// concurrency limits.
 	PolicyFirstAvailable
-	// PolicyRoundRobin starts each pick one replica further than the last
-	// and takes the first with a free slot.
+	// PolicyRoundRobin starts each pick one replica after the one the last
+	// pick took and takes the first with a free slot, as Knative does.
 	PolicyRoundRobin
 	// PolicyPowerOfTwo draws two distinct replicas at random and takes the
 	// one with fewer requests in flight from this activator (ties broken at
@@ -94,7 +94,15 @@ func (s *replicaSet) pick(rv *revision) *replica {
 	start := 0
 	switch s.cfg.Policy {
 	case PolicyRoundRobin:
-		start = int((rv.cursor.Add(1) - 1) % uint64(n))
+		c := rv.cursor.Add(1) - 1
+		r, skipped := s.scan(int(c % uint64(n)))
+		if r != nil && skipped > 0 {
+			// Resume after the replica taken, as Knative does, so that a
+			// full replica does not send its turns to the one after it.
+			// If a concurrent pick moved the cursor meanwhile, it stays.
+			rv.cursor.CompareAndSwap(c+1, c+1+uint64(skipped))
+		}
+		return r
 	case PolicyRandom:
 		start = rand.IntN(n)
 	case PolicyPowerOfTwo:
@@ -103,11 +111,13 @@ func (s *replicaSet) pick(rv *revision) *replica {
 		}
 		start = rand.IntN(n)
 	}
-	return s.scan(start)
+	r, _ := s.scan(start)
+	return r
 }
 
-// scan takes the first replica with a free slot from start on, wrapping.
-func (s *replicaSet) scan(start int) *replica {
+// scan takes the first replica with a free slot from start on, wrapping,
+// and says how many full ones it skipped.
+func (s *replicaSet) scan(start int) (*replica, int) {
 	rs := s.replicas
 	for i := range rs {
 		j := start + i
@@ -115,10 +125,10 @@ func (s *replicaSet) scan(start int) *replica {
 			j -= len(rs)
 		}
 		if rs[j].reserve(s.limit) {
-			return rs[j]
+			return rs[j], i
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 // pickTwo is the power-of-two-choices draw over at least two replicas: the

@@ -94,6 +94,37 @@ func TestRoundRobinRotates(t *testing.T) {
 	assert.Equal(t, a[1], l.Addr(), "round robin skips full replicas")
 }
 
+// Knative's round robin resumes after the replica it picked, so a full
+// replica does not tilt the rotation towards the one after it: with a[0]
+// full, a[1] and a[2] alternate.
+func TestRoundRobinResumesAfterPick(t *testing.T) {
+	th := newTestThrottler(t, ThrottlerOptions{})
+	require.NoError(t, th.SetRevision("rev", RevisionConfig{ContainerConcurrency: 100, Policy: PolicyRoundRobin}))
+	a := addrs(3)
+	require.NoError(t, th.SetReplicas("rev", a))
+	// Fill a[0]: the first of every three picks lands on it while it has room.
+	var full []Lease
+	for len(full) < 100 {
+		l := acquireN(t, th, "rev", 1)[0]
+		if l.Addr() == a[0] {
+			full = append(full, l)
+		} else {
+			l.Release()
+		}
+	}
+	var seq []string
+	for range 6 {
+		l := acquireN(t, th, "rev", 1)[0]
+		seq = append(seq, l.Addr())
+		l.Release()
+	}
+	got := perAddr(nil)
+	for _, addr := range seq {
+		got[addr]++
+	}
+	assert.Equal(t, map[string]int{a[1]: 3, a[2]: 3}, got, "sequence %v", seq)
+}
+
 func ctxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	t.Cleanup(cancel)
