@@ -299,6 +299,11 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	for {
 		n := h.active.Load()
 		if n == 0 {
+			// Pass the wake-up on to any other Shutdown waiting.
+			select {
+			case h.idle <- struct{}{}:
+			default:
+			}
 			break
 		}
 		select {

@@ -443,6 +443,24 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
+// Two Shutdown calls at once both return when the last request is done.
+func TestConcurrentShutdowns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newTestHandler(t, Options{Transport: newFakeBackend(time.Second)})
+		require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
+		require.NoError(t, h.SetReplicas("rev", addrs(1)))
+		_, done := serve(h, request("rev", 0))
+		synctest.Wait()
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- h.Shutdown(context.Background()) }()
+		}
+		<-done
+		require.NoError(t, <-errs)
+		require.NoError(t, <-errs)
+	})
+}
+
 func TestShutdownDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newTestHandler(t, Options{Transport: newFakeBackend(0)})
