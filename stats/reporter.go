@@ -37,6 +37,13 @@ type Reporter struct {
 	opts    ReporterOptions
 	ticker  *clock.Ticker
 
+	// reporting holds a token while a report runs, so that the Sink sees
+	// one Send at a time and Latest never goes back to an older batch,
+	// whether reports come from Run or from ReportNow on another goroutine.
+	// A channel rather than a mutex: a waiting ReportNow is then durably
+	// blocked for testing/synctest.
+	reporting chan struct{}
+
 	latest     atomic.Pointer[[]Message]
 	sendErrors atomic.Uint64
 }
@@ -60,7 +67,7 @@ func NewReporter(collect func(now time.Time, period time.Duration) []Message, op
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Reporter{collect: collect, opts: opts, ticker: opts.Clock.Ticker(opts.Period)}, nil
+	return &Reporter{collect: collect, opts: opts, ticker: opts.Clock.Ticker(opts.Period), reporting: make(chan struct{}, 1)}, nil
 }
 
 // Run reports every period until ctx is done. A failed send is logged and
@@ -78,8 +85,11 @@ func (r *Reporter) Run(ctx context.Context) {
 	}
 }
 
-// ReportNow collects and sends one batch at once, outside the schedule.
+// ReportNow collects and sends one batch at once, outside the schedule. It
+// may be called from any goroutine; it waits for a report in progress.
 func (r *Reporter) ReportNow(ctx context.Context) {
+	r.reporting <- struct{}{}
+	defer func() { <-r.reporting }()
 	batch := r.collect(r.opts.Clock.Now(), r.opts.Period)
 	r.latest.Store(&batch)
 	if r.opts.Sink == nil || len(batch) == 0 {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -74,4 +76,34 @@ func TestNewReporterValidates(t *testing.T) {
 	r, err := NewReporter(func(time.Time, time.Duration) []Message { return nil }, ReporterOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, time.Second, r.Period())
+}
+
+// TestReportNowSerialised: ReportNow from another goroutine waits for the
+// report in progress, so a Sink never sees two Sends at once.
+func TestReportNowSerialised(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var inSend, maxInSend atomic.Int32
+		release := make(chan struct{})
+		sink := SinkFunc(func(context.Context, []Message) error {
+			n := inSend.Add(1)
+			if n > maxInSend.Load() {
+				maxInSend.Store(n)
+			}
+			<-release
+			inSend.Add(-1)
+			return nil
+		})
+		r, err := NewReporter(func(time.Time, time.Duration) []Message { return []Message{{Revision: "rev"}} },
+			ReporterOptions{Sink: sink})
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { r.ReportNow(context.Background()) })
+		}
+		synctest.Wait()
+		assert.Equal(t, int32(1), inSend.Load(), "one Send at a time")
+		close(release)
+		wg.Wait()
+		assert.Equal(t, int32(1), maxInSend.Load())
+	})
 }
