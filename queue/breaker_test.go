@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,45 +160,49 @@ func TestBreakerUpdateConcurrencyWithWaiters(t *testing.T) {
 }
 
 // TestBreakerStress checks the limits under concurrent load while the
-// capacity moves up and down: never more than the capacity's maximum in
-// flight, never more than the queue depth waiting, nothing lost.
+// capacity moves up and down: never more in flight than the largest
+// capacity set (below MaxConcurrency, so that the bound can fail), never
+// more than the queue depth waiting, and nothing lost.
 func TestBreakerStress(t *testing.T) {
 	t.Parallel()
-	const maxCC, depth = 8, 16
+	const maxCC, depth = 16, 16
+	caps := []int{1, 6, 3, 0, 5, 6}
+	const largest = 6
 	b := newBreaker(t, BreakerParams{QueueDepth: depth, MaxConcurrency: maxCC, InitialCapacity: 4})
-	var inFlight, peak, ok, full atomic.Int64
+	var inFlight, peak, peakWaiting, ok, full atomic.Int64
+	raise := func(p *atomic.Int64, n int64) {
+		for {
+			m := p.Load()
+			if n <= m || p.CompareAndSwap(m, n) {
+				return
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	updater := make(chan struct{})
 	go func() {
-		caps := []int{1, 8, 3, 0, 6, 8}
+		defer close(updater)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
-				_ = b.UpdateConcurrency(maxCC)
+				_ = b.UpdateConcurrency(largest)
 				return
 			default:
 			}
 			_ = b.UpdateConcurrency(caps[i%len(caps)])
-			if w := b.Waiting(); w > depth {
-				t.Errorf("%d waiting, depth %d", w, depth)
-			}
-			time.Sleep(50 * time.Microsecond)
+			raise(&peakWaiting, int64(b.Waiting()))
+			runtime.Gosched()
 		}
 	}()
 	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range 300 {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 				err := b.Do(ctx, func() {
-					n := inFlight.Add(1)
-					for {
-						p := peak.Load()
-						if n <= p || peak.CompareAndSwap(p, n) {
-							break
-						}
-					}
+					raise(&peak, inFlight.Add(1))
+					raise(&peakWaiting, int64(b.Waiting()))
+					runtime.Gosched()
 					inFlight.Add(-1)
 				})
 				cancel()
@@ -211,14 +216,17 @@ func TestBreakerStress(t *testing.T) {
 					t.Errorf("unexpected error %v", err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(stop)
-	assert.LessOrEqual(t, peak.Load(), int64(maxCC))
+	<-updater
+	assert.LessOrEqual(t, peak.Load(), int64(largest))
+	assert.LessOrEqual(t, peakWaiting.Load(), int64(depth))
 	assert.Positive(t, ok.Load())
 	assert.Equal(t, 0, b.Pending(), "every slot and waiter accounted for")
-	t.Logf("ok=%d full=%d peak=%d", ok.Load(), full.Load(), peak.Load())
+	assert.True(t, b.TryAcquire(), "the fast path works again")
+	t.Logf("ok=%d full=%d peak=%d peakWaiting=%d", ok.Load(), full.Load(), peak.Load(), peakWaiting.Load())
 }
 
 func TestBreakerReleaseWithoutAcquirePanics(t *testing.T) {
