@@ -8,8 +8,8 @@ import (
 )
 
 // ErrHijackedClosed is returned (wrapped) by Drain when hijacked connections
-// were still open HijackedDrainTimeout after the quiet period ended. Drain
-// closed them; every other request had finished.
+// were still open HijackedDrainTimeout after the quiet period ended, or were
+// hijacked after that. Drain closed them; every other request had finished.
 var ErrHijackedClosed = errors.New("queue: hijacked connections closed at the drain deadline")
 
 // Drain shuts the handler down without dropping a request. At once,
@@ -82,17 +82,28 @@ func (h *Handler) runDrain(start time.Time) {
 
 	timer := h.clock.Timer(h.hijackedDrainTime)
 	defer timer.Stop()
+	capC := timer.C
 	capped := false
-	for h.active.Load() != 0 || (h.hijacked.Load() != 0 && !capped) {
+	closed := 0
+	for h.active.Load() != 0 || h.hijacked.Load() != 0 {
 		select {
 		case <-h.drainWake:
-		case <-timer.C:
-			capped = true
+		case <-capC:
+			capped, capC = true, nil
+		}
+		if capped {
+			// Past the cap, a connection is closed as soon as it is seen:
+			// also one hijacked by a request that was still waiting or
+			// running when the cap passed. Closing it ends its request once
+			// its handler has returned; we wait for that.
 			if n := h.closeHijacked(); n > 0 {
-				h.drainErr = fmt.Errorf("%w: %d still open after HijackedDrainTimeout (%v)", ErrHijackedClosed, n, h.hijackedDrainTime)
+				closed += n
 				h.logger.Warn("queue: closed hijacked connections at the drain deadline", "connections", n, "hijackedDrainTimeout", h.hijackedDrainTime)
 			}
 		}
+	}
+	if closed > 0 {
+		h.drainErr = fmt.Errorf("%w: %d still open after HijackedDrainTimeout (%v)", ErrHijackedClosed, closed, h.hijackedDrainTime)
 	}
 	h.logger.Info("queue: drained")
 	close(h.drained)

@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -324,4 +325,48 @@ func TestHijackStress(t *testing.T) {
 			assert.Zero(t, total)
 		})
 	}
+}
+
+// TestDrainClosesConnectionsHijackedAfterTheCap: a websocket that was still
+// waiting for a slot when HijackedDrainTimeout passed, and upgrades later,
+// is closed too; Drain does not return while it is open.
+func TestDrainClosesConnectionsHijackedAfterTheCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "" {
+				upgradeApp(w, r)
+				return
+			}
+			sleepApp(w, r)
+		})
+		h := mustNew(t, app, Config{ContainerConcurrency: 1, QuietPeriod: time.Second, HijackedDrainTimeout: 10 * time.Second})
+		long := make(chan int)
+		go func() { long <- serve(h, get("X-Takes", "30s")).Code }()
+		synctest.Wait()
+		w := newHijackRecorder()
+		go h.ServeHTTP(w, get("Connection", "Upgrade", "Upgrade", "echo"))
+		clientDone := make(chan error)
+		go func() {
+			br := bufio.NewReader(w.client)
+			resp, err := http.ReadResponse(br, nil)
+			if err == nil && resp.StatusCode != http.StatusSwitchingProtocols {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			if err == nil {
+				_, err = br.ReadString('\n')
+			}
+			clientDone <- err
+		}()
+		synctest.Wait()
+		require.Equal(t, 1, h.Breaker().Waiting(), "the upgrade waits for the slot")
+
+		start := time.Now()
+		err := h.Drain(context.Background())
+		assert.Equal(t, 30*time.Second, time.Since(start), "the long request was waited for")
+		assert.ErrorIs(t, err, ErrHijackedClosed)
+		assert.ErrorIs(t, <-clientDone, io.EOF, "the client sees the connection closed")
+		assert.Equal(t, http.StatusOK, <-long)
+		assert.Equal(t, 0, h.InFlight())
+		assert.Equal(t, 0, h.Breaker().Pending())
+	})
 }
