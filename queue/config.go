@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -121,7 +122,11 @@ func (c Config) quietPeriod() time.Duration {
 
 func (c Config) maxQuietPeriod() time.Duration {
 	if c.MaxQuietPeriod == 0 {
-		return maxQuietFactor * c.quietPeriod()
+		q := c.quietPeriod()
+		if q > math.MaxInt64/maxQuietFactor {
+			return math.MaxInt64 // 10 × would overflow into the past
+		}
+		return maxQuietFactor * q
 	}
 	return c.MaxQuietPeriod
 }

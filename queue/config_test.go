@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,8 @@ func TestConfigDefaults(t *testing.T) {
 		{name: "queue depth capped", c: Config{ContainerConcurrency: MaxCapacity}, depth: MaxCapacity, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},
 		{name: "explicit", c: Config{ContainerConcurrency: 7, QueueDepth: 1, QuietPeriod: time.Second, HijackedDrainTimeout: 2 * time.Second},
 			depth: 1, quiet: time.Second, maxQuiet: 10 * time.Second, hijackedDrain: 2 * time.Second},
+		{name: "the default cap of a huge quiet period saturates", c: Config{QuietPeriod: 100 * 365 * 24 * time.Hour},
+			quiet: 100 * 365 * 24 * time.Hour, maxQuiet: math.MaxInt64, hijackedDrain: time.Minute},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,7 +68,9 @@ func (h *Handler) runDrain(start time.Time) {
 	// quiet period would end and look again.
 	limit := start.Add(h.maxQuiet)
 	for {
-		end := h.epoch.Add(time.Duration(h.lastRequest.Load()) + h.quiet)
+		// Two Adds: their sum as a Duration could overflow for a quiet
+		// period meant as "forever".
+		end := h.epoch.Add(time.Duration(h.lastRequest.Load())).Add(h.quiet)
 		if end.After(limit) {
 			end = limit
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -369,4 +370,15 @@ func TestDrainClosesConnectionsHijackedAfterTheCap(t *testing.T) {
 		assert.Equal(t, 0, h.InFlight())
 		assert.Equal(t, 0, h.Breaker().Pending())
 	})
+}
+
+// TestDrainWithAnEndlessQuietPeriod: a quiet period meant as "forever" does
+// not overflow into the past and end the drain at once. (On the real clock,
+// outside a bubble: that drain never ends. The short wait is not a timing
+// assertion: the drain must still be going, however long it is.)
+func TestDrainWithAnEndlessQuietPeriod(t *testing.T) {
+	h := mustNew(t, okApp, Config{QuietPeriod: math.MaxInt64})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, h.Drain(ctx), context.DeadlineExceeded, "still in the quiet period")
 }
