@@ -14,6 +14,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,23 +48,27 @@ func main() {
 // raceAvailable reports whether go test -race can build here: cgo must be
 // possible, which takes the C compiler go env CC names.
 func raceAvailable() (bool, string) {
-	out, err := exec.Command("go", "env", "CGO_ENABLED", "CC").Output()
+	out, err := exec.Command("go", "env", "-json", "CGO_ENABLED", "CC").Output()
 	if err != nil {
 		return false, "go env failed: " + err.Error()
 	}
-	fields := strings.Fields(string(out))
-	if len(fields) < 2 {
+	var env struct{ CGO_ENABLED, CC string }
+	if err := json.Unmarshal(out, &env); err != nil {
+		return false, "go env: " + err.Error()
+	}
+	cc := strings.Fields(env.CC) // CC may carry flags, e.g. "gcc -m64"
+	if len(cc) == 0 {
 		return false, "no C compiler configured (go env CC is empty)"
 	}
-	if fields[0] != "1" {
+	if env.CGO_ENABLED != "1" {
 		if os.Getenv("CGO_ENABLED") == "0" {
 			return false, "CGO_ENABLED=0"
 		}
 		// Go turns cgo off by default when it finds no C compiler.
-		return false, fmt.Sprintf("cgo is off (no C compiler %q found)", fields[1])
+		return false, fmt.Sprintf("cgo is off (no C compiler %q found)", cc[0])
 	}
-	if _, err := exec.LookPath(fields[1]); err != nil {
-		return false, fmt.Sprintf("C compiler %q not found", fields[1])
+	if _, err := exec.LookPath(cc[0]); err != nil {
+		return false, fmt.Sprintf("C compiler %q not found", cc[0])
 	}
 	return true, ""
 }
