@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -205,6 +206,10 @@ func (r Route) id() string {
 //   - Internal headers are stripped from untrusted requests (see
 //     RouterConfig.Trusted); the request is copied only when there is one
 //     to strip.
+//   - A path with dot segments or repeated slashes is routed and forwarded
+//     in its cleaned form (path.Clean, keeping a trailing slash), so that
+//     "/api/../admin" is /admin, not a path under the prefix "/api"; the
+//     request is copied only when cleaning changes its path.
 //
 // Update replaces every route at once: the request path loads an immutable
 // table through an atomic pointer and takes no lock, so a request is
@@ -416,6 +421,7 @@ func validHost(h string) bool {
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t := r.table.Load()
 	host := requestHost(req)
+	req = cleanRequestPath(req)
 	e := t.match(host, req.URL.Path)
 	if e == nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("traffic: no route for host %q and path %q", host, req.URL.Path))
@@ -464,6 +470,65 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	door.ServeHTTP(w, req)
+}
+
+// cleanRequestPath returns req with its path cleaned (dot segments
+// resolved, repeated slashes merged, a trailing slash kept), copying req
+// only if that changes the path.
+//
+// Matching the raw path would let "/api/../admin" pass the prefix "/api"
+// and reach that route's backend, which resolves it to /admin: a path
+// outside the prefix. The cleaned path is both matched and forwarded, so a
+// backend sees exactly the path its prefix was checked against. It is
+// forwarded rather than refused with 400 because a cleaned path is as
+// safe as a refusal and clients that merely send "//" (joined URLs) keep
+// working, as they do behind proxies that normalize paths (Envoy's
+// normalize_path and merge_slashes) and Go's ServeMux, which cleans too.
+// Percent-encoded dots are already decoded in URL.Path, so "%2e%2e" is
+// caught; the encoded form is dropped from the forwarded request when the
+// path changes, since it would no longer match.
+func cleanRequestPath(req *http.Request) *http.Request {
+	p := req.URL.Path
+	c := cleanPath(p)
+	if c == p {
+		return req
+	}
+	out := req.WithContext(req.Context())
+	u := *req.URL
+	u.Path, u.RawPath = c, ""
+	out.URL = &u
+	if out.RequestURI != "" {
+		out.RequestURI = u.RequestURI()
+	}
+	return out
+}
+
+// cleanPath is path.Clean keeping a trailing slash, for rooted paths that
+// need it; any other path is returned as is, without allocating.
+func cleanPath(p string) string {
+	if !needsCleaning(p) {
+		return p
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// needsCleaning reports whether p is a rooted path with a segment that
+// starts with a dot or is empty, the only paths path.Clean changes (besides
+// a trailing slash, which is kept). It does not allocate.
+func needsCleaning(p string) bool {
+	if len(p) == 0 || p[0] != '/' {
+		return false // "*" or an authority: no prefix can match it anyway
+	}
+	for i := 0; i+1 < len(p); i++ {
+		if p[i] == '/' && (p[i+1] == '.' || p[i+1] == '/') {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *routerTable) match(host, path string) *entry {

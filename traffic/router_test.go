@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,60 @@ func TestRouterPathPrefix(t *testing.T) {
 		Route{Hosts: []string{"example.com"}, PathPrefix: "/api", Table: table(t, Target{RevisionName: "api", Percent: 100})})
 	w := do(r2, "example.com", "/other")
 	assert.Equal(t, 404, w.Code)
+}
+
+// A path is matched and forwarded cleaned, so that dot segments cannot
+// carry a request past a route's path prefix to its backend, while normal
+// paths pass through untouched, encoded form and request included.
+func TestRouterCleansPath(t *testing.T) {
+	type seen struct {
+		rev string
+		req *http.Request
+	}
+	var got seen
+	recorder := func(rev string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = seen{rev, r} })
+	}
+	r := newRouter(t, RouterConfig{}, FrontDoorMap{"site": recorder("site"), "api": recorder("api")},
+		Route{Hosts: []string{"example.com"}, Table: table(t, Target{RevisionName: "site", Percent: 100})},
+		Route{Hosts: []string{"example.com"}, PathPrefix: "/api", Table: table(t, Target{RevisionName: "api", Percent: 100})},
+	)
+	for _, tc := range []struct {
+		name, path string
+		rev        string
+		wantPath   string // the forwarded URL.EscapedPath and RequestURI
+		same       bool   // the request itself is forwarded, not a copy
+	}{
+		{name: "traversal out of the prefix", path: "/api/../admin", rev: "site", wantPath: "/admin"},
+		{name: "encoded traversal", path: "/api/%2e%2e/admin", rev: "site", wantPath: "/admin"},
+		{name: "encoded slashes and dots", path: "/api/a%2F..%2F..%2Fadmin", rev: "site", wantPath: "/admin"},
+		{name: "traversal above the root", path: "/../../api/x", rev: "api", wantPath: "/api/x"},
+		{name: "traversal into the prefix", path: "/static/../api/users", rev: "api", wantPath: "/api/users"},
+		{name: "prefix itself, dot last", path: "/api/x/..", rev: "api", wantPath: "/api"},
+		{name: "doubled slashes", path: "/api//users", rev: "api", wantPath: "/api/users"},
+		{name: "dot segment, trailing slash kept", path: "/api/./users/", rev: "api", wantPath: "/api/users/"},
+		{name: "normal path", path: "/api/users/42", rev: "api", wantPath: "/api/users/42", same: true},
+		{name: "normal path, encoded slash kept", path: "/api/files/a%2Fb", rev: "api", wantPath: "/api/files/a%2Fb", same: true},
+		{name: "dot file, already clean", path: "/.well-known/acme", rev: "site", wantPath: "/.well-known/acme", same: true},
+		{name: "root", path: "/", rev: "site", wantPath: "/", same: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = seen{}
+			req := httptest.NewRequest(http.MethodGet, tc.path+"?q=1", nil)
+			req.Host = "example.com"
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			assert.Equal(t, tc.rev, got.rev)
+			require.NotNil(t, got.req)
+			assert.Equal(t, tc.wantPath, got.req.URL.EscapedPath())
+			assert.Equal(t, tc.wantPath+"?q=1", got.req.RequestURI)
+			assert.Equal(t, "q=1", got.req.URL.RawQuery)
+			assert.Equal(t, tc.same, got.req == req)
+			assert.Equal(t, tc.path+"?q=1", req.URL.String(), "the caller's request is not modified")
+			assert.Equal(t, tc.path+"?q=1", req.RequestURI)
+		})
+	}
 }
 
 func TestRouterTagHeader(t *testing.T) {
@@ -483,19 +538,29 @@ func BenchmarkRouter(b *testing.B) {
 	route := Route{Name: "hello", Namespace: "default", Table: table(b, Target{RevisionName: "a", Percent: 90}, Target{RevisionName: "b", Percent: 10})}
 	random := newRouter(b, RouterConfig{}, doors, route)
 	sticky := newRouter(b, RouterConfig{StickyCookie: "session"}, doors, route)
-	newReq := func() *http.Request {
-		req := httptest.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local/", nil)
+	newReq := func(target string) *http.Request {
+		req := httptest.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local"+target, nil)
 		req.Header.Set("User-Agent", "bench")
 		req.Header.Set("Accept", "*/*")
 		req.Header.Set("Cookie", "theme=dark; session=4f1c2a9e8b7d6c5f4f1c2a9e8b7d6c5f")
 		return req
 	}
 	for _, bc := range []struct {
-		name string
-		h    http.Handler
-	}{{"direct", nop}, {"router-random", random}, {"router-sticky-cookie", sticky}} {
+		name, path string
+		h          http.Handler
+	}{
+		{"direct", "/", nop},
+		{"router-random", "/", random},
+		{"router-sticky-cookie", "/", sticky},
+		// A long path is scanned for segments to clean; a dot file is
+		// checked and found clean; a traversal is cleaned, copying the
+		// request.
+		{"router-random-long-path", "/api/v1/namespaces/default/users/42/orders?limit=10", random},
+		{"router-random-dot-file", "/.well-known/openid-configuration", random},
+		{"router-random-traversal", "/api/../admin", random},
+	} {
 		b.Run(bc.name+"/sequential", func(b *testing.B) {
-			req, w := newReq(), &nopWriter{h: http.Header{}}
+			req, w := newReq(bc.path), &nopWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
 				bc.h.ServeHTTP(w, req)
@@ -504,11 +569,43 @@ func BenchmarkRouter(b *testing.B) {
 		b.Run(bc.name+"/parallel", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				req, w := newReq(), &nopWriter{h: http.Header{}}
+				req, w := newReq(bc.path), &nopWriter{h: http.Header{}}
 				for pb.Next() {
 					bc.h.ServeHTTP(w, req)
 				}
 			})
 		})
 	}
+}
+
+// FuzzCleanPath checks cleanPath against path.Clean: a rooted path comes
+// out rooted, without dot segments or empty segments, with its trailing
+// slash, and cleaning it again changes nothing; a path the fast check lets
+// through is one path.Clean would leave alone.
+func FuzzCleanPath(f *testing.F) {
+	for _, p := range []string{"/", "/api/../admin", "//", "/a/./b/", "/.well-known/x", "/../", "/a//b", "*", "", "/a/b/..", "/."} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		c := cleanPath(p)
+		if !strings.HasPrefix(p, "/") {
+			require.Equal(t, p, c, "only rooted paths are cleaned")
+			return
+		}
+		require.True(t, strings.HasPrefix(c, "/"), "%q → %q", p, c)
+		require.Equal(t, c, cleanPath(c), "%q → %q is not clean", p, c)
+		trimmed := strings.TrimSuffix(c, "/")
+		if trimmed == "" {
+			trimmed = "/"
+		}
+		require.Equal(t, path.Clean(p), trimmed, "%q → %q", p, c)
+		if c != "/" {
+			require.Equal(t, strings.HasSuffix(p, "/"), strings.HasSuffix(c, "/"), "%q → %q: trailing slash", p, c)
+		}
+		if c != "/" {
+			for _, seg := range strings.Split(strings.TrimSuffix(c[1:], "/"), "/") {
+				require.NotContains(t, []string{"", ".", ".."}, seg, "%q → %q", p, c)
+			}
+		}
+	})
 }
