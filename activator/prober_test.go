@@ -165,6 +165,10 @@ func TestListedButNotListening(t *testing.T) {
 	require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
 	require.NoError(t, h.SetReplicas("rev", []string{addr}))
 	rec, done := serve(h, request("rev", 0))
+	// Real sockets, so no synctest: poll until the serving goroutine has
+	// queued the request, which then cannot leave before a probe passes.
+	waiting := func() bool { st, _ := h.Status("rev"); return st.Waiting == 1 }
+	require.Eventually(t, waiting, time.Minute, time.Millisecond, "the request never queued")
 
 	q := &queueReplica{probes: make(chan *http.Request, 1)}
 	srv := httptest.NewUnstartedServer(q)
@@ -175,8 +179,7 @@ func TestListedButNotListening(t *testing.T) {
 	<-q.probes // listening, but not ready yet
 	<-q.probes
 	assert.Equal(t, int32(0), q.served.Load())
-	st, _ := h.Status("rev")
-	assert.Equal(t, 1, st.Waiting)
+	assert.True(t, waiting(), "the request still waits while the replica is not ready")
 
 	q.ready.Store(true)
 	<-done
