@@ -2,6 +2,7 @@ package activator
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 )
@@ -104,12 +105,12 @@ func (s *replicaSet) pick(rv *revision) *replica {
 		}
 		return r
 	case PolicyRandom:
-		start = rand.IntN(n)
+		start = randIntN(rv.t.randUint64(), n)
 	case PolicyPowerOfTwo:
-		if r := s.pickTwo(); r != nil {
+		if r := s.pickTwo(rv.t.randUint64()); r != nil {
 			return r
 		}
-		start = rand.IntN(n)
+		start = randIntN(rv.t.randUint64(), n)
 	}
 	r, _ := s.scan(start)
 	return r
@@ -133,13 +134,13 @@ func (s *replicaSet) scan(start int) (*replica, int) {
 
 // pickTwo is the power-of-two-choices draw over at least two replicas: the
 // less loaded of two distinct random ones, else the other if the less
-// loaded one is full. It returns nil if both are full.
-func (s *replicaSet) pickTwo() *replica {
+// loaded one is full. It returns nil if both are full. x is the draw's
+// uniform random value.
+func (s *replicaSet) pickTwo(x uint64) *replica {
 	rs := s.replicas
 	n := uint64(len(rs))
 	// One random draw gives both indices (multiply-shift on each 32-bit
 	// half) and the tie-break (the lowest bit, which barely moves j).
-	x := rand.Uint64()
 	i, j := uint64(0), uint64(1)
 	if n > 2 {
 		i, j = (x>>32)*n>>32, (x&0xffffffff)*(n-1)>>32
@@ -159,4 +160,21 @@ func (s *replicaSet) pickTwo() *replica {
 		return b
 	}
 	return nil
+}
+
+// randIntN maps the uniform value x to [0, n) by multiply-shift; its bias,
+// n/2⁶⁴, is far below anything a balancing policy could notice.
+func randIntN(x uint64, n int) int {
+	hi, _ := bits.Mul64(x, uint64(n))
+	return int(hi)
+}
+
+// randUint64 is the policies' randomness: math/rand/v2's per-thread
+// generator (no lock, no allocation), unless a test gave the Throttler a
+// seeded source, which makes picks repeatable when made from one goroutine.
+func (t *Throttler) randUint64() uint64 {
+	if t.rand != nil {
+		return t.rand()
+	}
+	return rand.Uint64()
 }

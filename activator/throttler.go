@@ -103,6 +103,10 @@ type Throttler struct {
 	// newProxy, set by a Handler, builds the forwarding proxy of a replica.
 	newProxy func(*replica) *httputil.ReverseProxy
 
+	// rand, if set (by tests, before any pick), replaces math/rand/v2's
+	// generator in the balancing policies.
+	rand func() uint64
+
 	probeCtx    context.Context
 	stopProbing context.CancelFunc
 	probeMu     sync.Mutex // protects closed; orders probes.Add before probes.Wait
