@@ -19,9 +19,10 @@ import (
 // Untimed, every method passes straight through to the server's writer: the
 // request runs on the server's goroutine and nothing else touches it. Timed,
 // a timeout may fire on the ServeHTTP goroutine while the application writes
-// from its own, so every method takes mu, and the application writes headers
-// into a private map until the response starts (a timeout then writes its
-// 504 to the server's map without racing the application).
+// from its own, so every method that reaches the server's writer takes mu,
+// and the application writes headers into a private map (a timeout then
+// writes its 504 to the server's map, and the server reads it, without
+// racing the application).
 //
 // Lifetimes. live counts what keeps the request in flight — the application
 // call, and a hijacked connection — and the accounting (slot release, stats
@@ -40,7 +41,7 @@ type exchange struct {
 
 	// Timed mode only.
 	mu        sync.Mutex  // protects the fields below and writes to w
-	header    http.Header // the application's headers until committed
+	header    http.Header // the application's headers; set before it runs
 	committed bool        // the response has started: headers are in w
 	timedOut  bool        // a timeout answered; writes fail
 	returned  bool        // the application returned; no timeout applies
@@ -101,16 +102,14 @@ func (ex *exchange) unlive() {
 	}
 }
 
-// Header returns the header map the application should write to.
+// Header returns the header map the application should write to. Timed, it
+// is always the exchange's private map, even once the response has started
+// (trailers): after a timeout the server reads its own map, possibly while
+// serving the connection's next request, as the application may still write
+// to the map it holds. runTimed copies the map into the server's when the
+// application returns in time.
 func (ex *exchange) Header() http.Header {
 	if !ex.timed {
-		return ex.w.Header()
-	}
-	ex.mu.Lock()
-	defer ex.mu.Unlock()
-	if ex.committed && !ex.timedOut {
-		// Trailers are set after the response has started, in the
-		// server's map.
 		return ex.w.Header()
 	}
 	return ex.header
@@ -276,8 +275,9 @@ func (timedOutWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, http.ErrHandlerTimeout
 }
 
-// commitLocked starts the response: the application's headers move to the
-// server's map. ex.mu must be held.
+// commitLocked starts the response: the application's headers are copied to
+// the server's map. The application keeps its map, and reads back what it
+// set, as with net/http. ex.mu must be held.
 func (ex *exchange) commitLocked() {
 	if ex.committed {
 		return
@@ -286,7 +286,6 @@ func (ex *exchange) commitLocked() {
 	dst := ex.w.Header()
 	clear(dst)
 	copyHeader(dst, ex.header)
-	clear(ex.header)
 }
 
 // touchLocked records a write for IdleTimeout. ex.mu must be held.

@@ -40,10 +40,10 @@ const StatusClientClosedRequest = 499
 // A hijacked connection (a websocket) and a streaming response hold their
 // slot and count as in flight until they end.
 //
-// As net/http requires, the application must not use its ResponseWriter
-// once its ServeHTTP has returned (or, after a timeout, keep a header map it
-// got before): the Handler reuses them for later requests. A hijacked
-// connection is the application's until it closes it.
+// As net/http requires, the application must not use its ResponseWriter, or
+// a header map it got from it, once its ServeHTTP has returned: the Handler
+// reuses them for later requests. A hijacked connection is the
+// application's until it closes it.
 //
 // With no timeout configured a request costs no goroutine, context or
 // closure: the per-request state lives in a pooled response writer. With a

@@ -141,8 +141,9 @@ func (h *Handler) runTimed(ex *exchange, r *http.Request) {
 				// its headers.
 				ex.commitLocked()
 			} else {
-				// Trailers the application set in a header map it kept
-				// from before the response started.
+				// Trailers: the application sets them in its own map
+				// after the response started. The server reads them once
+				// ServeHTTP returns, after done.
 				copyHeader(ex.w.Header(), ex.header)
 			}
 		}

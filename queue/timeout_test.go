@@ -270,3 +270,53 @@ func TestTimeoutKindString(t *testing.T) {
 	assert.Equal(t, "TimeoutKind(9)", TimeoutKind(9).String())
 	assert.True(t, errors.Is(&TimeoutError{Kind: IdleTimeoutKind}, ErrRequestTimeout))
 }
+
+// TestTimedHeaderMapIsPrivate: a header map the application got after its
+// response started is its own, not the server's. Once a timeout has ended
+// the exchange the server reads its map (for trailers, possibly while
+// serving the connection's next request), and the application, still
+// running, may write to the map it holds: the two must not be the same.
+func TestTimedHeaderMapIsPrivate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		finished := make(chan struct{})
+		h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(finished)
+			_, _ = io.WriteString(w, "partial ")
+			hdr := w.Header()
+			<-r.Context().Done()
+			hdr.Set(http.TrailerPrefix+"X-Late", "1")
+		}), Config{TotalTimeout: time.Second})
+		w := serve(h, get())
+		<-finished
+		assert.Equal(t, "partial queue: request timeout: the request ran longer than the total timeout (1s)\n", w.Body.String())
+		assert.NotContains(t, w.Header(), http.TrailerPrefix+"X-Late", "written after the timeout, into the server's map")
+		assert.Empty(t, w.Result().Trailer)
+	})
+}
+
+// TestTimedTrailers: headers set after the response started reach the
+// client as trailers, declared or not, and the application reads back the
+// headers it set.
+func TestTimedTrailers(t *testing.T) {
+	for _, timed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "untimed", true: "timed"}[timed], func(t *testing.T) {
+			c := Config{}
+			if timed {
+				c.TotalTimeout = time.Hour
+			}
+			var readBack string
+			h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Trailer", "X-Declared")
+				w.Header().Set("X-App", "1")
+				_, _ = io.WriteString(w, "body")
+				readBack = w.Header().Get("X-App")
+				w.Header().Set("X-Declared", "d")
+				w.Header().Set(http.TrailerPrefix+"X-Undeclared", "u")
+			}), c)
+			res := serve(h, get()).Result()
+			assert.Equal(t, "1", res.Header.Get("X-App"))
+			assert.Equal(t, "1", readBack)
+			assert.Equal(t, http.Header{"X-Declared": {"d"}, "X-Undeclared": {"u"}}, res.Trailer)
+		})
+	}
+}
