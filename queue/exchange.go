@@ -245,10 +245,41 @@ func (ex *exchange) Push(target string, opts *http.PushOptions) error {
 	return http.ErrNotSupported
 }
 
-// Unwrap gives http.ResponseController the server's writer for what the
-// exchange does not implement itself (deadlines, full duplex). After a
-// timeout the server may already be serving the connection's next request,
-// so it gives a writer on which everything fails instead.
+// SetReadDeadline, SetWriteDeadline and EnableFullDuplex serve
+// http.ResponseController, which finds them here rather than through Unwrap:
+// timed, they must reach the server's writer under mu, since after a timeout
+// the connection may already serve its next request and must not get this
+// one's deadline.
+func (ex *exchange) SetReadDeadline(d time.Time) error {
+	return ex.control(func(w http.ResponseWriter) error { return http.NewResponseController(w).SetReadDeadline(d) })
+}
+
+func (ex *exchange) SetWriteDeadline(d time.Time) error {
+	return ex.control(func(w http.ResponseWriter) error { return http.NewResponseController(w).SetWriteDeadline(d) })
+}
+
+func (ex *exchange) EnableFullDuplex() error {
+	return ex.control(func(w http.ResponseWriter) error { return http.NewResponseController(w).EnableFullDuplex() })
+}
+
+// control calls f with the server's writer, under mu when timed, and fails
+// with http.ErrHandlerTimeout once a timeout has ended the exchange.
+func (ex *exchange) control(f func(http.ResponseWriter) error) error {
+	if ex.timed {
+		ex.mu.Lock()
+		defer ex.mu.Unlock()
+		if ex.timedOut {
+			return http.ErrHandlerTimeout
+		}
+	}
+	return f(ex.w)
+}
+
+// Unwrap gives the server's writer to code that looks for its methods;
+// http.ResponseController needs none, the exchange has them all. Timed, a
+// caller of the server's writer bypasses mu; after a timeout the server may
+// already be serving the connection's next request, so Unwrap gives a
+// writer on which everything fails instead.
 func (ex *exchange) Unwrap() http.ResponseWriter {
 	if !ex.timed {
 		return ex.w

@@ -230,7 +230,8 @@ func TestTimeoutWriterAfterTimeout(t *testing.T) {
 			_, e5 := w.(io.ReaderFrom).ReadFrom(eofReader{})
 			e6 := http.NewResponseController(w).SetWriteDeadline(time.Now())
 			e7 := http.NewResponseController(w).EnableFullDuplex()
-			errs <- []error{e1, e2, e3, e4, e5, e6, e7}
+			e8 := http.NewResponseController(w).SetReadDeadline(time.Now())
+			errs <- []error{e1, e2, e3, e4, e5, e6, e7, e8}
 		}), Config{TotalTimeout: time.Second})
 		w := serve(h, get())
 		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
@@ -319,4 +320,61 @@ func TestTimedTrailers(t *testing.T) {
 			assert.Equal(t, http.Header{"X-Declared": {"d"}, "X-Undeclared": {"u"}}, res.Trailer)
 		})
 	}
+}
+
+// controlWriter is a server's writer with deadlines and full duplex. It
+// records each call, and whether the exchange's lock was held during it.
+type controlWriter struct {
+	*httptest.ResponseRecorder
+	ex    *exchange
+	calls []string
+}
+
+func (w *controlWriter) SetReadDeadline(time.Time) error  { return w.call("read deadline") }
+func (w *controlWriter) SetWriteDeadline(time.Time) error { return w.call("write deadline") }
+func (w *controlWriter) EnableFullDuplex() error          { return w.call("full duplex") }
+
+func (w *controlWriter) call(name string) error {
+	if w.ex.mu.TryLock() {
+		w.ex.mu.Unlock()
+		name += " without the lock"
+	}
+	w.calls = append(w.calls, name)
+	return nil
+}
+
+// TestTimedControlUnderLock: deadlines and full duplex set through
+// http.ResponseController reach the server's writer under the exchange's
+// lock, so a timeout cannot end the exchange in between (and the
+// connection, then serving its next request, get this one's deadline).
+func TestTimedControlUnderLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &controlWriter{ResponseRecorder: httptest.NewRecorder()}
+		h := mustNew(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			w.ex = rw.(*exchange)
+			rc := http.NewResponseController(rw)
+			assert.NoError(t, rc.SetReadDeadline(time.Now()))
+			assert.NoError(t, rc.SetWriteDeadline(time.Now()))
+			assert.NoError(t, rc.EnableFullDuplex())
+		}), Config{TotalTimeout: time.Second})
+		h.ServeHTTP(w, get())
+		assert.Equal(t, []string{"read deadline", "write deadline", "full duplex"}, w.calls)
+		assert.Equal(t, http.StatusOK, w.Code)
+
+		// After a timeout the calls fail and never reach the server's writer.
+		w = &controlWriter{ResponseRecorder: httptest.NewRecorder()}
+		errs := make(chan []error, 1)
+		h = mustNew(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			w.ex = rw.(*exchange)
+			<-r.Context().Done()
+			rc := http.NewResponseController(rw)
+			errs <- []error{rc.SetReadDeadline(time.Now()), rc.SetWriteDeadline(time.Now()), rc.EnableFullDuplex()}
+		}), Config{TotalTimeout: time.Second})
+		h.ServeHTTP(w, get())
+		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
+		for i, err := range <-errs {
+			assert.ErrorIs(t, err, http.ErrHandlerTimeout, "call %d", i)
+		}
+		assert.Empty(t, w.calls)
+	})
 }
