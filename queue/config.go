@@ -142,7 +142,10 @@ func (c Config) queueDepth() int {
 	if c.QueueDepth != 0 {
 		return c.QueueDepth
 	}
-	return min(queueDepthPerSlot*c.ContainerConcurrency, MaxCapacity)
+	if c.ContainerConcurrency > MaxCapacity/queueDepthPerSlot {
+		return MaxCapacity // 10 × would overflow a 32-bit int
+	}
+	return queueDepthPerSlot * c.ContainerConcurrency
 }
 
 // timed reports whether any request timeout is on, which moves requests to

@@ -22,8 +22,6 @@ func TestConfigValidate(t *testing.T) {
 			ResponseStartTimeout: time.Second, IdleTimeout: time.Second, QuietPeriod: time.Second, MaxQuietPeriod: time.Second, HijackedDrainTimeout: time.Second}},
 		{name: "negative concurrency", c: Config{ContainerConcurrency: -1},
 			want: []string{"Config.ContainerConcurrency = -1, must be in [0, 2147483647] (0 means no limit)"}},
-		{name: "concurrency too large", c: Config{ContainerConcurrency: MaxCapacity + 1},
-			want: []string{"Config.ContainerConcurrency = 2147483648, must be in [0, 2147483647]"}},
 		{name: "negative queue depth", c: Config{QueueDepth: -3},
 			want: []string{"Config.QueueDepth = -3, must be in [0, 2147483647] (0 means 10 × ContainerConcurrency)"}},
 		{name: "negative durations", c: Config{MaxWait: -1, TotalTimeout: -time.Second, ResponseStartTimeout: -2 * time.Second,
@@ -41,6 +39,20 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"Config.MaxQuietPeriod = 1s, must be >= QuietPeriod (1m0s) or 0"}},
 		{name: "cap below default quiet period", c: Config{MaxQuietPeriod: time.Second},
 			want: []string{"Config.MaxQuietPeriod = 1s, must be >= QuietPeriod (30s) or 0"}},
+	}
+	if math.MaxInt > MaxCapacity {
+		// Only where an int holds more than MaxCapacity (not on 32-bit).
+		tooLarge := MaxCapacity
+		tooLarge++
+		tests = append(tests, struct {
+			name string
+			c    Config
+			want []string
+		}{name: "concurrency too large", c: Config{ContainerConcurrency: tooLarge, QueueDepth: tooLarge},
+			want: []string{
+				"Config.ContainerConcurrency = 2147483648, must be in [0, 2147483647]",
+				"Config.QueueDepth = 2147483648, must be in [0, 2147483647]",
+			}})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +83,9 @@ func TestConfigDefaults(t *testing.T) {
 		{name: "zero", c: Config{}, depth: 0, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},
 		{name: "knative queue depth", c: Config{ContainerConcurrency: 7}, depth: 70, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},
 		{name: "queue depth capped", c: Config{ContainerConcurrency: MaxCapacity}, depth: MaxCapacity, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},
+		// 10 × this overflows a 32-bit int.
+		{name: "queue depth saturates", c: Config{ContainerConcurrency: MaxCapacity/queueDepthPerSlot + 1}, depth: MaxCapacity, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},
+		{name: "queue depth just below the cap", c: Config{ContainerConcurrency: MaxCapacity / queueDepthPerSlot}, depth: MaxCapacity / queueDepthPerSlot * queueDepthPerSlot, quiet: 30 * time.Second, maxQuiet: 300 * time.Second, hijackedDrain: time.Minute},
 		{name: "explicit", c: Config{ContainerConcurrency: 7, QueueDepth: 1, QuietPeriod: time.Second, HijackedDrainTimeout: 2 * time.Second},
 			depth: 1, quiet: time.Second, maxQuiet: 10 * time.Second, hijackedDrain: 2 * time.Second},
 		{name: "the default cap of a huge quiet period saturates", c: Config{QuietPeriod: 100 * 365 * 24 * time.Hour},
