@@ -1,6 +1,9 @@
 package autoscaler
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Scaler is the host's scaler backend: it makes a revision run n replicas
 // (patch a Deployment, resize a Nomad group, start or stop processes). The
@@ -34,3 +37,28 @@ type ReadyCounterFunc func(revision string) (int, error)
 
 // ReadyCount calls f(revision).
 func (f ReadyCounterFunc) ReadyCount(revision string) (int, error) { return f(revision) }
+
+// ProxyTimer reports how long the activator has been in a revision's request
+// path: Knative's ServerlessService ProxyFor, which its scale-to-zero grace
+// period waits on. The host's front door knows it (revision.Reconciler's
+// ProxyFor, for one); without a ProxyTimer the Runner infers it from its own
+// decisions and cannot see a front door that keeps serving from replicas
+// because no activator is ready.
+//
+// ProxyFor returns how long the front door has been sending the revision's
+// requests through the activator at now, and 0 when it does not (Serve
+// mode). ok false means unknown (a revision the host has not set up yet):
+// the Runner then infers it as if there were no ProxyTimer. The Runner calls
+// it from Run's goroutine with no lock held, for each Inactive revision on
+// each tick; it must be fast.
+type ProxyTimer interface {
+	ProxyFor(revision string, now time.Time) (d time.Duration, ok bool)
+}
+
+// ProxyTimerFunc adapts a function to a ProxyTimer.
+type ProxyTimerFunc func(revision string, now time.Time) (time.Duration, bool)
+
+// ProxyFor calls f(revision, now).
+func (f ProxyTimerFunc) ProxyFor(revision string, now time.Time) (time.Duration, bool) {
+	return f(revision, now)
+}

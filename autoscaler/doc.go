@@ -31,6 +31,9 @@
 //			return deployments.Resize(ctx, rev, n)
 //		}),
 //		Ready: autoscaler.ReadyCounterFunc(endpoints.ReadyCount),
+//		// Optional: how long the front door has had the activator in the
+//		// path, which the scale-to-zero grace period waits on.
+//		ProxyTimer: autoscaler.ProxyTimerFunc(frontDoor.ProxyFor),
 //	})
 //	r.Subscribe(func(d autoscaler.Decision) { frontDoor.SetProxy(d.Revision, d.ActivatorInPath()) })
 //	r.Add("default/hello-00001", spec)

@@ -232,6 +232,43 @@ func ExampleScalerFunc() {
 	// after the tick: 3
 }
 
+// frontDoor switches a revision's requests between the activator and the
+// replicas, and remembers when it last turned to the activator.
+type frontDoor struct {
+	mu         sync.Mutex
+	proxySince map[string]time.Time // zero: serving from the replicas
+}
+
+func (f *frontDoor) proxyFor(revision string, now time.Time) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	since, ok := f.proxySince[revision]
+	if !ok || since.IsZero() {
+		return 0, ok
+	}
+	return now.Sub(since), true
+}
+
+// A front door that knows how long the activator has been in a revision's
+// path is the runner's ProxyTimer (Options.ProxyTimer), which the
+// scale-to-zero grace period waits on.
+func ExampleProxyTimerFunc() {
+	t0 := time.Unix(1_700_000_000, 0)
+	door := &frontDoor{proxySince: map[string]time.Time{
+		"default/hello": t0, // through the activator since t0
+		"default/bye":   {}, // no activator ready: straight to the replicas
+	}}
+	var pt autoscaler.ProxyTimer = autoscaler.ProxyTimerFunc(door.proxyFor)
+	for _, rev := range []string{"default/hello", "default/bye", "default/new"} {
+		d, ok := pt.ProxyFor(rev, t0.Add(45*time.Second))
+		fmt.Println(rev, d, ok)
+	}
+	// Output:
+	// default/hello 45s true
+	// default/bye 0s true
+	// default/new 0s false
+}
+
 func ExampleDecision_ActivatorInPath() {
 	for _, d := range []autoscaler.Decision{
 		{Desired: 3, ExcessBurstCapacity: 40},

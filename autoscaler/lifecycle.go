@@ -38,11 +38,13 @@ func (a Activity) String() string {
 // apply, as Knative's KPA reconciler does (kpa.go computeActiveCondition,
 // scaler.go scale and handleScaleToZero): min/max bounds, initial scale
 // until first reached, and the scale-to-zero rules. It tracks the Active
-// condition and, instead of Knative's SKS status and activator probe,
-// whether the activator is in the request path, inferred from its own
-// decisions with the SKS rule: the activator leaves the path exactly when
-// the wanted scale is > 0 and the excess burst capacity is ≥ 0. That is
-// exact for an embedded front door that switches as soon as it is told.
+// condition. Whether the activator is in the request path, and since when
+// (Knative's activator probe and SKS ProxyFor), comes from the host's
+// ProxyTimer when it knows; otherwise it is inferred from the lifecycle's
+// own decisions with the SKS rule: the activator leaves the path exactly
+// when the wanted scale is > 0 and the excess burst capacity is ≥ 0. The
+// inference is exact only for a front door that switches as soon as it is
+// told and always has an activator to switch to.
 //
 // It is pure: the Runner calls step on every tick, where Knative reconciles
 // on events and timers, so waits end on the first tick after they expire.
@@ -60,11 +62,19 @@ func newLifecycle(now time.Time) lifecycle {
 	return lifecycle{activity: Activating, since: now, proxied: true, proxySince: now}
 }
 
+// proxyTime is a ProxyTimer's answer for one step; the zero value is
+// "unknown", which makes the lifecycle use its own inference.
+type proxyTime struct {
+	d     time.Duration // time in Proxy mode; 0: the activator is not in the path
+	known bool
+}
+
 // step applies one recommendation (desired −1: none yet) at now with ready
-// replicas and the current excess burst capacity. It returns the scale the
-// revision should have (−1: unknown, leave it) and whether to apply it now.
-func (l *lifecycle) step(s *Spec, now time.Time, desired, ready, ebc int) (want int, apply bool) {
-	want, apply = l.scale(s, now, desired)
+// replicas, the current excess burst capacity and what the front door
+// reports about the activator. It returns the scale the revision should
+// have (−1: unknown, leave it) and whether to apply it now.
+func (l *lifecycle) step(s *Spec, now time.Time, desired, ready, ebc int, proxy proxyTime) (want int, apply bool) {
+	want, apply = l.scale(s, now, desired, proxy)
 
 	proxied := !(want > 0 && ebc >= 0)
 	if proxied && !l.proxied {
@@ -85,7 +95,7 @@ func bounds(s *Spec) (lo, hi int) {
 	return s.MinScale, s.MaxScale
 }
 
-func (l *lifecycle) scale(s *Spec, now time.Time, desired int) (int, bool) {
+func (l *lifecycle) scale(s *Spec, now time.Time, desired int, proxy proxyTime) (int, bool) {
 	if desired < 0 && l.activity != Activating {
 		// No metrics yet: leave the scale alone.
 		return -1, false
@@ -104,13 +114,13 @@ func (l *lifecycle) scale(s *Spec, now time.Time, desired int) (int, bool) {
 	if x != 0 {
 		return x, true
 	}
-	return l.toZero(s, now)
+	return l.toZero(s, now, proxy)
 }
 
 // toZero decides whether a revision that wants zero replicas may have them
 // now (handleScaleToZero). A false apply means "not yet": the returned want
 // still tells the front door where requests should go.
-func (l *lifecycle) toZero(s *Spec, now time.Time) (int, bool) {
+func (l *lifecycle) toZero(s *Spec, now time.Time, proxy proxyTime) (int, bool) {
 	if !s.EnableScaleToZero {
 		return 1, true
 	}
@@ -129,9 +139,15 @@ func (l *lifecycle) toZero(s *Spec, now time.Time) (int, bool) {
 		}
 		return 1, true
 	}
-	// Inactive. With TBC −1 the activator is in the path anyway; otherwise
-	// it must be (Knative probes for it).
-	if s.TargetBurstCapacity != -1 && !l.proxied {
+	// Inactive. The activator must be in the path before the last replica
+	// goes (Knative probes for it; with TBC −1 it assumes so).
+	inPath, proxyFor := l.proxied || s.TargetBurstCapacity == -1, now.Sub(l.proxySince)
+	if proxy.known {
+		// The front door's word wins, also over TBC −1: without a ready
+		// activator it serves from the replicas whatever the spec says.
+		inPath, proxyFor = proxy.d > 0, proxy.d
+	}
+	if !inPath {
 		return 0, false
 	}
 	retention := s.ScaleToZeroPodRetention
@@ -144,7 +160,7 @@ func (l *lifecycle) toZero(s *Spec, now time.Time) (int, bool) {
 	if retention > 0 && in < retention {
 		return 0, false
 	}
-	return 0, now.Sub(l.proxySince) >= s.ScaleToZeroGracePeriod
+	return 0, proxyFor >= s.ScaleToZeroGracePeriod
 }
 
 // updateActivity is computeActiveCondition.

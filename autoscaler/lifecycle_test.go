@@ -141,9 +141,80 @@ func TestLifecycleScenarios(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLifecycle(t0)
 			for i, st := range tt.steps {
-				want, apply := l.step(&tt.spec, t0.Add(time.Duration(st.at)*time.Second), st.desired, st.ready, st.ebc)
+				want, apply := l.step(&tt.spec, t0.Add(time.Duration(st.at)*time.Second), st.desired, st.ready, st.ebc, proxyTime{})
 				require.Equal(t, fmt.Sprint(st.want, st.apply, st.act), fmt.Sprint(want, apply, l.activity),
 					"step %d at +%ds (desired %d, ready %d, ebc %d)", i, st.at, st.desired, st.ready, st.ebc)
+			}
+		})
+	}
+}
+
+// TestLifecycleProxyTimer: with the front door's word on the activator
+// (a ProxyTimer), an inactive revision goes to zero as Knative's
+// handleScaleToZero does with its activator probe and SKS.ProxyFor.
+func TestLifecycleProxyTimer(t *testing.T) {
+	type step struct {
+		at                  int // seconds after creation
+		desired, ready, ebc int
+		proxy               proxyTime
+		want                int
+		apply               bool
+		act                 Activity
+	}
+	unknown := proxyTime{}
+	serve := proxyTime{known: true}
+	proxyFor := func(s int) proxyTime { return proxyTime{d: time.Duration(s) * time.Second, known: true} }
+	tests := []struct {
+		name  string
+		spec  Spec
+		steps []step
+	}{
+		{"no activator in the path: the last replica stays", lifeSpec(nil), []step{
+			{2, 1, 1, -111, unknown, 1, true, Active},
+			{62, 0, 1, -111, unknown, 0, false, Inactive},
+			{64, 0, 1, -111, serve, 0, false, Inactive}, // inferred: in proxy mode for 64 s
+			{300, 0, 1, -111, serve, 0, false, Inactive},
+			{302, 0, 1, -111, proxyFor(2), 0, true, Inactive}, // inactive ≥ grace: at once
+		}},
+		{"no activator in the path: also with TBC -1", lifeSpec(func(s *Spec) { s.TargetBurstCapacity = -1 }), []step{
+			{2, 1, 1, -1, unknown, 1, true, Active},
+			{62, 0, 1, -1, unknown, 0, false, Inactive},
+			{94, 0, 1, -1, serve, 0, false, Inactive},
+			{96, 0, 1, -1, proxyFor(1), 0, true, Inactive},
+		}},
+		{"grace counts from the front door's proxy time", lifeSpec(nil), []step{
+			{2, 1, 1, 5, unknown, 1, true, Active}, // EBC ≥ 0: inferred out of the path
+			{62, 0, 1, 5, unknown, 0, false, Inactive},
+			{64, 0, 1, 5, proxyFor(25), 0, false, Inactive}, // wait grace − 25 s
+			{68, 0, 1, 5, proxyFor(29), 0, false, Inactive},
+			{70, 0, 1, 5, proxyFor(31), 0, true, Inactive}, // inferred: not before 92
+		}},
+		{"retention holds whatever the proxy time", lifeSpec(func(s *Spec) { s.ScaleToZeroPodRetention = 90 * time.Second }), []step{
+			{2, 1, 1, -111, unknown, 1, true, Active},
+			{62, 0, 1, -111, unknown, 0, false, Inactive},
+			{64, 0, 1, -111, proxyFor(100), 0, false, Inactive},
+			{150, 0, 1, -111, proxyFor(186), 0, false, Inactive},
+			{152, 0, 1, -111, proxyFor(188), 0, true, Inactive}, // 90 s inactive
+		}},
+		{"unknown falls back to the inference, whatever its duration", lifeSpec(nil), []step{
+			{2, 1, 1, 5, unknown, 1, true, Active},
+			{62, 0, 1, 5, unknown, 0, false, Inactive},
+			{64, 0, 1, 5, proxyTime{d: time.Hour}, 0, false, Inactive},
+			{90, 0, 1, 5, proxyTime{d: time.Hour}, 0, false, Inactive},
+			{92, 0, 1, 5, proxyTime{d: time.Hour}, 0, true, Inactive}, // 30 s since it entered
+		}},
+		{"the proxy time is not read while active", lifeSpec(nil), []step{
+			{2, 1, 1, -111, serve, 1, true, Active},
+			{62, 0, 1, -111, serve, 0, false, Inactive}, // active a stable window: inactive anyway
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLifecycle(t0)
+			for i, st := range tt.steps {
+				want, apply := l.step(&tt.spec, t0.Add(time.Duration(st.at)*time.Second), st.desired, st.ready, st.ebc, st.proxy)
+				require.Equal(t, fmt.Sprint(st.want, st.apply, st.act), fmt.Sprint(want, apply, l.activity),
+					"step %d at +%ds (desired %d, ready %d, ebc %d, proxy %+v)", i, st.at, st.desired, st.ready, st.ebc, st.proxy)
 			}
 		})
 	}
@@ -152,12 +223,12 @@ func TestLifecycleScenarios(t *testing.T) {
 func TestLifecycleTimedOutReason(t *testing.T) {
 	s := lifeSpec(func(s *Spec) { s.ActivationTimeout = 10 * time.Second })
 	l := newLifecycle(t0)
-	l.step(&s, t0.Add(12*time.Second), 0, 0, -211)
+	l.step(&s, t0.Add(12*time.Second), 0, 0, -211, proxyTime{})
 	require.Equal(t, Inactive, l.activity)
 	require.True(t, l.timedOut)
 	// Knative's reason changes to NoTraffic on the next reconcile, which
 	// restarts the inactive time.
-	l.step(&s, t0.Add(14*time.Second), 0, 0, -211)
+	l.step(&s, t0.Add(14*time.Second), 0, 0, -211, proxyTime{})
 	require.False(t, l.timedOut)
 	require.Equal(t, t0.Add(14*time.Second), l.since)
 }

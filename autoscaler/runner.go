@@ -56,6 +56,17 @@ type Options struct {
 	// ScrapeWorkers is how many scrapes may run at once. Zero means
 	// DefaultScrapeWorkers (32); must not be negative.
 	ScrapeWorkers int
+	// ProxyTimer reports how long the activator has been in each revision's
+	// request path, which the scale-to-zero grace period waits on, as
+	// Knative's waits on its SKS ProxyFor: a revision with the activator not
+	// in its path keeps its last replica; otherwise it goes to zero once it
+	// has been inactive for the grace period (and pod retention), or the
+	// activator has been in the path that long, on the first tick after.
+	// Nil, or ok false for a revision, means the runner infers the time from
+	// its own decisions (see Decision.ActivatorInPath): exact only for a
+	// front door that switches as soon as it is told and always has a ready
+	// activator.
+	ProxyTimer ProxyTimer
 	// Logger receives failed Scale calls, scrapes and ready counts at warn
 	// level. Nil means silent.
 	Logger *slog.Logger
@@ -91,6 +102,7 @@ type entry struct {
 	// Poke without the lock.
 	lastRec      atomic.Int32
 	replicaStats atomic.Bool  // spec.ReplicaStats, for the scrape loop
+	inactive     atomic.Bool  // life.activity == Inactive, for asking the ProxyTimer
 	window       atomic.Int64 // spec.StableWindow, for scrapes
 	scraping     atomic.Bool  // in the scrape queue or being scraped
 	poked        bool         // in Runner.pokes; guarded by Runner.pokeMu
@@ -125,13 +137,13 @@ type entry struct {
 // The ready count of every revision is read from Options.Ready on each tick
 // and when it is added (more than one ready replica then starts its decider
 // in panic, so a restarted runner does not scale running revisions down).
-// Whether the activator is in a revision's request path, which the
-// scale-to-zero grace period counts from, is inferred from the runner's own
-// decisions (see Decision.ActivatorInPath); a front door that switches when
-// told makes that exact.
+// Whether the activator is in a revision's request path, and for how long,
+// which the scale-to-zero grace period waits on, is read from
+// Options.ProxyTimer for inactive revisions; without one it is inferred from
+// the runner's own decisions (see Decision.ActivatorInPath).
 //
-// All methods are safe for simultaneous use. Subscribers and the
-// ReadyCounter are called from Run's goroutine with no lock held (the
+// All methods are safe for simultaneous use. Subscribers, the ReadyCounter
+// and the ProxyTimer are called from Run's goroutine with no lock held (the
 // ReadyCounter also from Add); the Scaler from the scale goroutines.
 type Runner struct {
 	opts   Options
@@ -501,7 +513,7 @@ func (r *Runner) decidePoked() {
 }
 
 // decideAll decides each entry and publishes the decisions, with no lock
-// held while calling the ReadyCounter or subscribers.
+// held while calling the ReadyCounter, the ProxyTimer or subscribers.
 func (r *Runner) decideAll(entries []*entry, now time.Time) {
 	out := r.out[:0]
 	for _, e := range entries {
@@ -510,7 +522,14 @@ func (r *Runner) decideAll(entries []*entry, now time.Time) {
 			r.logger.Warn("autoscaler: counting ready replicas; skipping this tick", "revision", e.name, "error", err)
 			continue
 		}
-		if d, ok := r.decide(e, now, ready); ok {
+		// Only an inactive revision's scale to zero reads the time in
+		// proxy mode (the activity a step starts from is the last one's).
+		var proxy proxyTime
+		if pt := r.opts.ProxyTimer; pt != nil && e.inactive.Load() {
+			proxy.d, proxy.known = pt.ProxyFor(e.name, now)
+			proxy.d = max(proxy.d, 0)
+		}
+		if d, ok := r.decide(e, now, ready, proxy); ok {
 			out = append(out, d)
 		}
 	}
@@ -527,7 +546,7 @@ func (r *Runner) decideAll(entries []*entry, now time.Time) {
 
 // decide runs one revision's decider and lifecycle at now. It does not
 // allocate.
-func (r *Runner) decide(e *entry, now time.Time, ready int) (Decision, bool) {
+func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (Decision, bool) {
 	e.mu.Lock()
 	if e.removed {
 		e.mu.Unlock()
@@ -543,7 +562,8 @@ func (r *Runner) decide(e *entry, now time.Time, ready int) (Decision, bool) {
 	if e.hasRec {
 		desired, ebc = e.rec.Desired, e.rec.ExcessBurstCapacity
 	}
-	want, apply := e.life.step(&e.spec, now, desired, ready, ebc)
+	want, apply := e.life.step(&e.spec, now, desired, ready, ebc, proxy)
+	e.inactive.Store(e.life.activity == Inactive)
 	apply = apply && want >= 0
 	if apply {
 		e.pending = want

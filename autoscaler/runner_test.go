@@ -124,6 +124,64 @@ func TestRunnerGracePeriodCountsFromTheActivatorTakingOver(t *testing.T) {
 	}
 }
 
+// TestRunnerKeepsTheLastReplicaWithoutAnActivator: the front door serves
+// from the replicas (no activator is ready), so the runner, told so by its
+// ProxyTimer, does not remove the last replica, however long the revision
+// has been idle; once the activator is in the path it does, at once.
+func TestRunnerKeepsTheLastReplicaWithoutAnActivator(t *testing.T) {
+	h := autoscalertest.NewHarness(t)
+	h.Add(rev, cc10(t, nil)) // TBC 211: the runner alone would think the activator is in the path
+	h.SetProxyMode(rev, false)
+	h.SetLoad(rev, stats.Stat{Concurrency: 35})
+	h.Advance(60 * time.Second)
+	h.SetLoad(rev, idle)
+	h.Advance(5 * time.Minute)
+
+	d := h.Decision(rev)
+	require.Equal(t, autoscaler.Inactive, d.Activity)
+	assert.Equal(t, 0, d.Desired, "the front door is told to take the activator")
+	assert.Equal(t, 1, h.Scale(rev))
+	assert.NotContains(t, h.Scaler.CallsFor(rev), 0)
+
+	h.SetProxyMode(rev, true)
+	h.Advance(2 * time.Second)
+	assert.Equal(t, 0, h.Scale(rev), "inactive longer than the grace period: zero once the activator is in")
+}
+
+// TestRunnerGracePeriodCountsFromTheFrontDoor: the front door put the
+// activator in the path 20 s before the revision went inactive (the runner
+// would infer it entered only then), so the last replica goes when the
+// front door has been in proxy mode for the grace period.
+func TestRunnerGracePeriodCountsFromTheFrontDoor(t *testing.T) {
+	h := autoscalertest.NewHarness(t)
+	h.Add(rev, cc10(t, map[string]string{autoscaler.TargetBurstCapacityAnnotation: "0"}))
+	h.SetProxyMode(rev, false)
+	h.SetLoad(rev, stats.Stat{Concurrency: 14})
+	h.Advance(70 * time.Second)
+	h.SetLoad(rev, idle)
+	h.Advance(40 * time.Second)
+	proxyAt := h.Clock.Now()
+	h.SetProxyMode(rev, true)
+
+	zeroAt := time.Time{}
+	for range 60 {
+		h.Advance(2 * time.Second)
+		if h.Scale(rev) == 0 {
+			zeroAt = h.Clock.Now()
+			break
+		}
+	}
+	inactiveAt := time.Time{}
+	for _, d := range h.Decisions(rev) {
+		if d.Activity == autoscaler.Inactive {
+			inactiveAt = d.Time
+			break
+		}
+	}
+	require.True(t, inactiveAt.After(proxyAt), "inactive at %v, after the front door turned at %v", inactiveAt, proxyAt)
+	assert.Equal(t, proxyAt.Add(30*time.Second), zeroAt, "the grace period after the front door turned (inactive at %v)", inactiveAt)
+}
+
 func TestRunnerScaleToZeroDisabled(t *testing.T) {
 	c := autoscaler.DefaultConfig()
 	c.EnableScaleToZero = false

@@ -61,6 +61,31 @@ func ExampleHarness() {
 	// calls: [1 5]
 }
 
+// A front door with no activator ready keeps serving from the replicas,
+// and the runner keeps the last one until the activator is in the path.
+func ExampleHarness_SetProxyMode() {
+	t := &tb{}
+	defer func() {
+		for _, f := range t.cleanups {
+			f()
+		}
+	}()
+
+	h := autoscalertest.NewHarness(t)
+	spec, _ := autoscaler.DefaultConfig().RevisionSpec(nil, 10)
+	h.Add("default/hello", spec)
+	h.SetProxyMode("default/hello", false)
+	h.SetLoad("default/hello", stats.Stat{Source: "replica"}) // idle
+	h.Advance(3 * time.Minute)
+	fmt.Println("serving from the replicas:", h.Scale("default/hello"), h.Decision("default/hello").Activity)
+	h.SetProxyMode("default/hello", true)
+	h.Advance(2 * time.Second)
+	fmt.Println("activator in the path:", h.Scale("default/hello"))
+	// Output:
+	// serving from the replicas: 1 Inactive
+	// activator in the path: 0
+}
+
 func ExampleDeciderScenarios() {
 	start := time.Unix(1_700_000_000, 0)
 	failed := 0

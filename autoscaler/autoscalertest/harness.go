@@ -39,7 +39,10 @@ const waitLimit = 10 * time.Second
 // moves, and on each tick (every 2 s) the harness waits until the runner has
 // decided every revision and made the resulting Scale calls. Replicas are
 // ready as soon as they are asked for unless Scaler.SetReady pins a count.
-// Scraping is not simulated: load comes from SetLoad and Push.
+// Scraping is not simulated: load comes from SetLoad and Push. The runner's
+// ProxyTimer is the harness: it answers "unknown" (the runner infers the
+// activator's time in the request path) until SetProxyMode is called for a
+// revision.
 //
 // The clock starts at the Unix epoch, an even second. A Harness is meant
 // for one test goroutine.
@@ -54,9 +57,10 @@ type Harness struct {
 	loads map[string]stats.Stat
 	revs  map[string]bool
 
-	mu      sync.Mutex // protects history, count
+	mu      sync.Mutex // protects history, count, proxy
 	history map[string][]autoscaler.Decision
 	count   map[string]int
+	proxy   map[string]time.Time // when each front door entered Proxy mode; zero: Serve
 	notify  chan struct{}
 }
 
@@ -73,13 +77,15 @@ func NewHarness(t TB) *Harness {
 		revs:    make(map[string]bool),
 		history: make(map[string][]autoscaler.Decision),
 		count:   make(map[string]int),
+		proxy:   make(map[string]time.Time),
 		notify:  make(chan struct{}, 1),
 	}
 	h.start = h.Clock.Now()
 	r, err := autoscaler.NewRunner(autoscaler.Options{
-		Scaler: h.Scaler,
-		Ready:  h.Scaler,
-		Clock:  h.Clock,
+		Scaler:     h.Scaler,
+		Ready:      h.Scaler,
+		Clock:      h.Clock,
+		ProxyTimer: autoscaler.ProxyTimerFunc(h.proxyFor),
 	})
 	if err != nil {
 		t.Fatalf("autoscalertest: %v", err)
@@ -108,6 +114,35 @@ func (h *Harness) observe(d autoscaler.Decision) {
 	case h.notify <- struct{}{}:
 	default:
 	}
+}
+
+// SetProxyMode plays the revision's front door: from now on it sends
+// requests through the activator (proxy true) or straight to the replicas
+// (false, as a front door does when no activator is ready), and the runner's
+// ProxyTimer reports the time since it last turned to proxy, or 0. Turning
+// to proxy when already there keeps the earlier start.
+func (h *Harness) SetProxyMode(revision string, proxy bool) {
+	now := h.Clock.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	since, ok := h.proxy[revision]
+	switch {
+	case !proxy:
+		h.proxy[revision] = time.Time{}
+	case !ok || since.IsZero():
+		h.proxy[revision] = now
+	}
+}
+
+// proxyFor is the runner's ProxyTimer.
+func (h *Harness) proxyFor(revision string, now time.Time) (time.Duration, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	since, ok := h.proxy[revision]
+	if !ok || since.IsZero() {
+		return 0, ok
+	}
+	return now.Sub(since), true
 }
 
 // Add adds a revision to the runner and waits for its initial Scale call.
@@ -212,11 +247,14 @@ func (h *Harness) flush() {
 	}
 }
 
-// Remove removes a revision from the runner.
+// Remove removes a revision from the runner and forgets its load and proxy mode.
 func (h *Harness) Remove(revision string) {
 	h.Runner.Remove(revision)
 	delete(h.revs, revision)
 	delete(h.loads, revision)
+	h.mu.Lock()
+	delete(h.proxy, revision)
+	h.mu.Unlock()
 }
 
 // Scale returns revision's scale after the last successful Scale call, or

@@ -173,10 +173,11 @@ func NewPlatform(o Options) (*Platform, error) {
 		return nil, err
 	}
 	p.runner, err = autoscaler.NewRunner(autoscaler.Options{
-		Scaler:  autoscaler.ScalerFunc(p.scale),
-		Ready:   autoscaler.ReadyCounterFunc(p.readyCount),
-		Scraper: &autoscaler.HTTPScraper{Lister: autoscaler.ReplicaListerFunc(p.replicaStats)},
-		Logger:  o.Log,
+		Scaler:     autoscaler.ScalerFunc(p.scale),
+		Ready:      autoscaler.ReadyCounterFunc(p.readyCount),
+		Scraper:    &autoscaler.HTTPScraper{Lister: autoscaler.ReplicaListerFunc(p.replicaStats)},
+		ProxyTimer: autoscaler.ProxyTimerFunc(p.proxyFor),
+		Logger:     o.Log,
 	})
 	if err != nil {
 		return nil, err
@@ -446,6 +447,21 @@ func (p *Platform) readyCount(key string) (int, error) {
 	}
 	ready, _, _ := r.pool.counts()
 	return ready, nil
+}
+
+// proxyFor is how long the revision's switch has had the activator in its
+// path (autoscaler.ProxyTimer): 0 in Serve mode, including when no activator
+// is ready. The runner calls it from its loop goroutine. p.rev holds p.mu
+// only for the map lookup and the reconciler's lock is taken after p.mu is
+// released, so no goroutine holds both here; r.rec is set before r is
+// published under p.mu and never changes, so reading it needs no lock.
+// Neither lock is held by code that waits for the runner.
+func (p *Platform) proxyFor(key string, now time.Time) (time.Duration, bool) {
+	r := p.rev(key)
+	if r == nil {
+		return 0, false
+	}
+	return r.rec.ProxyFor(now), true
 }
 
 func (p *Platform) replicaStats(key string) ([]autoscaler.Replica, error) {
