@@ -138,13 +138,18 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 			_ = resp.Body.Close()
 		}
 	})
-	for _, par := range []bool{false, true} {
-		name := "handler/sequential"
-		if par {
-			name = "handler/parallel"
-		}
-		b.Run(name, func(b *testing.B) {
-			h := newTestHandler(b, Options{Transport: staticRT{}})
+	for _, bc := range []struct {
+		name string
+		par  bool
+		opts Options
+	}{
+		{"handler/sequential", false, Options{Transport: staticRT{}}},
+		{"handler/parallel", true, Options{Transport: staticRT{}}},
+		{"handler-wait-header/sequential", false, Options{Transport: staticRT{}, WaitHeader: waitHeader}},
+	} {
+		par := bc.par
+		b.Run(bc.name, func(b *testing.B) {
+			h := newTestHandler(b, bc.opts)
 			if err := h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 100}); err != nil {
 				b.Fatal(err)
 			}

@@ -69,7 +69,9 @@ type Options struct {
 	ReportingPeriod time.Duration
 	// WaitHeader, if not empty, names a response header that carries the
 	// time the request waited for capacity, as a Go duration ("0s",
-	// "1.25s").
+	// "1.25s"). It is on every final response, the replica's and the
+	// activator's own, with the activator's value only: a value the
+	// replica sent under the same name is dropped.
 	WaitHeader string
 	// OnColdStart, if not nil, is called for every request that waited for
 	// capacity or was turned away for a full queue. See ColdStart.
@@ -159,7 +161,7 @@ func New(o Options) (*Handler, error) {
 		transport:   o.Transport,
 		poker:       o.Poker,
 		onColdStart: o.OnColdStart,
-		waitHeader:  o.WaitHeader,
+		waitHeader:  http.CanonicalHeaderKey(o.WaitHeader),
 		clock:       t.clock,
 		log:         t.log,
 		bufPool:     new(httpx.BufferPool),
@@ -236,7 +238,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if l.queued {
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
 	}
-	h.setWaitHeader(w, l.waited)
+	if h.waitHeader != "" {
+		w = h.withWaitHeader(w, l.waited)
+	}
 	l.r.proxy.ServeHTTP(w, r)
 }
 
@@ -252,15 +256,59 @@ func (h *Handler) leave() {
 func (h *Handler) statOut(rv *revision, e *statEntry) { rv.stats.out(e, h.clock.Now()) }
 
 func (h *Handler) setWaitHeader(w http.ResponseWriter, waited time.Duration) {
-	if h.waitHeader == "" {
-		return
+	if h.waitHeader != "" {
+		w.Header()[h.waitHeader] = []string{waitValue(waited)}
 	}
-	v := "0s"
-	if waited > 0 {
-		v = waited.String()
-	}
-	w.Header().Set(h.waitHeader, v)
 }
+
+func waitValue(waited time.Duration) string {
+	if waited > 0 {
+		return waited.String()
+	}
+	return "0s"
+}
+
+// withWaitHeader sets the wait header for a proxied response, so that the
+// activator's value is its only one, whatever path the reverse proxy
+// takes:
+//   - it is set now, for the proxy's error answers and for a 101, which
+//     the proxy writes itself on the hijacked connection;
+//   - the proxy's ModifyResponse drops the replica's values of the header
+//     (the proxy adds the replica's headers to those already set);
+//   - the returned writer sets it again when the final status is written,
+//     because the proxy clears the header map after passing on a 1xx
+//     response such as 103 Early Hints.
+func (h *Handler) withWaitHeader(w http.ResponseWriter, waited time.Duration) http.ResponseWriter {
+	v := []string{waitValue(waited)}
+	w.Header()[h.waitHeader] = v
+	return &waitWriter{ResponseWriter: w, key: h.waitHeader, value: v}
+}
+
+// waitWriter puts the wait header on the final response header. Unwrap
+// keeps the proxy's flushing and hijacking working through it.
+type waitWriter struct {
+	http.ResponseWriter
+	key   string
+	value []string
+	final bool
+}
+
+func (w *waitWriter) WriteHeader(code int) {
+	if !w.final && code >= 200 {
+		w.final = true
+		w.Header()[w.key] = w.value
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *waitWriter) Write(b []byte) (int, error) {
+	if !w.final {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *waitWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (h *Handler) report(c ColdStart) {
 	if h.onColdStart != nil {
@@ -326,6 +374,13 @@ var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Hos
 // revision header and appends the client to X-Forwarded-For.
 func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 	addr := r.addr
+	var modify func(*http.Response) error
+	if h.waitHeader != "" {
+		modify = func(res *http.Response) error {
+			delete(res.Header, h.waitHeader) // the activator's value is set; see withWaitHeader
+			return nil
+		}
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -345,10 +400,11 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 			pr.Out.Header.Set(queue.ProxyHeader, queue.ProxyHeaderValue)
 			pr.Out.Header.Del(RevisionHeader)
 		},
-		Transport:    h.transport,
-		BufferPool:   h.bufPool,
-		ErrorLog:     h.errLog,
-		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) { h.proxyError(w, req, err, r) },
+		ModifyResponse: modify,
+		Transport:      h.transport,
+		BufferPool:     h.bufPool,
+		ErrorLog:       h.errLog,
+		ErrorHandler:   func(w http.ResponseWriter, req *http.Request, err error) { h.proxyError(w, req, err, r) },
 	}
 }
 

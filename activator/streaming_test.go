@@ -19,9 +19,11 @@ import (
 
 // activatorFor serves h on a real listener and points revision "rev" at the
 // replica server.
+// The wait header is on, so that these tests also pass through the writer
+// that sets it.
 func activatorFor(t *testing.T, replica *httptest.Server, h2c bool) (*Handler, *httptest.Server) {
 	t.Helper()
-	h := newTestHandler(t, Options{})
+	h := newTestHandler(t, Options{WaitHeader: waitHeader})
 	require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 5}))
 	require.NoError(t, h.SetReplicas("rev", []string{replica.Listener.Addr().String()}))
 	front := httptest.NewUnstartedServer(h)
@@ -180,4 +182,85 @@ func TestGRPCOverH2CPassesThrough(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, rest)
 	assert.Equal(t, "0", res.resp.Trailer.Get("Grpc-Status"))
+}
+
+// The activator's wait header is the only one on the response, however the
+// replica answers: it may send the same header itself, send 103 Early Hints
+// first (after which the reverse proxy clears the header map), or switch
+// protocols (a response the proxy writes itself). The option's name is
+// given in lower case, as a host might.
+func TestWaitHeaderIsTheActivatorsOnly(t *testing.T) {
+	hijack101 := func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + waitHeader + ": replica\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = brw.ReadByte() // until the client hangs up
+	}
+	for _, tc := range []struct {
+		name    string
+		replica http.HandlerFunc
+		upgrade bool
+		code    int
+	}{
+		{name: "replica sets it too", code: http.StatusOK, replica: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(waitHeader, "replica")
+			_, _ = io.WriteString(w, "hi")
+		}},
+		{name: "after 103 Early Hints", code: http.StatusOK, replica: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Link", "</app.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Set(waitHeader, "replica")
+			_, _ = io.WriteString(w, "hi")
+		}},
+		{name: "replica's error status", code: http.StatusTeapot, replica: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(waitHeader, "replica")
+			w.WriteHeader(http.StatusTeapot)
+		}},
+		{name: "protocol switch", code: http.StatusSwitchingProtocols, upgrade: true, replica: hijack101},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			replica := httptest.NewServer(tc.replica)
+			defer replica.Close()
+			h := newTestHandler(t, Options{WaitHeader: strings.ToLower(waitHeader)})
+			require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
+			require.NoError(t, h.SetReplicas("rev", []string{replica.Listener.Addr().String()}))
+			front := httptest.NewServer(h)
+			defer front.Close()
+
+			conn, err := net.Dial("tcp", front.Listener.Addr().String())
+			require.NoError(t, err)
+			defer conn.Close()
+			upgrade := ""
+			if tc.upgrade {
+				upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+			}
+			_, err = fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: app\r\n%s: rev\r\n%s\r\n", RevisionHeader, upgrade)
+			require.NoError(t, err)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			for resp.StatusCode == http.StatusEarlyHints {
+				resp, err = http.ReadResponse(br, nil)
+				require.NoError(t, err)
+			}
+			require.Equal(t, tc.code, resp.StatusCode)
+			assert.Equal(t, []string{"0s"}, resp.Header.Values(waitHeader))
+		})
+	}
+
+	// The activator's own answers carry it too: here the replica is gone.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	addr := gone.Listener.Addr().String()
+	gone.Close()
+	h := newTestHandler(t, Options{WaitHeader: strings.ToLower(waitHeader)})
+	require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
+	require.NoError(t, h.SetReplicas("rev", []string{addr}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request("rev", 0))
+	assert.Equal(t, http.StatusBadGateway, rec.Code)
+	assert.Equal(t, []string{"0s"}, rec.Header().Values(waitHeader))
 }
