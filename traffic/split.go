@@ -37,6 +37,11 @@ const slots = 100
 // that revision has no replicas, and its request goes to the revision's
 // front door, which holds it in the activator until a replica is up.
 //
+// The zero Split is empty: it has no revisions (Len is 0), so Index
+// returns -1, Random and Sticky return "" (never a revision key), and
+// Rebalance from it is a fresh start. NewSplit and Rebalance never return
+// an empty Split, since their percents must sum to 100.
+//
 // A Split is immutable and safe for simultaneous use.
 type Split struct {
 	revs  []string
@@ -172,18 +177,31 @@ func (n *Split) layout(prev *Split) {
 
 // Index returns the index (for Revision) of the revision that owns the
 // uniform 64-bit value u: rand.Uint64() for a random pick, Hash(key) for a
-// sticky one. O(1), no allocation.
+// sticky one; -1 if the split is empty. O(1), no allocation.
 func (s *Split) Index(u uint64) int {
+	if len(s.revs) == 0 {
+		return -1
+	}
 	sl, _ := bits.Mul64(u, slots)
 	return int(s.owner[sl])
 }
 
 // Random picks a revision at random in proportion to the percents, from
-// math/rand/v2's per-thread generator: no lock, no allocation.
-func (s *Split) Random() string { return s.revs[s.Index(rand.Uint64())] }
+// math/rand/v2's per-thread generator: no lock, no allocation. It returns
+// "" if the split is empty.
+func (s *Split) Random() string { return s.pick(rand.Uint64()) }
 
-// Sticky picks the revision for key: Hash(key) through Index.
-func (s *Split) Sticky(key string) string { return s.revs[s.Index(Hash(key))] }
+// Sticky picks the revision for key: Hash(key) through Index. It returns
+// "" if the split is empty.
+func (s *Split) Sticky(key string) string { return s.pick(Hash(key)) }
+
+func (s *Split) pick(u uint64) string {
+	if len(s.revs) == 0 {
+		return ""
+	}
+	sl, _ := bits.Mul64(u, slots)
+	return s.revs[s.owner[sl]]
+}
 
 // Len is the number of revisions with a share above 0%.
 func (s *Split) Len() int { return len(s.revs) }
@@ -203,8 +221,15 @@ func (s *Split) Shares() []Share {
 
 // Moved returns the percent of the key space that picks a different
 // revision in next than in s: the share of sticky keys a change between
-// the two moves.
+// the two moves. An empty split picks no revision, so between an empty
+// split and another one every key moves (100), unless both are empty (0).
 func (s *Split) Moved(next *Split) int {
+	if len(s.revs) == 0 || len(next.revs) == 0 {
+		if len(s.revs) == len(next.revs) {
+			return 0
+		}
+		return slots
+	}
 	moved := 0
 	for sl := range slots {
 		if s.revs[s.owner[sl]] != next.revs[next.owner[sl]] {
@@ -229,10 +254,12 @@ type splitJSON struct {
 // MarshalJSON encodes the shares and the exact layout, as runs of
 // [index into shares, number of slots]. A host that runs several routers
 // can ship it with a route so that all of them pick alike even after
-// changes that Rebalance could not make contiguous.
+// changes that Rebalance could not make contiguous. An empty split encodes
+// with no shares and no runs, which UnmarshalJSON rejects as it rejects
+// every split whose percents do not sum to 100.
 func (s *Split) MarshalJSON() ([]byte, error) {
-	j := splitJSON{Shares: s.Shares()}
-	for sl := 0; sl < slots; {
+	j := splitJSON{Shares: s.Shares(), Layout: [][2]int{}}
+	for sl := 0; sl < slots && len(s.revs) > 0; {
 		run := 1
 		for sl+run < slots && s.owner[sl+run] == s.owner[sl] {
 			run++

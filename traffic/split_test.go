@@ -3,6 +3,7 @@ package traffic
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -328,6 +329,29 @@ func TestZeroSplitRebalance(t *testing.T) {
 	s, err := z.Rebalance([]Share{sh("a", 60), sh("b", 40)})
 	require.NoError(t, err)
 	assert.Equal(t, mustSplit(t, nil, sh("a", 60), sh("b", 40)).owner, s.owner)
+}
+
+// The zero Split is an empty split: every method answers, picks name no
+// revision, and every key moves between it and a non-empty split.
+func TestZeroSplitIsEmpty(t *testing.T) {
+	var z Split
+	full := mustSplit(t, nil, sh("a", 60), sh("b", 40))
+	assert.Equal(t, 0, z.Len())
+	assert.Equal(t, -1, z.Index(0))
+	assert.Equal(t, -1, z.Index(math.MaxUint64))
+	assert.Equal(t, "", z.Random())
+	assert.Equal(t, "", z.Sticky("user-1"))
+	assert.Empty(t, z.Shares())
+	assert.Equal(t, "", z.String())
+	assert.Equal(t, 0, z.Moved(&Split{}))
+	assert.Equal(t, 100, z.Moved(full))
+	assert.Equal(t, 100, full.Moved(&z))
+
+	data, err := json.Marshal(&z)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"shares":[],"layout":[]}`, string(data))
+	var back Split
+	assert.EqualError(t, json.Unmarshal(data, &back), "traffic: decoding split: traffic: shares = 0: percents sum to 0, want 100")
 }
 
 func TestSplitMergesAndDropsZero(t *testing.T) {
