@@ -26,11 +26,14 @@ const MaxNameLength = 1024
 //	  source    uvarint length, bytes
 //	  4 × float64 bits (concurrency, proxied concurrency, rps, proxied rps)
 //	  uptime    varint nanoseconds
-//	  time      varint Unix nanoseconds (0 = zero time)
+//	  time      varint Unix seconds, uvarint nanoseconds in [0, 1e9)
+//
+// The time is in seconds and nanoseconds, as time.Time holds it, so that
+// every time.Time round-trips: Unix nanoseconds only reach 1678–2262.
 const (
 	magic      = "skst"
 	version    = 1
-	minMessage = 1 + 1 + 4*8 + 1 + 1 // two empty names, four floats, two one-byte varints
+	minMessage = 1 + 1 + 4*8 + 1 + 1 + 1 // two empty names, four floats, three one-byte varints
 )
 
 // ErrBadMagic is returned by Decode when the input does not start with the
@@ -38,7 +41,9 @@ const (
 var ErrBadMagic = errors.New("stats: not a stats batch (bad magic)")
 
 // AppendEncode appends the binary encoding of msgs to dst and returns the
-// extended buffer. It does not validate the stats.
+// extended buffer. It does not validate the stats. Every time, the zero time
+// included, is carried to the nanosecond (not its location or monotonic
+// reading).
 func AppendEncode(dst []byte, msgs []Message) []byte {
 	dst = append(dst, magic...)
 	dst = append(dst, version)
@@ -52,11 +57,8 @@ func AppendEncode(dst []byte, msgs []Message) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(m.Stat.RPS))
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(m.Stat.ProxiedRPS))
 		dst = binary.AppendVarint(dst, int64(m.Stat.Uptime))
-		var ts int64
-		if !m.Stat.Time.IsZero() {
-			ts = m.Stat.Time.UnixNano()
-		}
-		dst = binary.AppendVarint(dst, ts)
+		dst = binary.AppendVarint(dst, m.Stat.Time.Unix())
+		dst = binary.AppendUvarint(dst, uint64(m.Stat.Time.Nanosecond()))
 	}
 	return dst
 }
@@ -68,7 +70,8 @@ func appendString(dst []byte, s string) []byte {
 
 // Decode parses a batch produced by AppendEncode. Malformed input — a bad
 // header, a truncated or oversized field, trailing bytes, a name longer
-// than MaxNameLength, or a number that is not finite and non-negative —
+// than MaxNameLength, a number that is not finite and non-negative, or
+// nanoseconds of a time outside [0, 1e9) —
 // gives an error naming the message and the field; Decode never panics and
 // never allocates more than the input justifies.
 func Decode(b []byte) ([]Message, error) {
@@ -175,12 +178,21 @@ func (d *decoder) message(m *Message) error {
 		return fmt.Errorf("uptime = %v, must be >= 0", time.Duration(up))
 	}
 	s.Uptime = time.Duration(up)
-	ts, ok := d.varint()
+	sec, ok := d.varint()
 	if !ok {
 		return errors.New("time: truncated")
 	}
-	if ts != 0 {
-		s.Time = time.Unix(0, ts)
+	nsec, ok := d.uvarint()
+	if !ok {
+		return errors.New("time: truncated")
+	}
+	if nsec >= 1e9 {
+		return fmt.Errorf("time: nanoseconds = %d, must be in [0, 999999999]", nsec)
+	}
+	// time.Unix and Time.Unix shift by the same constant, wrapping alike,
+	// so every int64 of seconds maps to one time and back.
+	if t := time.Unix(sec, int64(nsec)); !t.IsZero() {
+		s.Time = t
 	}
 	return nil
 }

@@ -44,6 +44,38 @@ func TestCodecRoundTrip(t *testing.T) {
 	assert.Empty(t, empty)
 }
 
+// TestCodecTimes: every time survives the wire to the nanosecond, including
+// those outside the range of Unix nanoseconds (1678–2262), and the Unix
+// epoch stays distinct from the zero time.
+func TestCodecTimes(t *testing.T) {
+	tests := []struct {
+		name string
+		in   time.Time
+	}{
+		{"zero time", time.Time{}},
+		{"unix epoch", time.Unix(0, 0)},
+		{"one nanosecond after the zero time", time.Time{}.Add(1)},
+		{"before the epoch", time.Unix(-1, 500_000_000)},
+		{"now-ish", t0.Add(123456789)},
+		{"before 1678", time.Date(1600, 1, 1, 0, 0, 0, 7, time.UTC)},
+		{"after 2262", time.Date(3000, 12, 31, 23, 59, 59, 999_999_999, time.UTC)},
+		{"largest time", time.Unix(math.MaxInt64-62135596800, 999_999_999)},
+		{"smallest time", time.Unix(math.MinInt64, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Decode(AppendEncode(nil, []Message{{Revision: "r", Stat: Stat{Time: tt.in}}}))
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			assert.True(t, tt.in.Equal(got[0].Stat.Time), "sent %v, got %v", tt.in, got[0].Stat.Time)
+			assert.Equal(t, tt.in.IsZero(), got[0].Stat.Time.IsZero())
+			if tt.in.IsZero() {
+				assert.Equal(t, time.Time{}, got[0].Stat.Time)
+			}
+		})
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	good := AppendEncode(nil, sampleBatch())
 	withFloat := func(v float64) []byte {
@@ -51,6 +83,11 @@ func TestDecodeErrors(t *testing.T) {
 		// header(5) + count(1) + "r"(2) + "s"(2): first float.
 		binary.LittleEndian.PutUint64(b[10:], math.Float64bits(v))
 		return b
+	}
+	withNanos := func(ns uint64) []byte {
+		b := AppendEncode(nil, []Message{{Revision: "r"}})
+		// The time's nanoseconds end the message: one byte, 0.
+		return binary.AppendUvarint(b[:len(b)-1], ns)
 	}
 	tests := []struct {
 		name    string
@@ -67,6 +104,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"nan", withFloat(math.NaN()), "concurrency = NaN"},
 		{"negative", withFloat(-1), "concurrency = -1"},
 		{"inf", withFloat(math.Inf(1)), "concurrency = +Inf"},
+		{"nanoseconds", withNanos(1e9), "message 0: time: nanoseconds = 1000000000, must be in [0, 999999999]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
