@@ -70,10 +70,10 @@ func appendString(dst []byte, s string) []byte {
 
 // Decode parses a batch produced by AppendEncode. Malformed input — a bad
 // header, a truncated or oversized field, trailing bytes, a name longer
-// than MaxNameLength, a number that is not finite and non-negative, or
-// nanoseconds of a time outside [0, 1e9) —
-// gives an error naming the message and the field; Decode never panics and
-// never allocates more than the input justifies.
+// than MaxNameLength, a number that is not finite and non-negative, or a
+// time's nanoseconds outside [0, 1e9) — gives an error naming the message
+// and the field; Decode never panics and never allocates more than the
+// input justifies.
 func Decode(b []byte) ([]Message, error) {
 	if len(b) < len(magic)+1 || string(b[:len(magic)]) != magic {
 		return nil, ErrBadMagic
