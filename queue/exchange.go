@@ -230,7 +230,9 @@ func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return hc, brw, nil
 }
 
-// Push forwards an HTTP/2 server push if the server supports it.
+// Push forwards an HTTP/2 server push if the server supports it, looking
+// through the Unwrap chain of middleware's writers for a Pusher, as
+// http.ResponseController does for its methods.
 func (ex *exchange) Push(target string, opts *http.PushOptions) error {
 	if ex.timed {
 		ex.mu.Lock()
@@ -239,10 +241,17 @@ func (ex *exchange) Push(target string, opts *http.PushOptions) error {
 			return http.ErrHandlerTimeout
 		}
 	}
-	if p, ok := ex.w.(http.Pusher); ok {
-		return p.Push(target, opts)
+	w := ex.w
+	for {
+		switch t := w.(type) {
+		case http.Pusher:
+			return t.Push(target, opts)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
 	}
-	return http.ErrNotSupported
 }
 
 // SetReadDeadline, SetWriteDeadline and EnableFullDuplex serve

@@ -325,3 +325,44 @@ func TestStatsNotCountingProbes(t *testing.T) {
 	rep := h.Recorder().Report(time.Now())
 	assert.Equal(t, uint64(1), rep.Requests, "probes are answered by the queue and not counted")
 }
+
+// pushWriter is a server's writer that supports HTTP/2 push.
+type pushWriter struct {
+	*httptest.ResponseRecorder
+	pushed []string
+}
+
+func (w *pushWriter) Push(target string, _ *http.PushOptions) error {
+	w.pushed = append(w.pushed, target)
+	return nil
+}
+
+// unwrapper is middleware's writer around the server's, found through
+// Unwrap as http.ResponseController does.
+type unwrapper struct{ http.ResponseWriter }
+
+func (w unwrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestPushFollowsUnwrap: a push reaches a Pusher under outer middleware's
+// writer, and fails with http.ErrNotSupported where there is none.
+func TestPushFollowsUnwrap(t *testing.T) {
+	for _, timed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "untimed", true: "timed"}[timed], func(t *testing.T) {
+			c := Config{}
+			if timed {
+				c.TotalTimeout = time.Hour
+			}
+			var err error
+			h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				err = w.(http.Pusher).Push("/style.css", nil)
+			}), c)
+			pw := &pushWriter{ResponseRecorder: httptest.NewRecorder()}
+			h.ServeHTTP(unwrapper{unwrapper{pw}}, get())
+			assert.NoError(t, err)
+			assert.Equal(t, []string{"/style.css"}, pw.pushed)
+
+			h.ServeHTTP(unwrapper{httptest.NewRecorder()}, get())
+			assert.ErrorIs(t, err, http.ErrNotSupported)
+		})
+	}
+}
