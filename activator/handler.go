@@ -54,9 +54,19 @@ type Options struct {
 	// Resolver tells which revision a request is for. Nil means
 	// HeaderResolver(RevisionHeader).
 	Resolver Resolver
-	// Transport forwards requests to replicas. Nil means
-	// httpx.NewTransport: keep-alive, and cleartext HTTP/2 for requests that
-	// arrived over HTTP/2 (gRPC).
+	// Transport forwards requests to replicas. Nil means servingkit's
+	// proxy transport: keep-alive with up to 1000 idle connections per
+	// replica, no proxy from the environment, no compression, and the
+	// protocol of the incoming request: a request that arrived over HTTP/2
+	// (gRPC, but also a browser whose TLS connection negotiated HTTP/2) is
+	// sent as cleartext HTTP/2 (h2c), any other over HTTP/1.1. Knative's
+	// activator has the same rule, but its ingress sends HTTP/2 only to
+	// revisions whose port is named h2c; here the server in front of the
+	// Handler decides. Replica queues served with queue.ServerProtocols
+	// accept h2c. For replicas that do not, supply a Transport that speaks
+	// HTTP/1.1 only, such as an *http.Transport whose Protocols are nil
+	// (its zero value, or a clone of http.DefaultTransport without its
+	// Proxy): HTTP/2 requests then go out as HTTP/1.1.
 	Transport http.RoundTripper
 	// Poker gets the immediate stat of each revision's first request. Nil
 	// means none is sent.

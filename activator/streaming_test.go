@@ -264,3 +264,49 @@ func TestWaitHeaderIsTheActivatorsOnly(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, rec.Code)
 	assert.Equal(t, []string{"0s"}, rec.Header().Values(waitHeader))
 }
+
+// An HTTP/2 request goes to the replica as h2c by default, which a replica
+// serving HTTP/1.1 only refuses (502); with an HTTP/1.1 Transport, the
+// documented opt-out, it goes out as HTTP/1.1.
+func TestHTTP2RequestToHTTP1Replica(t *testing.T) {
+	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	defer replica.Close()
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: protos}}
+	for _, tc := range []struct {
+		name      string
+		transport http.RoundTripper
+		code      int
+		body      string
+	}{
+		{"default sends h2c", nil, http.StatusBadGateway, ""},
+		{"HTTP/1.1 transport", &http.Transport{}, http.StatusOK, "HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newTestHandler(t, Options{Transport: tc.transport})
+			require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
+			require.NoError(t, h.SetReplicas("rev", []string{replica.Listener.Addr().String()}))
+			front := httptest.NewUnstartedServer(h)
+			front.Config.Protocols = httpx.ServerProtocols()
+			front.Start()
+			defer front.Close()
+
+			req, err := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+			require.NoError(t, err)
+			req.Header.Set(RevisionHeader, "rev")
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, 2, resp.ProtoMajor, "the client spoke HTTP/2 to the activator")
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, tc.code, resp.StatusCode, "%s", body)
+			if tc.body != "" {
+				assert.Equal(t, tc.body, string(body))
+			}
+		})
+	}
+}

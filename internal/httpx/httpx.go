@@ -1,8 +1,9 @@
 // Package httpx holds the HTTP plumbing that the queue's sidecar proxy and
 // the activator share: a buffer pool for httputil.ReverseProxy, a transport
 // tuned for many short requests to a few nearby backends that also speaks
-// cleartext HTTP/2 (h2c) when the incoming request did, and server
-// protocol settings that accept h2c.
+// cleartext HTTP/2 (h2c) when the incoming request arrived over HTTP/2
+// (unless TransportOptions.DisableH2C), and server protocol settings that
+// accept h2c.
 package httpx
 
 import (
@@ -56,14 +57,31 @@ type TransportOptions struct {
 	MaxIdleConnsPerHost int
 	// DialTimeout bounds connecting to a backend. Zero means 5 s.
 	DialTimeout time.Duration
+	// DisableH2C sends every request over HTTP/1.1, those that arrived
+	// over HTTP/2 included, for backends that do not accept cleartext
+	// HTTP/2. False means an HTTP/2 request goes out as h2c (see
+	// NewTransport).
+	DisableH2C bool
 }
 
 // NewTransport returns a RoundTripper for proxying to backends on a fast
 // network: keep-alive with many idle connections, no proxy from the
 // environment, no transparent compression (bodies pass through untouched).
-// A request that arrived over HTTP/2 (ProtoMajor 2, for example gRPC) is
-// sent with cleartext HTTP/2 prior knowledge; any other request over
-// HTTP/1.1, where websocket upgrades work.
+//
+// The protocol follows the incoming request, not the backend: a request
+// that arrived over HTTP/2 (ProtoMajor 2) is sent with cleartext HTTP/2
+// prior knowledge (h2c), every other request over HTTP/1.1, where
+// websocket upgrades work. That covers gRPC, but also any client whose
+// connection to the front server negotiated HTTP/2, such as a browser over
+// TLS. Knative's activator and queue-proxy use the same rule (knative.dev/
+// pkg/network's NewProxyAutoTransport), but there the ingress has already
+// chosen the protocol by the revision's port name (h2c or not), so only
+// h2c revisions receive HTTP/2; here whichever server accepted the request
+// decides. The backends servingkit proxies to by default are replica
+// queues, which accept h2c when served with ServerProtocols
+// (queue.ServerProtocols). For backends that do not, an HTTP/2 request
+// fails (the proxy answers 502); set DisableH2C, or use another
+// RoundTripper.
 func NewTransport(o TransportOptions) http.RoundTripper {
 	if o.MaxIdleConnsPerHost == 0 {
 		o.MaxIdleConnsPerHost = 1000
@@ -85,6 +103,9 @@ func NewTransport(o TransportOptions) http.RoundTripper {
 		}
 	}
 	h1 := base()
+	if o.DisableH2C {
+		return h1
+	}
 	h2c := base()
 	h2c.Protocols = new(http.Protocols)
 	h2c.Protocols.SetUnencryptedHTTP2(true)
