@@ -8,7 +8,8 @@ import (
 // Scaler is the host's scaler backend: it makes a revision run n replicas
 // (patch a Deployment, resize a Nomad group, start or stop processes). The
 // Runner calls it from its scale goroutines, never twice at a time for one
-// revision, and only when the count it wants changes; a failed call is
+// revision (also when the revision is removed and added again while a call
+// runs: the new one's calls wait), and only when the count it wants changes; a failed call is
 // retried on the next tick. It must be idempotent: after a Runner restart
 // the first call may repeat the current count.
 type Scaler interface {

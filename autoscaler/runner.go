@@ -118,7 +118,8 @@ type entry struct {
 	last    Decision
 	pending int  // scale to apply (−1: none)
 	applied int  // last scale the backend accepted (−1: unknown)
-	queued  bool // in the scale queue or being scaled
+	queued  bool // in the scale queue, being scaled, or parked
+	calling bool // a Scale call for this entry is running
 }
 
 // Runner autoscales many revisions: Knative's MultiScaler, MetricCollector
@@ -163,6 +164,16 @@ type Runner struct {
 	scaleQ  *workQueue
 	scrapeQ *workQueue
 
+	// A revision removed while its Scale call runs may be added again
+	// under the same name at once; the new entry's calls wait for the old
+	// one, so that the backend never gets two calls at a time for one
+	// revision and the newest count lands last. Lock order: mu, entry.mu,
+	// flightMu, then the work queue's.
+	flightMu  sync.Mutex        // protects draining, parked
+	draining  map[string]*entry // removed entries whose Scale call still runs, by name
+	parked    []*entry          // entries waiting for a draining call of their name
+	nDraining atomic.Int32      // len(draining), so that workers skip flightMu when 0
+
 	subMu sync.Mutex // serializes changes to subs
 	subs  atomic.Pointer[[]*subscription]
 
@@ -202,13 +213,14 @@ func NewRunner(opts Options) (*Runner, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Runner{
-		opts:    opts,
-		clock:   opts.Clock,
-		logger:  opts.Logger,
-		entries: make(map[string]*entry),
-		pokeCh:  make(chan struct{}, 1),
-		scaleQ:  newWorkQueue(),
-		scrapeQ: newWorkQueue(),
+		opts:     opts,
+		clock:    opts.Clock,
+		logger:   opts.Logger,
+		entries:  make(map[string]*entry),
+		draining: make(map[string]*entry),
+		pokeCh:   make(chan struct{}, 1),
+		scaleQ:   newWorkQueue(),
+		scrapeQ:  newWorkQueue(),
 	}
 	r.ticker = r.clock.Ticker(opts.TickInterval)
 	if opts.Scraper != nil {
@@ -336,13 +348,14 @@ func (r *Runner) Update(revision string, spec Spec) error {
 }
 
 // Remove stops autoscaling revision and drops its state; a Scale call
-// already in progress completes, queued ones are dropped. It reports
-// whether the revision was there.
+// already in progress completes, queued ones are dropped. If the revision
+// is added again while that call runs, the new one's Scale calls wait for
+// it to return. It reports whether the revision was there.
 func (r *Runner) Remove(revision string) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e := r.entries[revision]
 	if e == nil {
-		r.mu.Unlock()
 		return false
 	}
 	delete(r.entries, revision)
@@ -351,9 +364,16 @@ func (r *Runner) Remove(revision string) bool {
 	last.idx = e.idx
 	r.order[len(r.order)-1] = nil
 	r.order = r.order[:len(r.order)-1]
-	r.mu.Unlock()
+	// Still under mu: an Add of the same name, which takes mu, then finds
+	// the call in draining.
 	e.mu.Lock()
 	e.removed = true
+	if e.calling {
+		r.flightMu.Lock()
+		r.draining[revision] = e
+		r.nDraining.Store(int32(len(r.draining)))
+		r.flightMu.Unlock()
+	}
 	e.mu.Unlock()
 	return true
 }
@@ -603,6 +623,9 @@ func (r *Runner) scaleWorker(ctx context.Context) {
 		if !ok {
 			return
 		}
+		if r.nDraining.Load() > 0 && r.park(e) {
+			continue // still pending; requeued when the call it waits for returns
+		}
 		e.mu.Lock()
 		if e.removed {
 			e.queued = false
@@ -611,20 +634,27 @@ func (r *Runner) scaleWorker(ctx context.Context) {
 			continue
 		}
 		n := e.pending
+		e.calling = true
 		e.mu.Unlock()
 
 		err := r.opts.Scaler.Scale(ctx, e.name, n)
 
 		e.mu.Lock()
+		e.calling = false
 		if err == nil {
 			e.applied = n
 		}
+		// Remove registered the call in draining if it saw it running.
+		removed := e.removed
 		// A newer count arrived while the call ran: make it too.
-		again := err == nil && !e.removed && e.pending != e.applied
+		again := err == nil && !removed && e.pending != e.applied
 		if !again {
 			e.queued = false
 		}
 		e.mu.Unlock()
+		if removed {
+			r.drained(e)
+		}
 		if err != nil {
 			r.logger.Warn("autoscaler: scale failed; retrying next tick", "revision", e.name, "replicas", n, "error", err)
 		}
@@ -634,6 +664,40 @@ func (r *Runner) scaleWorker(ctx context.Context) {
 			r.scaleQ.done()
 		}
 	}
+}
+
+// park holds e back if a removed entry of the same name still has a Scale
+// call running, and reports whether it did.
+func (r *Runner) park(e *entry) bool {
+	r.flightMu.Lock()
+	defer r.flightMu.Unlock()
+	if d := r.draining[e.name]; d == nil || d == e {
+		return false
+	}
+	r.parked = append(r.parked, e)
+	return true
+}
+
+// drained ends the draining call of removed entry e and requeues the
+// entries parked behind it; each then reads its newest pending count.
+func (r *Runner) drained(e *entry) {
+	r.flightMu.Lock()
+	defer r.flightMu.Unlock()
+	if r.draining[e.name] != e {
+		return
+	}
+	delete(r.draining, e.name)
+	r.nDraining.Store(int32(len(r.draining)))
+	kept := r.parked[:0]
+	for _, p := range r.parked {
+		if p.name == e.name {
+			r.scaleQ.requeue(p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(r.parked[len(kept):])
+	r.parked = kept
 }
 
 // queueScrapes queues a scrape of every revision with replica stats that

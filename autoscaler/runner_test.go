@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -596,6 +599,166 @@ func TestRunnerStopsScalingWhenCancelled(t *testing.T) {
 	}
 	require.NoError(t, r.Run(ctx))
 	assert.Equal(t, int64(1), calls.Load())
+}
+
+// scaleRecorder is a Scaler that blocks the calls it is told to until
+// released, and records every call, the counts that landed last and the
+// most calls it saw at once for one revision.
+type scaleRecorder struct {
+	mu      sync.Mutex
+	calls   []int
+	last    map[string]int
+	running map[string]int
+	most    int
+	block   map[int]chan struct{} // by call index
+}
+
+func newScaleRecorder() *scaleRecorder {
+	return &scaleRecorder{last: map[string]int{}, running: map[string]int{}, block: map[int]chan struct{}{}}
+}
+
+func (s *scaleRecorder) Scale(ctx context.Context, revision string, n int) error {
+	s.mu.Lock()
+	s.running[revision]++
+	s.most = max(s.most, s.running[revision])
+	wait := s.block[len(s.calls)]
+	s.calls = append(s.calls, n)
+	s.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+		}
+	}
+	s.mu.Lock()
+	s.running[revision]--
+	s.last[revision] = n
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *scaleRecorder) state(revision string) (calls []int, last, most int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls), s.last[revision], s.most
+}
+
+// TestRunnerReAddWaitsForTheRemovedScaleCall: a revision removed while its
+// Scale call runs and added again makes no call until that one returns, so
+// the backend never gets two at once for one revision and the newest count
+// lands last. Run in a synctest bubble with the real clock.
+func TestRunnerReAddWaitsForTheRemovedScaleCall(t *testing.T) {
+	initial := func(n int) autoscaler.Spec {
+		return cc10(t, map[string]string{autoscaler.InitialScaleAnnotation: strconv.Itoa(n)})
+	}
+	tests := []struct {
+		name  string
+		churn func(t *testing.T, r *autoscaler.Runner) // after Add(rev, initial 3), while its call blocks
+		calls []int                                    // after the blocked call returns
+		last  int
+	}{
+		{"added again", func(t *testing.T, r *autoscaler.Runner) {
+			require.True(t, r.Remove(rev))
+			require.NoError(t, r.Add(rev, initial(1)))
+		}, []int{3, 1}, 1},
+		{"added again twice: the one removed before its call makes none", func(t *testing.T, r *autoscaler.Runner) {
+			require.True(t, r.Remove(rev))
+			require.NoError(t, r.Add(rev, initial(2)))
+			require.True(t, r.Remove(rev))
+			require.NoError(t, r.Add(rev, initial(1)))
+		}, []int{3, 1}, 1},
+		{"added again, then removed for good", func(t *testing.T, r *autoscaler.Runner) {
+			require.True(t, r.Remove(rev))
+			require.NoError(t, r.Add(rev, initial(1)))
+			require.True(t, r.Remove(rev))
+		}, []int{3}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := newScaleRecorder()
+				release := make(chan struct{})
+				rec.block[0] = release
+				ready := autoscaler.ReadyCounterFunc(func(string) (int, error) { return 0, nil })
+				r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: rec, Ready: ready, ScaleWorkers: 4})
+				require.NoError(t, err)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { _ = r.Run(ctx); close(done) }()
+
+				require.NoError(t, r.Add(rev, initial(3)))
+				synctest.Wait()
+				calls, _, _ := rec.state(rev)
+				require.Equal(t, []int{3}, calls, "the first call is blocked")
+
+				tt.churn(t, r)
+				synctest.Wait()
+				calls, _, most := rec.state(rev)
+				assert.Equal(t, []int{3}, calls, "no call while the removed revision's runs")
+				assert.Equal(t, 1, most)
+
+				close(release)
+				require.NoError(t, r.Flush(ctx))
+				calls, last, most := rec.state(rev)
+				assert.Equal(t, tt.calls, calls)
+				assert.Equal(t, tt.last, last, "the newest count lands last")
+				assert.Equal(t, 1, most, "never two calls at once for one revision")
+				cancel()
+				<-done
+			})
+		})
+	}
+}
+
+// TestRunnerReAddStress removes and adds a few revisions again and again
+// while their Scale calls run, on the real clock; the backend must never
+// see two calls at once for one revision. Run with -race.
+func TestRunnerReAddStress(t *testing.T) {
+	var mu sync.Mutex
+	running := map[string]int{}
+	var overlaps, calls atomic.Int64
+	scaler := autoscaler.ScalerFunc(func(_ context.Context, revision string, _ int) error {
+		mu.Lock()
+		running[revision]++
+		if running[revision] > 1 {
+			overlaps.Add(1)
+		}
+		mu.Unlock()
+		calls.Add(1)
+		for range 20 {
+			runtime.Gosched() // a slow backend: let the churn catch the call running
+		}
+		mu.Lock()
+		running[revision]--
+		mu.Unlock()
+		return nil
+	})
+	ready := autoscaler.ReadyCounterFunc(func(string) (int, error) { return 0, nil })
+	r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: scaler, Ready: ready, ScaleWorkers: 8, TickInterval: time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+
+	spec := cc10(t, nil)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				name := fmt.Sprintf("rev-%d", (g+i)%3)
+				r.Remove(name)
+				_ = r.Add(name, spec)
+			}
+		})
+	}
+	wg.Wait()
+	flushCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	require.NoError(t, r.Flush(flushCtx))
+	cancel()
+	<-done
+	assert.NotZero(t, calls.Load())
+	assert.Zero(t, overlaps.Load(), "calls at once for one revision")
 }
 
 // TestRunnerRefusesInvalidStats: a NaN or an infinity would stay in a
