@@ -21,7 +21,8 @@ import (
 // The "+timeouts" cases add request timeouts: ours with TotalTimeout,
 // ResponseStartTimeout and IdleTimeout set; Knative's ProxyHandler inside
 // its TimeoutHandler with the same three, which is how its queue-proxy
-// always runs (the revision timeout is never off). "knative/cc10+tracing"
+// always runs (the revision timeout is never off). The "+total" cases set
+// the total timeout alone, Knative's default revision configuration. "knative/cc10+tracing"
 // is ProxyHandler with tracing on, the setting of Knative's own benchmark.
 
 type nopWriter struct{ h http.Header }
@@ -35,11 +36,8 @@ func BenchmarkQueueHandler(b *testing.B) {
 	req := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 
 	const timeout = 5 * time.Minute
-	ours := func(cc int, timed bool) http.Handler {
-		c := queue.Config{ContainerConcurrency: cc}
-		if timed {
-			c.TotalTimeout, c.ResponseStartTimeout, c.IdleTimeout = timeout, timeout, timeout
-		}
+	ours := func(cc int, total, others time.Duration) http.Handler {
+		c := queue.Config{ContainerConcurrency: cc, TotalTimeout: total, ResponseStartTimeout: others, IdleTimeout: others}
 		h, err := queue.New(app, c)
 		if err != nil {
 			b.Fatal(err)
@@ -53,9 +51,9 @@ func BenchmarkQueueHandler(b *testing.B) {
 		}
 		return knqueue.ProxyHandler(br, netstats.NewRequestStats(time.Now()), tracing, app)
 	}
-	knativeTimed := func(cc int) http.Handler {
+	knativeTimed := func(cc int, total, others time.Duration) http.Handler {
 		return knhandler.NewTimeoutHandler(knative(cc, false), "request timeout", func(*http.Request) (time.Duration, time.Duration, time.Duration) {
-			return timeout, timeout, timeout
+			return total, others, others
 		})
 	}
 	cases := []struct {
@@ -63,12 +61,14 @@ func BenchmarkQueueHandler(b *testing.B) {
 		h    http.Handler
 	}{
 		{"direct", app},
-		{"servingkit/cc10", ours(10, false)},
+		{"servingkit/cc10", ours(10, 0, 0)},
 		{"knative/cc10", knative(10, false)},
-		{"servingkit/unlimited", ours(0, false)},
+		{"servingkit/unlimited", ours(0, 0, 0)},
 		{"knative/unlimited", knative(0, false)},
-		{"servingkit/cc10+timeouts", ours(10, true)},
-		{"knative/cc10+timeouts", knativeTimed(10)},
+		{"servingkit/cc10+total", ours(10, timeout, 0)},
+		{"knative/cc10+total", knativeTimed(10, timeout, 0)},
+		{"servingkit/cc10+timeouts", ours(10, timeout, timeout)},
+		{"knative/cc10+timeouts", knativeTimed(10, timeout, timeout)},
 		{"knative/cc10+tracing", knative(10, true)},
 	}
 	for _, tc := range cases {
