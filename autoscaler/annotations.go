@@ -143,9 +143,12 @@ func (a *annotations) duration(key string, lo, hi time.Duration, whole bool) (ti
 // Annotations are validated with Knative's ranges (ValidateAnnotations);
 // unlike Knative, which silently ignores an unparsable value at run time,
 // every problem is an error. Each is a *FieldError naming the annotation
-// (as given, alias or not), its value and the allowed range; all are joined
-// with errors.Join. A class other than KPAClass wraps ErrNotKPA. Unknown
-// annotations are ignored.
+// (as given, alias or not) or, for an invalid c, the config key, with its
+// value and the allowed range; all are joined with errors.Join. An
+// annotated min-scale or max-scale that conflicts with the config's other
+// bound, which Knative does not check, is an error on the annotation. A
+// class other than KPAClass wraps ErrNotKPA. Unknown annotations are
+// ignored.
 func (c Config) RevisionSpec(annotationMap map[string]string, containerConcurrency int) (Spec, error) {
 	if err := c.Validate(); err != nil {
 		return Spec{}, fmt.Errorf("autoscaler: invalid config: %w", err)
@@ -295,6 +298,20 @@ func (c Config) RevisionSpec(annotationMap map[string]string, containerConcurren
 	if hasMax {
 		maxScale = annMax
 	}
+	// Bounds from two sources (an annotated min-scale above the config's
+	// max-scale, or the reverse) pass Knative's checks, which see only the
+	// annotations; reject them, naming the annotation. Both from one
+	// source were checked above or by c.Validate.
+	if maxScale != 0 && minScale > maxScale {
+		if hasMin {
+			k, v, _ := a.get(MinScaleAnnotation)
+			a.fail(k, v, fmt.Sprintf("an integer in [0, %d] (at most the config's %s)", maxScale, keyMaxScale))
+		} else {
+			k, v, _ := a.get(MaxScaleAnnotation)
+			a.fail(k, v, fmt.Sprintf("0 (unbounded) or an integer ≥ %d (at least the config's %s)", minScale, keyMinScale))
+		}
+		return Spec{}, errors.Join(a.errs...)
+	}
 	panicWindow := max(time.Duration(float64(window)*pwp/100.0).Round(time.Second), BucketSize)
 
 	s := Spec{
@@ -321,10 +338,71 @@ func (c Config) RevisionSpec(annotationMap map[string]string, containerConcurren
 		ScaleToZeroPodRetention: retention,
 		ActivationTimeout:       c.ActivationTimeout,
 	}
-	// Mixed sources (an annotated min-scale above the config's max-scale)
-	// are not caught by Knative's checks; reject them here.
+	// The checks above leave nothing for Validate to find; should a
+	// combination slip through, its errors still name the settings.
 	if err := s.Validate(); err != nil {
+		renameFields(err, func(field string) string { return a.settingFor(field, metric) })
 		return Spec{}, fmt.Errorf("autoscaler: annotations and config combine into an invalid spec: %w", err)
 	}
 	return s, nil
+}
+
+// settingFor names the setting a Spec field was resolved from: its
+// annotation as given (alias or not), else its config key, else the field.
+func (a *annotations) settingFor(field string, metric Metric) string {
+	var ann, key string
+	switch field {
+	case "TargetValue", "TotalValue":
+		ann, key = TargetAnnotation, keyTargetDefault
+		if metric == RPS {
+			key = keyRPSTargetDefault
+		}
+	case "TargetBurstCapacity":
+		ann, key = TargetBurstCapacityAnnotation, keyTargetBurstCapacity
+	case "PanicThreshold":
+		ann, key = PanicThresholdPercentageAnnotation, keyPanicThresholdPercent
+	case "MaxScaleUpRate":
+		key = keyMaxScaleUpRate
+	case "MaxScaleDownRate":
+		key = keyMaxScaleDownRate
+	case "StableWindow":
+		ann, key = WindowAnnotation, keyStableWindow
+	case "PanicWindow":
+		ann, key = PanicWindowPercentageAnnotation, keyPanicWindowPercentage
+	case "ScaleDownDelay":
+		ann, key = ScaleDownDelayAnnotation, keyScaleDownDelay
+	case "InitialScale":
+		ann, key = InitialScaleAnnotation, keyInitialScale
+	case "ActivationScale":
+		ann = ActivationScaleAnnotation
+	case "MinScale":
+		ann, key = MinScaleAnnotation, keyMinScale
+	case "MaxScale":
+		ann, key = MaxScaleAnnotation, keyMaxScale
+	case "ScaleToZeroGracePeriod":
+		key = keyScaleToZeroGracePeriod
+	case "ScaleToZeroPodRetention":
+		ann, key = ScaleToZeroPodRetentionPeriodAnnotation, keyPodRetentionPeriod
+	}
+	if ann != "" {
+		if k, _, ok := a.get(ann); ok {
+			return k
+		}
+	}
+	if key != "" {
+		return key
+	}
+	return field
+}
+
+// renameFields renames every *FieldError in an errors.Join tree.
+func renameFields(err error, rename func(string) string) {
+	switch e := err.(type) {
+	case *FieldError:
+		e.Field = rename(e.Field)
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			renameFields(x, rename)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package autoscaler
 
 import (
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 
@@ -262,14 +261,66 @@ func TestRevisionSpecNotKPA(t *testing.T) {
 	}
 }
 
+// TestRevisionSpecMixedSourcesRejected: bounds from the annotations and
+// the config that conflict (Knative checks the annotations alone) are an
+// error on the annotation, with the config's bound in the range.
 func TestRevisionSpecMixedSourcesRejected(t *testing.T) {
+	tests := []struct {
+		name       string
+		cfg        func(*Config)
+		ann        map[string]string
+		key, value string
+		want       string
+	}{
+		{"annotated min above the config's max", func(c *Config) { c.MaxScale = 3 },
+			map[string]string{MinScaleAnnotation: "5"}, MinScaleAnnotation, "5", "[0, 3] (at most the config's max-scale)"},
+		{"legacy alias", func(c *Config) { c.MaxScale = 3 },
+			map[string]string{AnnotationPrefix + "minScale": "4"}, AnnotationPrefix + "minScale", "4", "[0, 3]"},
+		{"annotated max below the config's min", func(c *Config) { c.MinScale = 4 },
+			map[string]string{MaxScaleAnnotation: "2"}, MaxScaleAnnotation, "2", "≥ 4 (at least the config's min-scale)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.cfg(&c)
+			_, err := c.RevisionSpec(tt.ann, 0)
+			require.Error(t, err)
+			fes := fieldErrors(t, err)
+			require.Len(t, fes, 1, "%v", err)
+			assert.Equal(t, tt.key, fes[0].Field)
+			assert.Equal(t, tt.value, fes[0].Value)
+			assert.Contains(t, fes[0].Want, tt.want)
+		})
+	}
+	// An annotated max of 0 (unbounded) does not conflict with a config min.
 	c := DefaultConfig()
-	c.MaxScale = 3
-	_, err := c.RevisionSpec(map[string]string{MinScaleAnnotation: "5"}, 0)
-	require.Error(t, err)
-	fes := fieldErrors(t, err)
-	require.Len(t, fes, 1)
-	assert.Equal(t, "MaxScale", fes[0].Field)
+	c.MinScale = 4
+	s, err := c.RevisionSpec(map[string]string{MaxScaleAnnotation: "0"}, 0)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int{4, 0}, [2]int{s.MinScale, s.MaxScale})
+}
+
+// TestSettingFor: a Spec field is named after the annotation it came from
+// (as given) or else its config key.
+func TestSettingFor(t *testing.T) {
+	a := annotations{m: map[string]string{AnnotationPrefix + "scaleDownDelay": "10s", WindowAnnotation: "30s"}}
+	for _, tt := range []struct {
+		field  string
+		metric Metric
+		want   string
+	}{
+		{"ScaleDownDelay", Concurrency, AnnotationPrefix + "scaleDownDelay"},
+		{"StableWindow", Concurrency, WindowAnnotation},
+		{"ScaleToZeroPodRetention", Concurrency, keyPodRetentionPeriod},
+		{"TargetValue", Concurrency, keyTargetDefault},
+		{"TotalValue", RPS, keyRPSTargetDefault},
+		{"MaxScaleUpRate", Concurrency, keyMaxScaleUpRate},
+		{"MinScale", Concurrency, keyMinScale},
+		{"ActivationScale", Concurrency, "ActivationScale"}, // no config key; only set by annotation
+		{"Metric", Concurrency, "Metric"},
+	} {
+		assert.Equal(t, tt.want, a.settingFor(tt.field, tt.metric), tt.field)
+	}
 }
 
 func TestRevisionSpecInvalidConfig(t *testing.T) {
@@ -293,23 +344,31 @@ func FuzzRevisionSpec(f *testing.F) {
 			keys = append(keys, a)
 		}
 	}
-	f.Add(uint8(8), "2", uint8(9), "5", uint8(11), "3", 0)
-	f.Add(uint8(1), "rps", uint8(2), "100", uint8(3), "50", 10)
-	f.Add(uint8(5), "10500ms", uint8(6), "0.5", uint8(4), "-1", 0)
-	f.Add(uint8(0), "foo.knative.dev", uint8(14), "weightedExponential", uint8(16), "2", -3)
-	f.Fuzz(func(t *testing.T, k1 uint8, v1 string, k2 uint8, v2 string, k3 uint8, v3 string, cc int) {
+	f.Add(uint8(8), "2", uint8(9), "5", uint8(11), "3", 0, uint8(0), uint8(0))
+	f.Add(uint8(1), "rps", uint8(2), "100", uint8(3), "50", 10, uint8(0), uint8(0))
+	f.Add(uint8(5), "10500ms", uint8(6), "0.5", uint8(4), "-1", 0, uint8(0), uint8(0))
+	f.Add(uint8(0), "foo.knative.dev", uint8(14), "weightedExponential", uint8(16), "2", -3, uint8(0), uint8(0))
+	f.Add(uint8(8), "5", uint8(1), "rps", uint8(3), "50", 0, uint8(0), uint8(3))
+	f.Add(uint8(9), "2", uint8(1), "rps", uint8(3), "50", 0, uint8(4), uint8(0))
+	f.Fuzz(func(t *testing.T, k1 uint8, v1 string, k2 uint8, v2 string, k3 uint8, v3 string, cc int, cfgMin, cfgMax uint8) {
 		ann := map[string]string{
 			keys[int(k1)%len(keys)]: v1,
 			keys[int(k2)%len(keys)]: v2,
 			keys[int(k3)%len(keys)]: v3,
 		}
-		s, err := DefaultConfig().RevisionSpec(ann, cc)
+		// A valid config with bounds, which annotations may contradict.
+		c := DefaultConfig()
+		c.MinScale, c.MaxScale = int(cfgMin%8), int(cfgMax%8)
+		if c.MaxScale != 0 && c.MinScale > c.MaxScale {
+			c.MinScale, c.MaxScale = c.MaxScale, c.MinScale
+		}
+		s, err := c.RevisionSpec(ann, cc)
 		if err != nil {
 			for _, fe := range fieldErrors(t, err) {
 				if fe.Want == "" {
 					t.Fatalf("FieldError without a range: %v", fe)
 				}
-				if _, given := ann[fe.Field]; !given && fe.Field != "containerConcurrency" && !isSpecField(fe.Field) {
+				if _, given := ann[fe.Field]; !given && fe.Field != "containerConcurrency" {
 					t.Fatalf("error names %q, which was not given: %v", fe.Field, err)
 				}
 			}
@@ -325,13 +384,4 @@ func FuzzRevisionSpec(f *testing.F) {
 			t.Fatalf("bad resolved spec %+v", s)
 		}
 	})
-}
-
-func isSpecField(f string) bool {
-	switch f {
-	case "MaxScale", "MinScale", "PanicWindow", "TargetValue", "TotalValue":
-		return true
-	}
-	_, err := strconv.Atoi(f)
-	return err == nil
 }

@@ -13,7 +13,8 @@ import (
 const (
 	// TargetMin is the smallest per-replica target: 0.01.
 	TargetMin = 0.01
-	// WindowMin and WindowMax bound the stable window.
+	// WindowMin and WindowMax bound the stable window; WindowMax also caps
+	// the scale-down delay and the pod retention period.
 	WindowMin = 6 * time.Second
 	WindowMax = time.Hour
 	// PanicWindowPercentageMin and PanicWindowPercentageMax bound the panic
@@ -120,10 +121,16 @@ type Config struct {
 	ScaleToZeroGracePeriod time.Duration
 	// ScaleToZeroPodRetentionPeriod (scale-to-zero-pod-retention-period) is
 	// how long the last replica stays after the revision went idle.
-	// Default 0s; ≥ 0.
+	// Default 0s; in [0s, 1h]. Knative's config takes any value ≥ 0 but
+	// its annotation at most 1h; the cap here keeps the cluster default
+	// within what a revision may set for itself, so that every revision
+	// spec resolves.
 	ScaleToZeroPodRetentionPeriod time.Duration
 	// ScaleDownDelay (scale-down-delay) is how long a lower decision must
-	// hold before it is applied. Default 0s; ≥ 0, whole seconds.
+	// hold before it is applied. Default 0s; in [0s, 1h], whole seconds.
+	// Knative's config takes any value ≥ 0 but its annotation at most 1h;
+	// the cap here bounds the memory of each revision's delay window, which
+	// keeps one slot per 2 s tick of delay (1h: 1800 slots, about 29 KB).
 	ScaleDownDelay time.Duration
 	// PodAutoscalerClass (pod-autoscaler-class) is the class revisions get
 	// without a class annotation; this package implements only KPAClass.
@@ -288,9 +295,12 @@ func ParseConfig(data map[string]string) (Config, error) {
 	return c, nil
 }
 
-// Validate checks every field against Knative's ranges (and, unlike
-// Knative, rejects NaN and infinities), reporting each problem as a
-// *FieldError named after its config key, joined with errors.Join.
+// Validate checks every field against Knative's ranges, reporting each
+// problem as a *FieldError named after its config key, joined with
+// errors.Join. It is stricter than Knative in two ways: NaN and infinities
+// are rejected, and scale-down-delay and scale-to-zero-pod-retention-period
+// are capped at 1h as their annotations are (see the fields' docs), so that
+// a valid Config resolves into a valid Spec for any valid annotations.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key string, v any, want string) {
@@ -301,11 +311,11 @@ func (c Config) Validate() error {
 	if c.ScaleToZeroGracePeriod <= 0 {
 		bad(keyScaleToZeroGracePeriod, c.ScaleToZeroGracePeriod, "a duration > 0s")
 	}
-	if c.ScaleDownDelay < 0 || c.ScaleDownDelay.Round(time.Second) != c.ScaleDownDelay {
-		bad(keyScaleDownDelay, c.ScaleDownDelay, "a duration ≥ 0s in whole seconds")
+	if c.ScaleDownDelay < 0 || c.ScaleDownDelay > WindowMax || c.ScaleDownDelay.Round(time.Second) != c.ScaleDownDelay {
+		bad(keyScaleDownDelay, c.ScaleDownDelay, "a duration in [0s, 1h0m0s] in whole seconds")
 	}
-	if c.ScaleToZeroPodRetentionPeriod < 0 {
-		bad(keyPodRetentionPeriod, c.ScaleToZeroPodRetentionPeriod, "a duration ≥ 0s")
+	if c.ScaleToZeroPodRetentionPeriod < 0 || c.ScaleToZeroPodRetentionPeriod > WindowMax {
+		bad(keyPodRetentionPeriod, c.ScaleToZeroPodRetentionPeriod, "a duration in [0s, 1h0m0s]")
 	}
 	if !finite(c.TargetBurstCapacity) || (c.TargetBurstCapacity < 0 && c.TargetBurstCapacity != -1) {
 		bad(keyTargetBurstCapacity, c.TargetBurstCapacity, "a number ≥ 0, or -1 (activator always in path)")

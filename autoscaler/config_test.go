@@ -124,7 +124,10 @@ func TestParseConfigErrors(t *testing.T) {
 		key, want string
 	}{
 		{map[string]string{"scale-to-zero-grace-period": "0s"}, "scale-to-zero-grace-period", "> 0s"},
-		{map[string]string{"scale-down-delay": "-1s"}, "scale-down-delay", "≥ 0s in whole seconds"},
+		{map[string]string{"scale-down-delay": "-1s"}, "scale-down-delay", "[0s, 1h0m0s] in whole seconds"},
+		{map[string]string{"scale-down-delay": "61m"}, "scale-down-delay", "[0s, 1h0m0s] in whole seconds"},
+		{map[string]string{"scale-to-zero-pod-retention-period": "-1s"}, "scale-to-zero-pod-retention-period", "[0s, 1h0m0s]"},
+		{map[string]string{"scale-to-zero-pod-retention-period": "2h"}, "scale-to-zero-pod-retention-period", "[0s, 1h0m0s]"},
 		{map[string]string{"scale-down-delay": "1.5s"}, "scale-down-delay", "whole seconds"},
 		{map[string]string{"target-burst-capacity": "-2"}, "target-burst-capacity", "or -1"},
 		{map[string]string{"container-concurrency-target-percentage": "101"}, "container-concurrency-target-percentage", "(0, 100]"},
@@ -174,6 +177,38 @@ func values(m map[string]string) []string {
 	return out
 }
 
+// TestConfigCapsDelayAndRetention: Knative's config takes any
+// scale-down-delay and pod retention ≥ 0, but its annotations, and Spec,
+// at most 1h. A longer config value is refused by its key, so that
+// RevisionSpec never fails on a Spec field for a config Validate accepted.
+func TestConfigCapsDelayAndRetention(t *testing.T) {
+	c, err := ParseConfig(map[string]string{"scale-down-delay": "1h", "scale-to-zero-pod-retention-period": "1h"})
+	require.NoError(t, err, "1h is allowed")
+	_, err = c.RevisionSpec(nil, 0)
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name string
+		set  func(*Config)
+		key  string
+	}{
+		{"scale-down-delay", func(c *Config) { c.ScaleDownDelay = time.Hour + time.Second }, keyScaleDownDelay},
+		{"pod retention", func(c *Config) { c.ScaleToZeroPodRetentionPeriod = 2 * time.Hour }, keyPodRetentionPeriod},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.set(&c)
+			for _, err := range []error{c.Validate(), func() error { _, err := c.RevisionSpec(nil, 0); return err }()} {
+				require.Error(t, err)
+				fes := fieldErrors(t, err)
+				require.Len(t, fes, 1, "%v", err)
+				assert.Equal(t, tt.key, fes[0].Field)
+				assert.Contains(t, fes[0].Want, "[0s, 1h0m0s]")
+			}
+		})
+	}
+}
+
 func TestParseConfigReportsEveryProblem(t *testing.T) {
 	_, err := ParseConfig(map[string]string{
 		"stable-window":              "5s",
@@ -202,6 +237,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(uint8(13), "5", uint8(12), "3", uint8(14), "10")
 	f.Add(uint8(7), "-1", uint8(16), "1.5s", uint8(11), "0")
 	f.Add(uint8(2), "NaN", uint8(5), "1e308", uint8(4), "0.0000001")
+	f.Add(uint8(16), "61m", uint8(18), "2h", uint8(0), "true")
 	f.Fuzz(func(t *testing.T, k1 uint8, v1 string, k2 uint8, v2 string, k3 uint8, v3 string) {
 		data := map[string]string{
 			keys[int(k1)%len(keys)]: v1,
