@@ -44,6 +44,6 @@
 //	rec.Decide(now, revision.Decision{Desired: desired, ExcessBurstCapacity: ebc, Panicking: panicking})
 //	rec.SetReplicas(now, readyAddrs)
 //	// rec.ProxyFor(now) is how long the activator has been in the path: what
-//	// Knative's scale-to-zero grace period waits on. (autoscaler.Runner does not
-//	// read it; it infers the same from its own decisions.)
+//	// Knative's scale-to-zero grace period waits on. Give it to the
+//	// autoscaler through autoscaler.Options.ProxyTimer.
 package revision

@@ -119,9 +119,9 @@ func (s *Switch) Endpoints() Endpoints { return s.eps }
 
 // ProxyFor returns how long the switch has been in Proxy mode at now, and 0
 // in Serve mode. Knative's scale-to-zero grace period waits on it, so that
-// the activator is in the path before the last replica goes; a host with its
-// own scale-to-zero step can do the same (autoscaler.Runner does not read
-// it: it infers the mode from its own decisions).
+// the activator is in the path before the last replica goes. Hand it to
+// autoscaler.Options.ProxyTimer (Reconciler.ProxyFor returns the same), or
+// to a scale-to-zero step of the host's own.
 //
 // Knative measures the time since its ActivatorEndpointsPopulated condition
 // turned True (no ready replica, or Proxy wanted), and its autoscaler
