@@ -140,6 +140,20 @@ func (tp *testPlatform) waitReady(key string) {
 	})
 }
 
+// waitRouted waits until the service (namespace/name) has a route: a
+// revision turns Ready a moment before the route to it is installed.
+func (tp *testPlatform) waitRouted(service string) {
+	tp.t.Helper()
+	tp.waitFor(service+" routed", 20*time.Second, func() bool {
+		for _, s := range tp.Status().Services {
+			if s.Name == service && len(s.Traffic) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
 }
@@ -164,6 +178,7 @@ func TestE2EFirstRequestFromZero(t *testing.T) {
 	tp := startPlatform(t)
 	tp.apply(fmt.Sprintf(helloAtZero, "zero"))
 	tp.waitReady("default/hello-00001")
+	tp.waitRouted("default/hello")
 	r, _ := tp.revision("default/hello-00001")
 	require.Equal(t, 0, r.ReadyCount, "initial-scale 0 starts with no replica")
 	require.Equal(t, "Proxy", r.Mode)
@@ -199,6 +214,7 @@ func TestE2EBurstFromZeroThenScaleToZero(t *testing.T) {
 	tp.apply(autoscaleAtZero)
 	key := "default/burst-00001"
 	tp.waitReady(key)
+	tp.waitRouted("default/burst")
 
 	var maxReady atomic.Int64
 	stopWatch := make(chan struct{})
@@ -317,6 +333,7 @@ func TestE2EScaleDownUnderLoadLosesNothing(t *testing.T) {
 	tp.apply(steady)
 	key := "default/steady-00001"
 	tp.waitReady(key)
+	tp.waitRouted("default/steady")
 	tp.waitFor("4 replicas", 20*time.Second, func() bool { r, _ := tp.revision(key); return r.ReadyCount == 4 })
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -352,6 +369,7 @@ func TestE2EApplyNewManifestRollsOut(t *testing.T) {
 	tp := startPlatform(t)
 	tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, "one"), `"0"`, `"1"`, 1))
 	tp.waitReady("default/hello-00001")
+	tp.waitRouted("default/hello")
 	code, body, err := tp.get("hello", "")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)
@@ -461,6 +479,7 @@ func TestE2ESameNameInTwoNamespaces(t *testing.T) {
 	for _, ns := range []string{"team-a", "team-b"} {
 		tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, ns), "namespace: default", "namespace: "+ns, 1))
 		tp.waitReady(ns + "/hello-00001")
+		tp.waitRouted(ns + "/hello")
 	}
 	for _, ns := range []string{"team-a", "team-b"} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+tp.GatewayAddr()+"/", nil)

@@ -82,9 +82,9 @@ func runTour(o Options) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if !t.waitFor(ctx, "tour-00001 Ready (at zero replicas)", 30*time.Second, func(st Status) bool {
+	if !t.waitFor(ctx, "tour-00001 Ready (at zero replicas) and routed", 30*time.Second, func(st Status) bool {
 		r, ok := find(st, "default/tour-00001")
-		return ok && r.Ready
+		return ok && r.Ready && len(st.Services) == 1 && len(st.Services[0].Traffic) > 0
 	}) {
 		return 1
 	}
