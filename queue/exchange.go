@@ -13,8 +13,9 @@ import (
 )
 
 // exchange is the response writer the application sees, and the state of
-// one request. It is pooled, so a request without timeouts allocates
-// nothing of its own.
+// one request. Each Handler pools its own, so a request allocates nothing
+// of its own: none without timeouts; with them, only its context and the
+// request copy that carries it.
 //
 // Untimed, every method passes straight through to the server's writer: the
 // request runs on the server's goroutine and nothing else touches it. Timed,
@@ -27,10 +28,27 @@ import (
 // Lifetimes. live counts what keeps the request in flight — the application
 // call, and a hijacked connection — and the accounting (slot release, stats
 // out) runs when it reaches zero. refs counts the goroutines and connection
-// that may still touch the exchange, and it goes back to the pool at zero.
+// that may still touch the exchange, and it goes back to the pool at zero:
+// a timed-out application that keeps running keeps its exchange.
 type exchange struct {
+	h *Handler // the pool's owner; fixed
+
+	// Timed mode, made with the exchange and kept for its next requests.
+	// The timer and a late firing of it touch only the channel wake is a
+	// copy of, never the per-request state, so a firing from an earlier
+	// request is at most a spurious wake-up, which serveTimed tolerates.
+	wake  wakeChan // the ServeHTTP goroutine waits on it
+	fire  func()   // wake.signal, the timer's function
+	run   func()   // runTimed, so that starting its goroutine allocates nothing
+	timer timer    // made on first use
+
+	exchangeState
+}
+
+// exchangeState is the per-request part of an exchange, zeroed when the
+// exchange goes back to the pool.
+type exchangeState struct {
 	w http.ResponseWriter
-	h *Handler
 
 	proxied  bool // set before the application runs
 	acquired bool // holds a breaker slot
@@ -40,25 +58,51 @@ type exchange struct {
 	refs     atomic.Int32
 
 	// Timed mode only.
-	mu        sync.Mutex  // protects the fields below and writes to w
-	header    http.Header // the application's headers; set before it runs
-	committed bool        // the response has started: headers are in w
-	timedOut  bool        // a timeout answered; writes fail
-	returned  bool        // the application returned; no timeout applies
-	start     time.Time   // arrival
-	lastWrite time.Time   // last write (or arrival), for IdleTimeout
-	done      chan struct{}
-	panicVal  any
+	req       *http.Request // the application's request; set before it runs
+	mu        sync.Mutex    // protects the fields below and writes to w
+	header    http.Header   // the application's headers; set before it runs
+	committed bool          // the response has started: headers are in w
+	timedOut  bool          // a timeout answered; writes fail
+	returned  bool          // the application returned; no timeout applies
+	start     time.Time     // arrival
+	lastWrite time.Time     // last write (or arrival), for IdleTimeout
+	panicVal  any           // what the application panicked with, if it returned in time
 }
 
-var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+// wakeChan wakes the ServeHTTP goroutine of a timed request. It holds at
+// most one token: a signal never blocks, and a waiter that wakes re-reads
+// the exchange's state under mu, so one token stands for any number of
+// signals, and a stale one costs a look.
+type wakeChan chan struct{}
+
+func (c wakeChan) signal() {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
 
 // copyBuffers serve ReadFrom when the server's writer cannot.
 var copyBuffers httpx.BufferPool
 
-func getExchange(h *Handler, w http.ResponseWriter, timed bool) *exchange {
-	ex := exchangePool.Get().(*exchange)
-	ex.w, ex.h, ex.timed = w, h, timed
+// newExchange is the pool's New. Channels and timers made here belong to the
+// testing/synctest bubble, if any, of the goroutine that made them; the pool
+// is the Handler's so that they serve only requests in that bubble (see
+// Handler).
+func (h *Handler) newExchange() any {
+	ex := &exchange{h: h}
+	if h.timed {
+		ex.wake = make(wakeChan, 1)
+		ex.fire = ex.wake.signal
+		ex.run = ex.runTimed
+		ex.header = make(http.Header)
+	}
+	return ex
+}
+
+func (h *Handler) getExchange(w http.ResponseWriter, timed bool) *exchange {
+	ex := h.exchanges.Get().(*exchange)
+	ex.w, ex.timed = w, timed
 	return ex
 }
 
@@ -67,12 +111,17 @@ func (ex *exchange) unref() {
 	if ex.refs.Add(-1) != 0 {
 		return
 	}
-	// No channel or timer is kept: a pooled exchange may next serve a
-	// request in another testing/synctest bubble.
 	hdr := ex.header
 	clear(hdr)
-	*ex = exchange{header: hdr}
-	exchangePool.Put(ex)
+	if ex.wake != nil {
+		// The application's token, left when a timeout answered first.
+		select {
+		case <-ex.wake:
+		default:
+		}
+	}
+	ex.exchangeState = exchangeState{header: hdr}
+	ex.h.exchanges.Put(ex)
 }
 
 // appDone runs when the application call returns (or the request was

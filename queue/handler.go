@@ -49,7 +49,12 @@ const StatusClientClosedRequest = 499
 // closure: the per-request state lives in a pooled response writer. With a
 // timeout, the application runs on its own goroutine so that the timeout
 // can answer the client while the application is still busy, as
-// http.TimeoutHandler does.
+// http.TimeoutHandler does; the writer's timer and channel are pooled too,
+// and the request's cancellable context is all it allocates.
+//
+// The pool is the Handler's own, and its timers and channels belong to the
+// testing/synctest bubble they were made in: a test that uses a Handler
+// with timeouts inside a bubble must build it inside that bubble.
 //
 // A Handler is safe for simultaneous use.
 type Handler struct {
@@ -64,6 +69,8 @@ type Handler struct {
 
 	timed                              bool
 	total, responseStart, idle         time.Duration
+	firstWait                          time.Duration // the shortest timeout on
+	exchanges                          sync.Pool     // of *exchange, for this Handler only
 	quiet, maxQuiet, hijackedDrainTime time.Duration
 
 	// active counts accepted requests whose application call has not
@@ -111,6 +118,12 @@ func newHandler(app http.Handler, c Config) (*Handler, error) {
 		hijackedDrainTime: c.hijackedDrainTimeout(),
 		conns:             make(map[*hijackedConn]struct{}),
 	}
+	h.exchanges.New = h.newExchange
+	for _, d := range []time.Duration{c.TotalTimeout, c.ResponseStartTimeout, c.IdleTimeout} {
+		if d > 0 && (h.firstWait == 0 || d < h.firstWait) {
+			h.firstWait = d
+		}
+	}
 	if h.clock == nil {
 		h.clock, h.real = clock.New(), true
 	}
@@ -148,18 +161,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveTimed(w, r)
 		return
 	}
-	ex := getExchange(h, w, false)
+	ex := h.getExchange(w, false)
 	ex.live.Store(1)
 	ex.refs.Store(1)
-	h.serve(ex, r)
+	h.serve(ex, r, h.now())
 	ex.unref()
 }
 
-// serve accounts for one request and runs it through the breaker and the
-// application, writing to ex. The accounting ends when the application has
-// returned and, if it hijacked the connection, the connection is closed.
-func (h *Handler) serve(ex *exchange, r *http.Request) {
-	now := h.now()
+// serve accounts for one request, arrived at now, and runs it through the
+// breaker and the application, writing to ex. The accounting ends when the
+// application has returned and, if it hijacked the connection, the
+// connection is closed.
+func (h *Handler) serve(ex *exchange, r *http.Request, now time.Time) {
 	h.active.Add(1)
 	if h.draining.Load() {
 		h.noteRequest(now)

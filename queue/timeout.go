@@ -67,75 +67,81 @@ func (e *TimeoutError) Unwrap() error { return ErrRequestTimeout }
 // serveTimed runs the request on its own goroutine and watches the
 // timeouts from this one. When a timeout fires first it answers the client,
 // cancels the request's context and returns; the application's goroutine
-// keeps its slot until it returns, and its writes fail with
-// http.ErrHandlerTimeout.
+// keeps its slot (and the exchange) until it returns, and its writes fail
+// with http.ErrHandlerTimeout.
+//
+// A goroutine per request cannot be avoided: only returning from ServeHTTP
+// ends the response for net/http (and for HTTP/2), and an application that
+// ignores its context holds the goroutine it runs on. Everything around it
+// is the pooled exchange's: the wake channel, the timer (a function timer,
+// so that waiting is one channel receive) and the goroutine's entry point.
+// What is left per request is the context and the request copy carrying it
+// (context.Cause needs a context made by the context package).
 func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
-	ex := getExchange(h, w, true)
-	if ex.header == nil {
-		ex.header = make(http.Header)
-	}
+	ex := h.getExchange(w, true)
 	// The application sees what outer middleware already set.
 	copyHeader(ex.header, w.Header())
 	now := h.now()
 	ex.start, ex.lastWrite = now, now
-	done := make(chan struct{})
-	ex.done = done
 	ex.live.Store(1)
 	ex.refs.Store(2) // this goroutine and the application's
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	go h.runTimed(ex, r.WithContext(ctx))
+	ex.req = r.WithContext(ctx)
+	ex.arm(h.firstWait)
+	go ex.run()
 
-	ex.mu.Lock()
-	_, wait := ex.checkLocked(now)
-	ex.mu.Unlock()
-	timer := h.newTimer(wait)
-	defer timer.Stop()
 	for {
-		select {
-		case <-done:
+		<-ex.wake
+		ex.mu.Lock()
+		if ex.returned {
 			p := ex.panicVal
+			ex.mu.Unlock()
+			ex.disarm()
 			ex.unref()
 			if p != nil {
 				panic(p)
 			}
 			return
-		case <-timer.C():
-			now := h.now()
-			ex.mu.Lock()
-			err, wait := ex.checkLocked(now)
-			if err != nil {
-				ex.timeoutLocked(err)
+		}
+		err, wait := ex.checkLocked(h.now())
+		if err != nil {
+			ex.timeoutLocked(err)
+		}
+		ex.mu.Unlock()
+		if err != nil {
+			ex.disarm()
+			if h.logger.Enabled(r.Context(), slog.LevelDebug) {
+				h.logger.Debug("queue: request timed out", "error", err, "method", r.Method, "path", r.URL.Path)
 			}
-			ex.mu.Unlock()
-			if err != nil {
-				if h.logger.Enabled(r.Context(), slog.LevelDebug) {
-					h.logger.Debug("queue: request timed out", "error", err, "method", r.Method, "path", r.URL.Path)
-				}
-				cancel(err)
-				ex.unref()
-				return
-			}
-			if wait > 0 {
-				timer.Reset(wait)
-			}
-			// wait == 0: the connection was hijacked or the application
-			// has returned; no timeout applies any more, so wait for done.
+			cancel(err)
+			ex.unref()
+			return
+		}
+		if wait > 0 {
+			// Early: a write moved the idle deadline, or the token was
+			// stale. Reset keeps a single pending firing.
+			ex.arm(wait)
+		} else {
+			// Hijacked: no timeout applies any more; wait for the
+			// application to return.
+			ex.disarm()
 		}
 	}
 }
 
 // runTimed is the application's goroutine of a timed request.
-func (h *Handler) runTimed(ex *exchange, r *http.Request) {
-	done := ex.done
+func (ex *exchange) runTimed() {
+	h, r := ex.h, ex.req
 	defer func() {
 		p := recover()
 		ex.mu.Lock()
 		// From here on the response is complete: a timer that fires before
-		// ServeHTTP sees done must not append a timeout to it.
+		// ServeHTTP sees returned must not append a timeout to it.
 		ex.returned = true
-		if !ex.timedOut {
+		gone := ex.timedOut
+		if !gone {
 			if !ex.committed {
 				// The application wrote nothing: the server sends 200 with
 				// its headers.
@@ -143,24 +149,20 @@ func (h *Handler) runTimed(ex *exchange, r *http.Request) {
 			} else {
 				// Trailers: the application sets them in its own map
 				// after the response started. The server reads them once
-				// ServeHTTP returns, after done.
+				// ServeHTTP returns, after it has seen returned.
 				copyHeader(ex.w.Header(), ex.header)
 			}
+			ex.panicVal = p
 		}
-		gone := ex.timedOut
 		ex.mu.Unlock()
-		if p != nil {
-			if gone {
-				// ServeHTTP has returned; nobody can re-panic it.
-				h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
-			} else {
-				ex.panicVal = p
-			}
+		if p != nil && gone {
+			// ServeHTTP has returned; nobody can re-panic it.
+			h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
 		}
-		close(done)
+		ex.wake.signal()
 		ex.unref()
 	}()
-	h.serve(ex, r)
+	h.serve(ex, r, ex.start)
 }
 
 // checkLocked returns the timeout that has passed at now, if any, and
@@ -211,39 +213,34 @@ func (ex *exchange) timeoutLocked(err *TimeoutError) {
 	_, _ = io.WriteString(ex.w, msg)
 }
 
-// timer is a time.Timer, or a clock.Timer of a configured clock (the real
-// clock's costs two more allocations).
+// timer is the exchange's function timer: a time.Timer, or a clock.Timer
+// of a configured clock. Only the ServeHTTP goroutine of the exchange's
+// current request arms and disarms it.
 type timer struct {
 	t *time.Timer
 	c *clock.Timer
 }
 
-func (h *Handler) newTimer(d time.Duration) timer {
-	if h.real {
-		return timer{t: time.NewTimer(d)}
+// arm makes the timer signal wake in d, replacing a pending firing.
+func (ex *exchange) arm(d time.Duration) {
+	switch {
+	case ex.timer.t != nil:
+		ex.timer.t.Reset(d)
+	case ex.timer.c != nil:
+		ex.timer.c.Reset(d)
+	case ex.h.real:
+		ex.timer.t = time.AfterFunc(d, ex.fire)
+	default:
+		ex.timer.c = ex.h.clock.AfterFunc(d, ex.fire)
 	}
-	return timer{c: h.clock.Timer(d)}
 }
 
-func (t timer) C() <-chan time.Time {
-	if t.t != nil {
-		return t.t.C
+// disarm cancels a pending firing. One already under way may still signal,
+// also during the exchange's next request: a stale token.
+func (ex *exchange) disarm() {
+	if ex.timer.t != nil {
+		ex.timer.t.Stop()
+	} else if ex.timer.c != nil {
+		ex.timer.c.Stop()
 	}
-	return t.c.C
-}
-
-func (t timer) Reset(d time.Duration) {
-	if t.t != nil {
-		t.t.Reset(d)
-		return
-	}
-	t.c.Reset(d)
-}
-
-func (t timer) Stop() {
-	if t.t != nil {
-		t.t.Stop()
-		return
-	}
-	t.c.Stop()
 }

@@ -1,0 +1,237 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// pathApp answers with its path as body, X-Request header and X-Trailer
+// trailer, after sleeping for the duration in the query's sleep. A write
+// that comes after the request timed out is sent to late.
+func pathApp(late chan<- error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("sleep"))
+		w.Header().Set("X-Request", r.URL.Path)
+		time.Sleep(d)
+		_, err := io.WriteString(w, r.URL.Path)
+		if r.Context().Err() != nil {
+			late <- err
+		}
+		w.Header().Set(http.TrailerPrefix+"X-Trailer", r.URL.Path)
+	})
+}
+
+// TestTimedExchangeReuse: requests time out while their application keeps
+// running (and keeps its exchange); requests served meanwhile and after,
+// on exchanges that come back from the pool, each get exactly their own
+// answer at exactly their time. A recycled exchange carries nothing of its
+// previous request: no late write, no stale wake-up taken for a timeout,
+// no timer left armed for another request's deadline.
+func TestTimedExchangeReuse(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Config
+		msg  string
+	}{
+		{"total timeout only", Config{TotalTimeout: time.Second},
+			"queue: request timeout: the request ran longer than the total timeout (1s)\n"},
+		{"all three timeouts", Config{TotalTimeout: 2 * time.Second, ResponseStartTimeout: time.Second, IdleTimeout: 2 * time.Second},
+			"queue: request timeout: no response started within the response-start timeout (1s)\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const clients, rounds = 4, 10
+				late := make(chan error, clients*rounds)
+				h := mustNew(t, pathApp(late), tc.c)
+				var wg sync.WaitGroup
+				for c := range clients {
+					wg.Go(func() {
+						for i := range rounds {
+							// Each late application runs for 3 s, through the
+							// next two rounds of its client.
+							path := fmt.Sprintf("/late-%d-%d", c, i)
+							start := time.Now()
+							w := serve(h, httptest.NewRequest(http.MethodGet, path+"?sleep=3s", nil))
+							assert.Equal(t, time.Second, time.Since(start), path)
+							assert.Equal(t, http.StatusGatewayTimeout, w.Code, path)
+							assert.Equal(t, tc.msg, w.Body.String(), path)
+							assert.Empty(t, w.Header().Get("X-Request"), path)
+
+							path = fmt.Sprintf("/ok-%d-%d", c, i)
+							start = time.Now()
+							w = serve(h, httptest.NewRequest(http.MethodGet, path+"?sleep=500ms", nil))
+							assert.Equal(t, 500*time.Millisecond, time.Since(start), path)
+							res := w.Result()
+							assert.Equal(t, http.StatusOK, res.StatusCode, path)
+							assert.Equal(t, path, w.Body.String())
+							assert.Equal(t, path, res.Header.Get("X-Request"))
+							assert.Equal(t, http.Header{"X-Trailer": {path}}, res.Trailer, path)
+						}
+					})
+				}
+				wg.Wait()
+				time.Sleep(3 * time.Second) // the last late applications return
+				synctest.Wait()
+				assert.Equal(t, 0, h.InFlight())
+				close(late)
+				n := 0
+				for err := range late {
+					n++
+					assert.ErrorIs(t, err, http.ErrHandlerTimeout)
+				}
+				assert.Equal(t, clients*rounds, n, "every late application wrote once, and failed")
+			})
+		})
+	}
+}
+
+// TestTimedSpuriousWakeups: a timer firing left over from an exchange's
+// earlier request may wake the ServeHTTP goroutine of its next one at any
+// time. Such a wake-up changes nothing: the application's answer comes
+// when it returns, and the timeout fires at its own deadline.
+func TestTimedSpuriousWakeups(t *testing.T) {
+	tests := []struct {
+		name       string
+		runFor     time.Duration
+		status     int
+		answeredAt time.Duration
+	}{
+		{"the application returns in time", 1500 * time.Millisecond, http.StatusOK, 1500 * time.Millisecond},
+		{"the application runs past the timeout", 5 * time.Second, http.StatusGatewayTimeout, 2 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				finished := make(chan struct{})
+				h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					defer close(finished)
+					ex := w.(*exchange)
+					for range 3 {
+						ex.wake.signal()
+						synctest.Wait() // ServeHTTP took the token and waits again
+						time.Sleep(500 * time.Millisecond)
+					}
+					time.Sleep(tc.runFor - 1500*time.Millisecond)
+				}), Config{TotalTimeout: 2 * time.Second})
+				start := time.Now()
+				w := serve(h, get())
+				assert.Equal(t, tc.answeredAt, time.Since(start))
+				assert.Equal(t, tc.status, w.Code)
+				<-finished
+				synctest.Wait()
+				assert.Equal(t, 0, h.InFlight())
+			})
+		})
+	}
+}
+
+// TestTimedMockClock: with a clock.Mock the timeouts run on the mock's
+// function timers, which the pooled exchanges reuse from one request to the
+// next.
+func TestTimedMockClock(t *testing.T) {
+	mock := clock.NewMock()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	causes := make(chan error, 1)
+	h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			entered <- struct{}{}
+			<-release
+			causes <- context.Cause(r.Context())
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}), Config{ContainerConcurrency: 1, TotalTimeout: time.Second, Clock: mock})
+
+	for i := range 3 {
+		answer := make(chan *httptest.ResponseRecorder)
+		go func() { answer <- serve(h, httptest.NewRequest(http.MethodGet, "/block", nil)) }()
+		<-entered // its timer is armed before the application starts
+		mock.Add(999 * time.Millisecond)
+		select {
+		case <-answer:
+			t.Fatalf("round %d: answered before the timeout", i)
+		default:
+		}
+		mock.Add(time.Millisecond)
+		w := <-answer
+		assert.Equal(t, http.StatusGatewayTimeout, w.Code, "round %d", i)
+		release <- struct{}{}
+		var te *TimeoutError
+		require.ErrorAs(t, <-causes, &te)
+		assert.Equal(t, TotalTimeoutKind, te.Kind)
+
+		w = serve(h, get())
+		assert.Equal(t, http.StatusOK, w.Code, "round %d", i)
+		assert.Equal(t, "ok", w.Body.String())
+	}
+}
+
+// TestTimedStress: concurrent timed requests on one Handler with the real
+// clock, half of them running until their timeout: each response is its
+// own or the 504, never another request's, and a timed-out application's
+// late writes fail. Run with -race, it checks the hand-over of pooled
+// exchanges, timers and channels between requests.
+func TestTimedStress(t *testing.T) {
+	t.Parallel()
+	const msg = "queue: request timeout: the request ran longer than the total timeout (2ms)\n"
+	h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request", r.URL.Path)
+		if r.URL.Query().Has("block") {
+			<-r.Context().Done()
+			_, err := io.WriteString(w, "late")
+			assert.ErrorIs(t, err, http.ErrHandlerTimeout)
+			return
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+		w.Header().Set(http.TrailerPrefix+"X-Trailer", r.URL.Path)
+	}), Config{ContainerConcurrency: 4, TotalTimeout: 2 * time.Millisecond})
+
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Go(func() {
+			for i := range 60 {
+				path := fmt.Sprintf("/%d/%d", c, i)
+				block := i%2 == 0
+				url := path
+				if block {
+					url += "?block"
+				}
+				w := serve(h, httptest.NewRequest(http.MethodGet, url, nil))
+				res := w.Result()
+				switch {
+				case block || res.StatusCode == http.StatusGatewayTimeout:
+					assert.Equal(t, http.StatusGatewayTimeout, res.StatusCode, path)
+					assert.Equal(t, msg, w.Body.String(), path)
+					assert.Empty(t, res.Header.Get("X-Request"), path)
+					assert.Empty(t, res.Trailer, path)
+				case w.Body.String() == path+msg:
+					// The timeout fired between the write and the return.
+					assert.Equal(t, http.StatusOK, res.StatusCode, path)
+					assert.Equal(t, path, res.Header.Get("X-Request"))
+					assert.Empty(t, res.Trailer, path)
+				default:
+					assert.Equal(t, http.StatusOK, res.StatusCode, path)
+					assert.Equal(t, path, w.Body.String())
+					assert.Equal(t, path, res.Header.Get("X-Request"))
+					assert.Equal(t, http.Header{"X-Trailer": {path}}, res.Trailer, path)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool { return h.InFlight() == 0 }, 10*time.Second, time.Millisecond,
+		"the timed-out applications return once their context is cancelled")
+}
