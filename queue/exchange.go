@@ -13,9 +13,9 @@ import (
 )
 
 // exchange is the response writer the application sees, and the state of
-// one request. Each Handler pools its own, so a request allocates nothing
-// of its own: none without timeouts; with them, only its context and the
-// request copy that carries it.
+// one request. Each Handler pools its own: without timeouts a request
+// allocates nothing, with them only its context and the request copy that
+// carries it.
 //
 // Untimed, every method passes straight through to the server's writer: the
 // request runs on the server's goroutine and nothing else touches it. Timed,
@@ -37,10 +37,11 @@ type exchange struct {
 	// The timer and a late firing of it touch only the channel wake is a
 	// copy of, never the per-request state, so a firing from an earlier
 	// request is at most a spurious wake-up, which serveTimed tolerates.
-	wake  wakeChan // the ServeHTTP goroutine waits on it
-	fire  func()   // wake.signal, the timer's function
-	run   func()   // runTimed, so that starting its goroutine allocates nothing
-	timer timer    // made on first use
+	wake    wakeChan  // the ServeHTTP goroutine waits on it
+	fire    func()    // wake.signal, the timer's function
+	run     func()    // runTimed, so that starting its goroutine allocates nothing
+	timer   timer     // made on first use
+	timerAt time.Time // when the timer fires, if that is still to come; see arm
 
 	exchangeState
 }
@@ -114,7 +115,8 @@ func (ex *exchange) unref() {
 	hdr := ex.header
 	clear(hdr)
 	if ex.wake != nil {
-		// The application's token, left when a timeout answered first.
+		// A firing since the last wake-up would only wake the next
+		// request for nothing.
 		select {
 		case <-ex.wake:
 		default:

@@ -97,6 +97,66 @@ func TestTimedExchangeReuse(t *testing.T) {
 	}
 }
 
+// TestTimedPendingFiring: a request leaves its timer's firing pending for
+// the exchange's next request, which keeps it only when it comes no later
+// than its own first deadline. One request after another, each on the
+// exchange the previous one returned (mostly), each timing out, or not, at
+// exactly its time.
+func TestTimedPendingFiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rsMsg = "queue: request timeout: no response started within the response-start timeout (1s)\n"
+		seen := map[*exchange]bool{}
+		reused := 0
+		h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ex := w.(*exchange); seen[ex] {
+				reused++
+			} else {
+				seen[ex] = true
+			}
+			q := r.URL.Query()
+			before, _ := time.ParseDuration(q.Get("before"))
+			after, _ := time.ParseDuration(q.Get("after"))
+			time.Sleep(before)
+			_, _ = io.WriteString(w, r.URL.Path)
+			time.Sleep(after)
+		}), Config{ResponseStartTimeout: time.Second, IdleTimeout: 3 * time.Second})
+
+		steps := []struct {
+			query      string
+			status     int
+			body       string
+			answeredAt time.Duration
+		}{
+			// Armed at 1 s for the response start, woken then and armed
+			// again for the idle timeout at 3.5 s; it returns at 1.2 s and
+			// leaves that firing pending, later than the next request's 1 s.
+			{"before=500ms&after=700ms", http.StatusOK, "/0", 1200 * time.Millisecond},
+			{"before=5s", http.StatusGatewayTimeout, rsMsg, time.Second},
+			// Leaves a firing pending 1 s after its start, before the next
+			// request's deadline: kept, it fires early and is armed again.
+			{"before=100ms", http.StatusOK, "/2", 100 * time.Millisecond},
+			{"before=5s", http.StatusGatewayTimeout, rsMsg, time.Second},
+			{"before=900ms&after=2900ms", http.StatusOK, "/4", 3800 * time.Millisecond},
+			{"before=200ms&after=3100ms", http.StatusOK, "/5" + "queue: request timeout: nothing written for the idle timeout (3s)\n", 3200 * time.Millisecond},
+		}
+		for round := range 5 {
+			for i, st := range steps {
+				start := time.Now()
+				w := serve(h, httptest.NewRequest(http.MethodGet, fmt.Sprintf("/%d?%s", i, st.query), nil))
+				assert.Equal(t, st.answeredAt, time.Since(start), "round %d step %d", round, i)
+				assert.Equal(t, st.status, w.Code, "round %d step %d", round, i)
+				assert.Equal(t, st.body, w.Body.String(), "round %d step %d", round, i)
+				synctest.Wait()
+			}
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, 0, h.InFlight())
+		assert.NotZero(t, reused, "requests ran on recycled exchanges")
+		t.Logf("%d requests, %d exchanges", 5*len(steps), len(seen))
+	})
+}
+
 // TestTimedSpuriousWakeups: a timer firing left over from an exchange's
 // earlier request may wake the ServeHTTP goroutine of its next one at any
 // time. Such a wake-up changes nothing: the application's answer comes

@@ -74,9 +74,14 @@ func (e *TimeoutError) Unwrap() error { return ErrRequestTimeout }
 // ends the response for net/http (and for HTTP/2), and an application that
 // ignores its context holds the goroutine it runs on. Everything around it
 // is the pooled exchange's: the wake channel, the timer (a function timer,
-// so that waiting is one channel receive) and the goroutine's entry point.
-// What is left per request is the context and the request copy carrying it
-// (context.Cause needs a context made by the context package).
+// so that waiting is one channel receive, often left armed by the previous
+// request: see arm) and the goroutine's entry point. What is left per
+// request is the context and the request copy carrying it (context.Cause
+// needs a context made by the context package).
+//
+// Every wake-up re-reads the state under mu, whatever sent it, and this
+// goroutine waits only with a firing pending no later than the first
+// deadline to come, so no timeout is missed and none fires early.
 func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex := h.getExchange(w, true)
 	// The application sees what outer middleware already set.
@@ -89,7 +94,9 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	ex.req = r.WithContext(ctx)
-	ex.arm(h.firstWait)
+	if !now.Before(ex.timerAt) || ex.timerAt.After(now.Add(h.firstWait)) {
+		ex.arm(now, h.firstWait)
+	}
 	go ex.run()
 
 	for {
@@ -98,20 +105,19 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 		if ex.returned {
 			p := ex.panicVal
 			ex.mu.Unlock()
-			ex.disarm()
 			ex.unref()
 			if p != nil {
 				panic(p)
 			}
 			return
 		}
-		err, wait := ex.checkLocked(h.now())
+		now := h.now()
+		err, wait := ex.checkLocked(now)
 		if err != nil {
 			ex.timeoutLocked(err)
 		}
 		ex.mu.Unlock()
 		if err != nil {
-			ex.disarm()
 			if h.logger.Enabled(r.Context(), slog.LevelDebug) {
 				h.logger.Debug("queue: request timed out", "error", err, "method", r.Method, "path", r.URL.Path)
 			}
@@ -120,9 +126,9 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if wait > 0 {
-			// Early: a write moved the idle deadline, or the token was
-			// stale. Reset keeps a single pending firing.
-			ex.arm(wait)
+			// Early: a write moved the idle deadline, the firing was
+			// armed for an earlier request, or the token was stale.
+			ex.arm(now, wait)
 		} else {
 			// Hijacked: no timeout applies any more; wait for the
 			// application to return.
@@ -159,8 +165,18 @@ func (ex *exchange) runTimed() {
 			// ServeHTTP has returned; nobody can re-panic it.
 			h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
 		}
-		ex.wake.signal()
+		if gone {
+			ex.unref()
+			return
+		}
+		// ServeHTTP waits for the signal, holding its reference, so the
+		// exchange goes back to the pool from there, before the response
+		// ends: the connection's next request finds it. A wake-up of
+		// ServeHTTP in between may recycle it first; the signal is then
+		// a stale token.
+		wake := ex.wake
 		ex.unref()
+		wake.signal()
 	}()
 	h.serve(ex, r, ex.start)
 }
@@ -221,8 +237,16 @@ type timer struct {
 	c *clock.Timer
 }
 
-// arm makes the timer signal wake in d, replacing a pending firing.
-func (ex *exchange) arm(d time.Duration) {
+// arm makes the timer signal wake d after now, replacing a pending firing.
+//
+// A request that finishes leaves its firing pending rather than paying to
+// stop it: the next request on the exchange keeps it when it comes before
+// its own first deadline (timerAt in (now, deadline]), since a firing that
+// comes early only makes serveTimed look and arm again for what is left.
+// One whose time has passed may have fired already, its token taken by an
+// earlier request, so it is armed again.
+func (ex *exchange) arm(now time.Time, d time.Duration) {
+	ex.timerAt = now.Add(d)
 	switch {
 	case ex.timer.t != nil:
 		ex.timer.t.Reset(d)
@@ -238,6 +262,7 @@ func (ex *exchange) arm(d time.Duration) {
 // disarm cancels a pending firing. One already under way may still signal,
 // also during the exchange's next request: a stale token.
 func (ex *exchange) disarm() {
+	ex.timerAt = time.Time{}
 	if ex.timer.t != nil {
 		ex.timer.t.Stop()
 	} else if ex.timer.c != nil {
