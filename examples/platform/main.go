@@ -90,12 +90,8 @@ func run(args []string) int {
 		}
 		return 0
 	}
-	p, err := NewPlatform(opts)
+	p, err := StartPlatform(opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := p.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

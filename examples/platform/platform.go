@@ -194,6 +194,18 @@ func NewPlatform(o Options) (*Platform, error) {
 	return p, nil
 }
 
+// StartPlatform builds a platform and starts it.
+func StartPlatform(o Options) (*Platform, error) {
+	p, err := NewPlatform(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // Start listens and starts the loops. It returns once the gateway and the
 // control endpoint accept connections.
 func (p *Platform) Start() error {

@@ -53,12 +53,8 @@ const tourSplit = `  traffic:
 func runTour(o Options) int {
 	o.Autoscaler = tourConfig
 	o.DrainQuietPeriod = 500 * time.Millisecond
-	p, err := NewPlatform(o)
+	p, err := StartPlatform(o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := p.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
