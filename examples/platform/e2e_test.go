@@ -154,6 +154,15 @@ func (tp *testPlatform) waitRouted(service string) {
 	})
 }
 
+// deploy applies a manifest and waits until revision is Ready and service
+// is routed, so that a request can reach it.
+func (tp *testPlatform) deploy(manifest, revision, service string) {
+	tp.t.Helper()
+	tp.apply(manifest)
+	tp.waitReady(revision)
+	tp.waitRouted(service)
+}
+
 func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
 }
@@ -176,9 +185,7 @@ spec:
 func TestE2EFirstRequestFromZero(t *testing.T) {
 	t.Parallel()
 	tp := startPlatform(t)
-	tp.apply(fmt.Sprintf(helloAtZero, "zero"))
-	tp.waitReady("default/hello-00001")
-	tp.waitRouted("default/hello")
+	tp.deploy(fmt.Sprintf(helloAtZero, "zero"), "default/hello-00001", "default/hello")
 	r, _ := tp.revision("default/hello-00001")
 	require.Equal(t, 0, r.ReadyCount, "initial-scale 0 starts with no replica")
 	require.Equal(t, "Proxy", r.Mode)
@@ -211,10 +218,8 @@ spec:
 func TestE2EBurstFromZeroThenScaleToZero(t *testing.T) {
 	t.Parallel()
 	tp := startPlatform(t)
-	tp.apply(autoscaleAtZero)
 	key := "default/burst-00001"
-	tp.waitReady(key)
-	tp.waitRouted("default/burst")
+	tp.deploy(autoscaleAtZero, key, "default/burst")
 
 	var maxReady atomic.Int64
 	stopWatch := make(chan struct{})
@@ -330,10 +335,8 @@ spec:
 func TestE2EScaleDownUnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
 	tp := startPlatform(t)
-	tp.apply(steady)
 	key := "default/steady-00001"
-	tp.waitReady(key)
-	tp.waitRouted("default/steady")
+	tp.deploy(steady, key, "default/steady")
 	tp.waitFor("4 replicas", 20*time.Second, func() bool { r, _ := tp.revision(key); return r.ReadyCount == 4 })
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -367,9 +370,7 @@ func TestE2EScaleDownUnderLoadLosesNothing(t *testing.T) {
 func TestE2EApplyNewManifestRollsOut(t *testing.T) {
 	t.Parallel()
 	tp := startPlatform(t)
-	tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, "one"), `"0"`, `"1"`, 1))
-	tp.waitReady("default/hello-00001")
-	tp.waitRouted("default/hello")
+	tp.deploy(strings.Replace(fmt.Sprintf(helloAtZero, "one"), `"0"`, `"1"`, 1), "default/hello-00001", "default/hello")
 	code, body, err := tp.get("hello", "")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)
@@ -477,9 +478,7 @@ func TestE2ESameNameInTwoNamespaces(t *testing.T) {
 	t.Parallel()
 	tp := startPlatform(t)
 	for _, ns := range []string{"team-a", "team-b"} {
-		tp.apply(strings.Replace(fmt.Sprintf(helloAtZero, ns), "namespace: default", "namespace: "+ns, 1))
-		tp.waitReady(ns + "/hello-00001")
-		tp.waitRouted(ns + "/hello")
+		tp.deploy(strings.Replace(fmt.Sprintf(helloAtZero, ns), "namespace: default", "namespace: "+ns, 1), ns+"/hello-00001", ns+"/hello")
 	}
 	for _, ns := range []string{"team-a", "team-b"} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+tp.GatewayAddr()+"/", nil)
