@@ -51,8 +51,8 @@ type exchange struct {
 type exchangeState struct {
 	w http.ResponseWriter
 
-	proxied  bool      // set before the application runs
-	acquired bool      // holds a breaker slot
+	proxied  bool // set before the application runs
+	acquired bool // holds a breaker slot
 	timed    bool
 	start    time.Time // arrival
 	// For Config.Observer. status is written by the application's
