@@ -38,6 +38,9 @@ type Decision struct {
 	// Target is the load per replica the decision aimed for (the spec's
 	// TargetValue), for comparing with the loads.
 	Target float64
+	// Metric is the spec's metric: what StableLoad, PanicLoad and Target
+	// measure.
+	Metric Metric
 }
 
 // ActivatorInPath reports whether requests should go through the activator

@@ -305,6 +305,7 @@ func (r *Runner) Add(revision string, spec Spec) error {
 		Ready:               ready,
 		Activity:            Activating,
 		Target:              spec.TargetValue,
+		Metric:              spec.Metric,
 	}
 	scale := spec.InitialScale > ready
 	if scale {
@@ -610,6 +611,7 @@ func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (De
 		StableLoad:          stable,
 		PanicLoad:           panicLoad,
 		Target:              e.spec.TargetValue,
+		Metric:              e.spec.Metric,
 	}
 	e.last = d
 	e.mu.Unlock()

@@ -55,6 +55,7 @@ func TestRunnerScalesUpWithLoad(t *testing.T) {
 	assert.True(t, d.Panicking, "one replica with load for five panicked at the first tick")
 	assert.Equal(t, 35.0, d.StableLoad)
 	assert.Equal(t, 7.0, d.Target)
+	assert.Equal(t, autoscaler.Concurrency, d.Metric)
 	assert.Equal(t, 5*10-211-35, d.ExcessBurstCapacity)
 	assert.True(t, d.ActivatorInPath())
 	assert.Len(t, h.Decisions(rev), 30, "one decision per tick")
