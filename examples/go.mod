@@ -13,4 +13,5 @@ require (
 require (
 	github.com/benbjohnson/clock v1.3.5 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
+	go.yaml.in/yaml/v3 v3.0.4 // indirect
 )
