@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"sync/atomic"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // balancer is the Serve-mode path to a revision's replicas: what a
@@ -35,7 +35,7 @@ func newBalancer(transport http.RoundTripper) *balancer {
 			pr.Out.Host = pr.In.Host
 		},
 		Transport:  transport,
-		BufferPool: &httpx.BufferPool{}, // a 32 KiB copy buffer per request otherwise
+		BufferPool: &proxy.BufferPool{}, // a 32 KiB copy buffer per request otherwise
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			http.Error(w, "platform: replica unreachable: "+err.Error(), http.StatusBadGateway)
 		},

@@ -17,7 +17,7 @@ import (
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
@@ -165,7 +165,7 @@ func NewPlatform(o Options) (*Platform, error) {
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
-		proxyTr:   httpx.NewTransport(httpx.TransportOptions{}),
+		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
