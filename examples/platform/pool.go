@@ -87,7 +87,7 @@ func (pl *pool) start(ctx context.Context, names []string) error {
 	var g errgroup.Group
 	for _, name := range names {
 		g.Go(func() error {
-			pr, err := pl.p.spawner.start(ctx, pl.rev.replicaSpec(name, pl.p.opts), pl.p.replicaLog)
+			pr, err := pl.p.startReplica(ctx, pl.rev.replicaSpec(name, pl.p.opts))
 			pl.mu.Lock()
 			pl.starting--
 			if err != nil {
