@@ -323,6 +323,8 @@ func (r *Runner) add(revision string, spec Spec, adopt bool) error {
 		Recommended:         -1,
 		Ready:               ready,
 		Activity:            Activating,
+		Target:              spec.TargetValue,
+		Metric:              spec.Metric,
 	}
 	scale := spec.InitialScale > ready && !adopt
 	if adopt {
@@ -636,6 +638,8 @@ func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (De
 		Activity:            e.life.activity,
 		StableLoad:          stable,
 		PanicLoad:           panicLoad,
+		Target:              e.spec.TargetValue,
+		Metric:              e.spec.Metric,
 	}
 	e.last = d
 	e.mu.Unlock()
