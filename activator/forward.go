@@ -127,10 +127,21 @@ func failure(err error) string {
 	switch {
 	case notConnected(err):
 		return fmt.Sprintf("could not connect: %v", err)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+	case connectionLost(err):
 		return fmt.Sprintf("the connection closed before the replica answered (did the replica stop?); "+
 			"not retried, since the replica may have received the request: %v", err)
 	}
 	return err.Error()
+}
+
+// connectionLost reports whether err says the connection to the replica
+// closed or broke after it was made.
+func connectionLost(err error) bool {
+	for _, target := range []error{io.EOF, io.ErrUnexpectedEOF, net.ErrClosed, syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op != "dial"
 }

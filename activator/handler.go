@@ -15,7 +15,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/stats"
 )
@@ -86,6 +86,12 @@ type Options struct {
 	// OnColdStart, if not nil, is called for every request that waited for
 	// capacity or was turned away for a full queue. See ColdStart.
 	OnColdStart func(ColdStart)
+	// Observer, if not nil, is called for every request once the Handler
+	// has answered it (see Observation), on the request's goroutine,
+	// outside any lock. It must be safe for simultaneous use. Nil costs
+	// nothing; set, a request costs a pooled status writer, two clock
+	// reads and the call.
+	Observer func(Observation)
 }
 
 // Validate reports every out-of-range field, naming the field, its value and
@@ -154,11 +160,12 @@ type Handler struct {
 	transport   http.RoundTripper
 	poker       Poker
 	onColdStart func(ColdStart)
+	observer    func(Observation) // nil: no observation is made
 	waitHeader  string
 	clock       clock.Clock
 	log         *slog.Logger
 	errLog      *log.Logger
-	bufPool     *httpx.BufferPool
+	bufPool     *proxy.BufferPool
 	reporter    *stats.Reporter
 	start       time.Time
 
@@ -183,10 +190,11 @@ func New(o Options) (*Handler, error) {
 		transport:   o.Transport,
 		poker:       o.Poker,
 		onColdStart: o.OnColdStart,
+		observer:    o.Observer,
 		waitHeader:  http.CanonicalHeaderKey(o.WaitHeader),
 		clock:       t.clock,
 		log:         t.log,
-		bufPool:     new(httpx.BufferPool),
+		bufPool:     new(proxy.BufferPool),
 		idle:        make(chan struct{}, 1),
 	}
 	if h.name == "" {
@@ -196,7 +204,7 @@ func New(o Options) (*Handler, error) {
 		h.resolver = HeaderResolver(RevisionHeader)
 	}
 	if h.transport == nil {
-		h.transport = httpx.NewTransport(httpx.TransportOptions{})
+		h.transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	h.errLog = slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)
 	h.start = h.clock.Now()
@@ -226,19 +234,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// draining and then waits for the count to drop, cannot miss it.
 	h.active.Add(1)
 	defer h.leave()
+	if h.observer != nil {
+		h.serveObserved(w, r)
+		return
+	}
+	h.serve(w, r, nil)
+}
+
+// serve handles one request; ob, if not nil, collects what the observer
+// is told.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 	if h.draining.Load() {
+		if ob != nil {
+			ob.outcome = OutcomeShuttingDown
+		}
 		http.Error(w, ErrShuttingDown.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	key, err := h.resolver.Revision(r)
 	if err != nil {
+		if ob != nil {
+			ob.outcome = OutcomeUnknownRevision
+		}
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
 	rv := h.Throttler.lookup(key)
 	if rv == nil {
+		if ob != nil {
+			ob.outcome = OutcomeUnknownRevision
+		}
 		http.Error(w, fmt.Sprintf("%v %q: not served by this activator", ErrUnknownRevision, key), http.StatusNotFound)
 		return
+	}
+	if ob != nil {
+		ob.rev = rv.name
 	}
 	now := h.clock.Now()
 	e, first := rv.stats.in(now)
@@ -252,19 +282,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	l, err := rv.acquire(r.Context())
+	if ob != nil {
+		ob.waited = l.waited
+	}
 	if err != nil {
-		h.reject(w, rv, l, err, nil)
+		outcome := h.reject(w, rv, l, err, nil)
+		if ob != nil {
+			ob.outcome = outcome
+		}
 		return
 	}
 	if l.queued {
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
 	}
-	h.forward(w, r, rv, l)
+	h.forward(w, r, rv, l, ob)
 }
 
 // forward sends the request to l's replica and, while the connection to
-// the replica fails before anything was sent, to others (see Handler).
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, l Lease) {
+// the replica fails before anything was sent, to others (see Handler). ob,
+// if not nil, collects what the observer is told.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, l Lease, ob *observed) {
 	// Released on return, and if the proxy panics (http.ErrAbortHandler
 	// when the response is cut off).
 	defer func() {
@@ -288,6 +325,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, 
 		l.r.proxy.ServeHTTP(fw, r)
 		unsent := fw.unsent
 		if unsent == nil {
+			if ob != nil {
+				ob.proxied = true
+				switch r.Context().Err() {
+				case context.DeadlineExceeded:
+					ob.outcome = OutcomeTimeout
+				case context.Canceled:
+					ob.outcome = OutcomeCanceled
+				}
+			}
 			return
 		}
 		fw.unsent = nil
@@ -298,15 +344,24 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, 
 		l = Lease{}
 		h.log.Warn("activator: replica unreachable; trying again", "revision", rv.name, "try", tries, "error", unsent)
 		if tries == ConnectTries {
+			if ob != nil {
+				ob.proxied = true // tried: a 502, as for a replica that did not answer
+			}
 			http.Error(fw, fmt.Sprintf("activator: revision %q: could not connect to a replica in %d tries; last, %v",
 				rv.name, tries, unsent), http.StatusBadGateway)
 			return
 		}
 		next, err := rv.acquire(r.Context())
 		waited += next.waited
+		if ob != nil {
+			ob.waited = waited
+		}
 		if err != nil {
 			next.waited = waited
-			h.reject(fw, rv, next, err, unsent)
+			outcome := h.reject(fw, rv, next, err, unsent)
+			if ob != nil {
+				ob.outcome = outcome
+			}
 			return
 		}
 		l = next
@@ -343,9 +398,9 @@ func (h *Handler) report(c ColdStart) {
 	}
 }
 
-// reject answers a request that got no replica; unsent, if not nil, is
-// why an earlier try of it failed.
-func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error, unsent error) {
+// reject answers a request that got no replica, and returns the outcome;
+// unsent, if not nil, is why an earlier try of it failed.
+func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error, unsent error) Outcome {
 	status, outcome := http.StatusInternalServerError, Outcome(-1)
 	switch {
 	case errors.Is(err, ErrQueueFull):
@@ -368,6 +423,7 @@ func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error
 		msg += "; it was back in line because an earlier try " + unsent.Error()
 	}
 	http.Error(w, msg, status)
+	return outcome
 }
 
 // Shutdown stops taking new requests — they get 503 — and waits until the

@@ -37,6 +37,12 @@ type Decision struct {
 	// with the last whole second before Time (see Runner); a poke's include
 	// the second under way.
 	StableLoad, PanicLoad float64
+	// Target is the load per replica the decision aimed for (the spec's
+	// TargetValue), for comparing with the loads.
+	Target float64
+	// Metric is the spec's metric: what StableLoad, PanicLoad and Target
+	// measure.
+	Metric Metric
 }
 
 // ActivatorInPath reports whether requests should go through the activator

@@ -10,14 +10,15 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
@@ -29,12 +30,24 @@ type Options struct {
 	// Addr is the gateway's listen address. "" means 127.0.0.1:8080.
 	Addr string
 	// ControlAddr serves /status and /apply. "" means 127.0.0.1:8081.
+	// It answers only requests whose Host is localhost or this address and
+	// that come from no foreign Origin.
 	ControlAddr string
+	// ControlToken is the bearer token every state-changing control request
+	// (POST /apply) needs. "" means a new random token, written to
+	// ControlTokenFile.
+	ControlToken string
+	// ControlTokenFile is where a generated ControlToken is written, in a
+	// file only the user can read. "" means DefaultTokenFile(). A token
+	// that was given is written only if this is set.
+	ControlTokenFile string
 	// Domain is the {domain} of hosts {name}.{namespace}.{domain}. ""
 	// means "localhost", so http://hello.default.localhost:8080 works.
 	Domain string
 	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) that
-	// override Knative's defaults for every revision.
+	// override Knative's defaults for every revision. max-scale-limit
+	// defaults to what the machine can run (machineMaxScale), and max-scale
+	// to max-scale-limit; "max-scale-limit": "0" removes the limit.
 	Autoscaler map[string]string
 	// RolloutDuration is the gradual rollout of a Service without the
 	// serving.knative.dev/rollout-duration annotation. Zero means none.
@@ -65,6 +78,7 @@ type Platform struct {
 	ascfg      autoscaler.Config
 
 	spawner *spawner
+	starts  chan struct{} // one token per replica process starting: bounds parallel starts
 	runner  *autoscaler.Runner
 	act     *activator.Handler
 	router  *traffic.Router
@@ -107,7 +121,8 @@ type rev struct {
 	app                App
 	aspec              autoscaler.Spec
 	rec                *revision.Reconciler
-	serve              *balancer
+	serve              *balancer.Balancer
+	eps                *gateway.Endpoints
 	pool               *pool
 	door               http.Handler
 
@@ -155,17 +170,28 @@ func NewPlatform(o Options) (*Platform, error) {
 			return nil, fmt.Errorf("platform: address %q: the platform listens on loopback only (127.0.0.1)", a)
 		}
 	}
-	ascfg, err := autoscaler.ParseConfig(o.Autoscaler)
+	if o.ControlToken == "" {
+		o.ControlToken = newToken()
+		if o.ControlTokenFile == "" {
+			f, err := DefaultTokenFile()
+			if err != nil {
+				return nil, err
+			}
+			o.ControlTokenFile = f
+		}
+	}
+	ascfg, err := autoscaler.ParseConfig(withScaleLimit(o.Autoscaler))
 	if err != nil {
 		return nil, fmt.Errorf("platform: autoscaler config: %w", err)
 	}
 	p := &Platform{
 		opts: o, log: o.Log, replicaLog: o.ReplicaLog, ascfg: ascfg,
 		spawner:   newSpawner(),
+		starts:    make(chan struct{}, startParallelism()),
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
-		proxyTr:   httpx.NewTransport(httpx.TransportOptions{}),
+		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
@@ -219,8 +245,21 @@ func (p *Platform) Start() error {
 		return fmt.Errorf("platform: control: %w", err)
 	}
 	p.gatewayAddr, p.controlAddr = gl.Addr().String(), cl.Addr().String()
+	if p.opts.ControlTokenFile != "" {
+		if err := writeTokenFile(p.opts.ControlTokenFile, p.opts.ControlToken); err != nil {
+			gl.Close()
+			cl.Close()
+			return err
+		}
+	}
+	guard, err := newControlGuard(p.controlAddr, p.opts.ControlToken, p.opts.ControlTokenFile, p.controlHandler())
+	if err != nil {
+		gl.Close()
+		cl.Close()
+		return err
+	}
 	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
-	p.control = &http.Server{Handler: p.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
@@ -233,6 +272,11 @@ func (p *Platform) goLoop(f func()) {
 	p.loops.Add(1)
 	go func() { defer p.loops.Done(); f() }()
 }
+
+// ControlToken is the bearer token of state-changing control requests, and
+// ControlTokenFile the file it was written to ("" if none).
+func (p *Platform) ControlToken() string     { return p.opts.ControlToken }
+func (p *Platform) ControlTokenFile() string { return p.opts.ControlTokenFile }
 
 // GatewayAddr and ControlAddr return the listening addresses.
 func (p *Platform) GatewayAddr() string { return p.gatewayAddr }
@@ -290,6 +334,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		spec.Timeout = time.Duration(*ts) * time.Second
 	}
 	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkScaleLimit(p.ascfg, spec.Annotations); err != nil {
 		return nil, err
 	}
 	aspec, err := p.ascfg.RevisionSpec(spec.Annotations, spec.ContainerConcurrency)
@@ -377,17 +424,28 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 }
 
 func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
-	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
+	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec}
+	var err error
+	if nr.serve, err = balancer.New(balancer.Config{ContainerConcurrency: r.Template.ContainerConcurrency}); err != nil {
+		return nil, err
+	}
+	serve, err := gateway.NewServeHandler(nr.serve, p.proxyTr)
+	if err != nil {
+		return nil, err
+	}
 	nr.pool = newPool(p, nr)
 	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale)}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
-	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: nr.serve})
+	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: serve})
 	if err != nil {
 		return nil, err
 	}
-	rec.SetActivators(now, []string{"activator"})
+	if nr.eps, err = gateway.NewEndpoints(r.Key, gateway.EndpointsConfig{Reconciler: rec, Serve: nr.serve, Activator: p.act}); err != nil {
+		return nil, err
+	}
+	nr.eps.SetActivators(now, []string{"activator"})
 	rec.OnStatus(func(_ string, old, new revision.Status) {
 		if old.IsReady() != new.IsReady() {
 			p.log.Info("revision readiness", "revision", r.Key, "ready", new.IsReady())
@@ -488,21 +546,17 @@ func (p *Platform) replicaStats(key string) ([]autoscaler.Replica, error) {
 	return out, nil
 }
 
-// replicasChanged tells the activator, the Serve path and the revision's
-// reconciler which replicas are ready now.
+// replicasChanged tells the Serve path, the activator and the revision's
+// reconciler, in that order (gateway.Endpoints), which replicas are ready
+// now.
 func (p *Platform) replicasChanged(r *rev) {
 	var addrs []string
 	for _, pr := range r.pool.readyReplicas() {
 		addrs = append(addrs, pr.hs.Serve)
 	}
-	sort.Strings(addrs)
-	// Order matters on scale-down: the Serve path and the activator stop
-	// sending new requests before the reconciler may switch modes.
-	r.serve.set(addrs)
-	if err := p.act.SetReplicas(r.key, addrs); err != nil {
-		p.log.Warn("activator replicas", "revision", r.key, "error", err)
+	if err := r.eps.SetReady(time.Now(), addrs); err != nil {
+		p.log.Warn("revision replicas", "revision", r.key, "error", err)
 	}
-	r.rec.SetReplicas(time.Now(), addrs)
 }
 
 func (p *Platform) onDecision(d autoscaler.Decision) {
