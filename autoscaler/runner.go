@@ -304,6 +304,8 @@ func (r *Runner) Add(revision string, spec Spec) error {
 		Recommended:         -1,
 		Ready:               ready,
 		Activity:            Activating,
+		Target:              spec.TargetValue,
+		Metric:              spec.Metric,
 	}
 	scale := spec.InitialScale > ready
 	if scale {
@@ -608,6 +610,8 @@ func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (De
 		Activity:            e.life.activity,
 		StableLoad:          stable,
 		PanicLoad:           panicLoad,
+		Target:              e.spec.TargetValue,
+		Metric:              e.spec.Metric,
 	}
 	e.last = d
 	e.mu.Unlock()
