@@ -15,7 +15,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/stats"
 )
@@ -153,7 +153,7 @@ type Handler struct {
 	clock       clock.Clock
 	log         *slog.Logger
 	errLog      *log.Logger
-	bufPool     *httpx.BufferPool
+	bufPool     *proxy.BufferPool
 	reporter    *stats.Reporter
 	start       time.Time
 
@@ -182,7 +182,7 @@ func New(o Options) (*Handler, error) {
 		waitHeader:  http.CanonicalHeaderKey(o.WaitHeader),
 		clock:       t.clock,
 		log:         t.log,
-		bufPool:     new(httpx.BufferPool),
+		bufPool:     new(proxy.BufferPool),
 		idle:        make(chan struct{}, 1),
 	}
 	if h.name == "" {
@@ -192,7 +192,7 @@ func New(o Options) (*Handler, error) {
 		h.resolver = HeaderResolver(RevisionHeader)
 	}
 	if h.transport == nil {
-		h.transport = httpx.NewTransport(httpx.TransportOptions{})
+		h.transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	h.errLog = slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)
 	h.start = h.clock.Now()

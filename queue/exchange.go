@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // exchange is the response writer the application sees, and the state of
@@ -90,7 +90,7 @@ func (c wakeChan) signal() {
 }
 
 // copyBuffers serve ReadFrom when the server's writer cannot.
-var copyBuffers httpx.BufferPool
+var copyBuffers proxy.BufferPool
 
 // newExchange is the pool's New. Channels and timers made here belong to the
 // testing/synctest bubble, if any, of the goroutine that made them; the pool

@@ -120,7 +120,7 @@ func (pl *pool) pickVictims(n int) []*proc {
 	order := slices.Clone(pl.ready)
 	slices.Reverse(order)
 	slices.SortStableFunc(order, func(a, b *proc) int {
-		return int(pl.rev.serve.inFlight(a.hs.Serve) - pl.rev.serve.inFlight(b.hs.Serve))
+		return int(pl.rev.serve.InFlight(a.hs.Serve) - pl.rev.serve.InFlight(b.hs.Serve))
 	})
 	victims := order[:n]
 	pl.ready = slices.DeleteFunc(pl.ready, func(p *proc) bool { return slices.Contains(victims, p) })
