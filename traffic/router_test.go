@@ -146,7 +146,10 @@ func TestRouterCleansPath(t *testing.T) {
 	}{
 		{name: "traversal out of the prefix", path: "/api/../admin", rev: "site", wantPath: "/admin"},
 		{name: "encoded traversal", path: "/api/%2e%2e/admin", rev: "site", wantPath: "/admin"},
-		{name: "encoded slashes and dots", path: "/api/a%2F..%2F..%2Fadmin", rev: "site", wantPath: "/admin"},
+		// Issue 11: an encoded slash is not a separator, so "a%2F..%2F..%2Fadmin" is one segment.
+		{name: "encoded slashes and dots", path: "/api/a%2F..%2F..%2Fadmin", rev: "api", wantPath: "/api/a%2F..%2F..%2Fadmin", same: true},
+		{name: "encoded slashes and real dots", path: "/api/a%2Fb/../c%2fd//e/", rev: "api", wantPath: "/api/c%2fd/e/"},
+		{name: "encoded slash out of the prefix", path: "/api%2F..%2Fadmin", rev: "site", wantPath: "/api%2F..%2Fadmin", same: true},
 		{name: "traversal above the root", path: "/../../api/x", rev: "api", wantPath: "/api/x"},
 		{name: "traversal into the prefix", path: "/static/../api/users", rev: "api", wantPath: "/api/users"},
 		{name: "prefix itself, dot last", path: "/api/x/..", rev: "api", wantPath: "/api"},
@@ -538,6 +541,7 @@ func BenchmarkRouter(b *testing.B) {
 	route := Route{Name: "hello", Namespace: "default", Table: table(b, Target{RevisionName: "a", Percent: 90}, Target{RevisionName: "b", Percent: 10})}
 	random := newRouter(b, RouterConfig{}, doors, route)
 	sticky := newRouter(b, RouterConfig{StickyCookie: "session"}, doors, route)
+	observed := newRouter(b, RouterConfig{Observer: func(Observation) {}}, doors, route)
 	newReq := func(target string) *http.Request {
 		req := httptest.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local"+target, nil)
 		req.Header.Set("User-Agent", "bench")
@@ -552,6 +556,7 @@ func BenchmarkRouter(b *testing.B) {
 		{"direct", "/", nop},
 		{"router-random", "/", random},
 		{"router-sticky-cookie", "/", sticky},
+		{"router-random-observer", "/", observed},
 		// A long path is scanned for segments to clean; a dot file is
 		// checked and found clean; a traversal is cleaned, copying the
 		// request.

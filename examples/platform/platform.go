@@ -10,14 +10,16 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
@@ -29,12 +31,33 @@ type Options struct {
 	// Addr is the gateway's listen address. "" means 127.0.0.1:8080.
 	Addr string
 	// ControlAddr serves /status and /apply. "" means 127.0.0.1:8081.
+	// It answers only requests whose Host is localhost or this address and
+	// that come from no foreign Origin.
 	ControlAddr string
+	// ControlToken is the bearer token every state-changing control request
+	// (POST /apply) needs. "" means a new random token, written to
+	// ControlTokenFile.
+	ControlToken string
+	// ControlTokenFile is where a generated ControlToken is written, in a
+	// file only the user can read. "" means DefaultTokenFile(). A token
+	// that was given is written only if this is set.
+	ControlTokenFile string
 	// Domain is the {domain} of hosts {name}.{namespace}.{domain}. ""
 	// means "localhost", so http://hello.default.localhost:8080 works.
 	Domain string
+	// InternalAddr is the internal listener's address: it serves every
+	// service, cluster-local ones (label networking.knative.dev/visibility:
+	// cluster-local) included, at {name}.{namespace}.svc.cluster.local and
+	// at /{namespace}/{name}. "" means none: cluster-local services are
+	// served nowhere. The gateway never serves them.
+	InternalAddr string
+	// Gateway bounds the gateway's and the internal listener's clients:
+	// timeouts, header size and connections. Zero values are defaults.
+	Gateway ServerConfig
 	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) that
-	// override Knative's defaults for every revision.
+	// override Knative's defaults for every revision. max-scale-limit
+	// defaults to what the machine can run (machineMaxScale), and max-scale
+	// to max-scale-limit; "max-scale-limit": "0" removes the limit.
 	Autoscaler map[string]string
 	// RolloutDuration is the gradual rollout of a Service without the
 	// serving.knative.dev/rollout-duration annotation. Zero means none.
@@ -65,14 +88,18 @@ type Platform struct {
 	ascfg      autoscaler.Config
 
 	spawner *spawner
+	starts  chan struct{} // one token per replica process starting: bounds parallel starts
 	runner  *autoscaler.Runner
 	act     *activator.Handler
-	router  *traffic.Router
+	router  *traffic.Router // the public gateway's: services not cluster-local
+	inner   *traffic.Router // the internal listener's: every service
 	proxyTr http.RoundTripper
 
-	gateway, control *http.Server
-	gatewayAddr      string
-	controlAddr      string
+	gateway, control, internal *http.Server
+	gatewayAddr                string
+	controlAddr                string
+	internalAddr               string
+	gatewayConns               *limitListener
 
 	mu        sync.Mutex          // protects services, revisions, routes
 	services  map[string]*service // by "namespace/name"
@@ -96,6 +123,8 @@ type service struct {
 	table    *traffic.Table   // what is routed now
 	nextStep time.Time
 	problem  string // why the route could not be updated, for status
+
+	clusterLocal bool // served only on the internal listener
 }
 
 func (s *service) key() string { return s.ns + "/" + s.name }
@@ -107,7 +136,8 @@ type rev struct {
 	app                App
 	aspec              autoscaler.Spec
 	rec                *revision.Reconciler
-	serve              *balancer
+	serve              *balancer.Balancer
+	eps                *gateway.Endpoints
 	pool               *pool
 	door               http.Handler
 
@@ -146,7 +176,14 @@ func NewPlatform(o Options) (*Platform, error) {
 	if o.ReplicaLog == nil {
 		o.ReplicaLog = io.Discard
 	}
-	for _, a := range []string{o.Addr, o.ControlAddr} {
+	if err := o.Gateway.Validate(); err != nil {
+		return nil, err
+	}
+	o.Gateway = o.Gateway.withDefaults()
+	for _, a := range []string{o.Addr, o.ControlAddr, o.InternalAddr} {
+		if a == "" {
+			continue
+		}
 		host, _, err := net.SplitHostPort(a)
 		if err != nil {
 			return nil, fmt.Errorf("platform: address %q: %w", a, err)
@@ -155,20 +192,35 @@ func NewPlatform(o Options) (*Platform, error) {
 			return nil, fmt.Errorf("platform: address %q: the platform listens on loopback only (127.0.0.1)", a)
 		}
 	}
-	ascfg, err := autoscaler.ParseConfig(o.Autoscaler)
+	if o.ControlToken == "" {
+		o.ControlToken = newToken()
+		if o.ControlTokenFile == "" {
+			f, err := DefaultTokenFile()
+			if err != nil {
+				return nil, err
+			}
+			o.ControlTokenFile = f
+		}
+	}
+	ascfg, err := autoscaler.ParseConfig(withScaleLimit(o.Autoscaler))
 	if err != nil {
 		return nil, fmt.Errorf("platform: autoscaler config: %w", err)
 	}
 	p := &Platform{
 		opts: o, log: o.Log, replicaLog: o.ReplicaLog, ascfg: ascfg,
 		spawner:   newSpawner(),
+		starts:    make(chan struct{}, startParallelism()),
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
-		proxyTr:   httpx.NewTransport(httpx.TransportOptions{}),
+		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
+	if err != nil {
+		return nil, err
+	}
+	p.inner, err = traffic.NewRouter(traffic.RouterConfig{Domain: traffic.DefaultDomain})
 	if err != nil {
 		return nil, err
 	}
@@ -219,8 +271,40 @@ func (p *Platform) Start() error {
 		return fmt.Errorf("platform: control: %w", err)
 	}
 	p.gatewayAddr, p.controlAddr = gl.Addr().String(), cl.Addr().String()
-	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
-	p.control = &http.Server{Handler: p.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if p.opts.ControlTokenFile != "" {
+		if err := writeTokenFile(p.opts.ControlTokenFile, p.opts.ControlToken); err != nil {
+			gl.Close()
+			cl.Close()
+			return err
+		}
+	}
+	guard, err := newControlGuard(p.controlAddr, p.opts.ControlToken, p.opts.ControlTokenFile, p.controlHandler())
+	if err != nil {
+		gl.Close()
+		cl.Close()
+		return err
+	}
+	var il net.Listener
+	if p.opts.InternalAddr != "" {
+		if il, err = net.Listen("tcp", p.opts.InternalAddr); err != nil {
+			gl.Close()
+			cl.Close()
+			return fmt.Errorf("platform: internal listener: %w", err)
+		}
+		p.internalAddr = il.Addr().String()
+	}
+	g := p.opts.Gateway
+	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(),
+		ReadHeaderTimeout: g.ReadHeaderTimeout, IdleTimeout: g.IdleTimeout, MaxHeaderBytes: g.MaxHeaderBytes}
+	p.gatewayConns = newLimitListener(gl, g.MaxConns)
+	gl = p.gatewayConns
+	if il != nil {
+		p.internal = &http.Server{Handler: p.inner, Protocols: queue.ServerProtocols(),
+			ReadHeaderTimeout: g.ReadHeaderTimeout, IdleTimeout: g.IdleTimeout, MaxHeaderBytes: g.MaxHeaderBytes}
+		il = newLimitListener(il, g.MaxConns)
+		p.goLoop(func() { _ = p.internal.Serve(il) })
+	}
+	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
@@ -233,6 +317,14 @@ func (p *Platform) goLoop(f func()) {
 	p.loops.Add(1)
 	go func() { defer p.loops.Done(); f() }()
 }
+
+// ControlToken is the bearer token of state-changing control requests, and
+// ControlTokenFile the file it was written to ("" if none).
+func (p *Platform) ControlToken() string     { return p.opts.ControlToken }
+func (p *Platform) ControlTokenFile() string { return p.opts.ControlTokenFile }
+
+// InternalAddr returns the internal listener's address, "" if none.
+func (p *Platform) InternalAddr() string { return p.internalAddr }
 
 // GatewayAddr and ControlAddr return the listening addresses.
 func (p *Platform) GatewayAddr() string { return p.gatewayAddr }
@@ -248,6 +340,9 @@ func (p *Platform) Stop(ctx context.Context) error {
 	if p.gateway != nil { // started
 		errs = append(errs, p.gateway.Shutdown(ctx))
 		_ = p.control.Shutdown(ctx)
+		if p.internal != nil {
+			errs = append(errs, p.internal.Shutdown(ctx))
+		}
 	}
 	errs = append(errs, p.act.Shutdown(ctx))
 	p.cancel()
@@ -292,6 +387,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkScaleLimit(p.ascfg, spec.Annotations); err != nil {
+		return nil, err
+	}
 	aspec, err := p.ascfg.RevisionSpec(spec.Annotations, spec.ContainerConcurrency)
 	if err != nil {
 		return nil, err
@@ -331,6 +429,13 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		}
 		s = &service{ns: ns, name: name, cfg: cfg}
 	}
+	// Refuse a route that would take a host another service serves
+	// (Knative marks such a route DomainTaken); the service that has it
+	// keeps it.
+	if err := p.checkHostsLocked(ns, name, tspec); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
 	// Check the traffic block before creating anything: a revision it names
 	// must exist, or be the one this manifest names.
 	for i, t := range svc.Spec.Traffic {
@@ -349,6 +454,7 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	}
 	p.services[s.key()] = s
 	s.traffic, s.rollout = tspec, ro
+	s.clusterLocal = svc.Metadata.Labels[VisibilityLabel] == VisibilityClusterLocal
 	var nr *rev
 	if created {
 		nr, err = p.newRev(s, r, app, aspec, now)
@@ -373,21 +479,36 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		}
 	}
 	p.wake()
-	return svc.Warnings(), nil
+	warnings = svc.Warnings()
+	if s.clusterLocal && p.opts.InternalAddr == "" {
+		warnings = append(warnings, fmt.Sprintf("metadata.labels[%s] is %s and the platform has no internal listener (-internal): the service is not reachable", VisibilityLabel, VisibilityClusterLocal))
+	}
+	return warnings, nil
 }
 
 func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
-	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
+	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec}
+	var err error
+	if nr.serve, err = balancer.New(balancer.Config{ContainerConcurrency: r.Template.ContainerConcurrency}); err != nil {
+		return nil, err
+	}
+	serve, err := gateway.NewServeHandler(nr.serve, p.proxyTr)
+	if err != nil {
+		return nil, err
+	}
 	nr.pool = newPool(p, nr)
 	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale)}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
-	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: nr.serve})
+	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: serve})
 	if err != nil {
 		return nil, err
 	}
-	rec.SetActivators(now, []string{"activator"})
+	if nr.eps, err = gateway.NewEndpoints(r.Key, gateway.EndpointsConfig{Reconciler: rec, Serve: nr.serve, Activator: p.act}); err != nil {
+		return nil, err
+	}
+	nr.eps.SetActivators(now, []string{"activator"})
 	rec.OnStatus(func(_ string, old, new revision.Status) {
 		if old.IsReady() != new.IsReady() {
 			p.log.Info("revision readiness", "revision", r.Key, "ready", new.IsReady())
@@ -488,21 +609,17 @@ func (p *Platform) replicaStats(key string) ([]autoscaler.Replica, error) {
 	return out, nil
 }
 
-// replicasChanged tells the activator, the Serve path and the revision's
-// reconciler which replicas are ready now.
+// replicasChanged tells the Serve path, the activator and the revision's
+// reconciler, in that order (gateway.Endpoints), which replicas are ready
+// now.
 func (p *Platform) replicasChanged(r *rev) {
 	var addrs []string
 	for _, pr := range r.pool.readyReplicas() {
 		addrs = append(addrs, pr.hs.Serve)
 	}
-	sort.Strings(addrs)
-	// Order matters on scale-down: the Serve path and the activator stop
-	// sending new requests before the reconciler may switch modes.
-	r.serve.set(addrs)
-	if err := p.act.SetReplicas(r.key, addrs); err != nil {
-		p.log.Warn("activator replicas", "revision", r.key, "error", err)
+	if err := r.eps.SetReady(time.Now(), addrs); err != nil {
+		p.log.Warn("revision replicas", "revision", r.key, "error", err)
 	}
-	r.rec.SetReplicas(time.Now(), addrs)
 }
 
 func (p *Platform) onDecision(d autoscaler.Decision) {
@@ -564,7 +681,8 @@ func (p *Platform) reconcileRoutes(now time.Time) (next time.Time) {
 }
 
 func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed []*rev) {
-	var routes []traffic.Route
+	var public, internal []traffic.Route
+	var publicOf, internalOf []*service // the service of each route
 	observe := false
 	for _, key := range slices.Sorted(maps.Keys(p.services)) {
 		s := p.services[key]
@@ -583,19 +701,49 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 			}
 		}
 		if s.table != nil {
-			routes = append(routes,
-				traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table},
-				traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table})
+			byHost := traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table}
+			byPath := traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table}
+			if !s.clusterLocal {
+				public = append(public, byHost, byPath)
+				publicOf = append(publicOf, s, s)
+			}
+			internal = append(internal, byHost, byPath)
+			internalOf = append(internalOf, s, s)
 			if !s.nextStep.IsZero() && (next.IsZero() || s.nextStep.Before(next)) {
 				next = s.nextStep
 			}
 		}
 	}
-	if err := p.router.Update(routes, traffic.FrontDoorFunc(p.frontDoorLocked)); err != nil {
-		p.log.Error("router update", "error", err)
-		return next, nil
+	doors := traffic.FrontDoorFunc(p.frontDoorLocked)
+	var routed []traffic.Route
+	for _, u := range []struct {
+		router *traffic.Router
+		routes []traffic.Route
+		of     []*service
+	}{{p.router, public, publicOf}, {p.inner, internal, internalOf}} {
+		refused := map[int]bool{}
+		err := u.router.Update(u.routes, doors)
+		var ue *traffic.UpdateError
+		switch {
+		case errors.As(err, &ue):
+			// Only these routes were left out; every other one is served.
+			for _, re := range ue.Routes {
+				refused[re.Index] = true
+				s := u.of[re.Index]
+				s.problem = re.Reason + ": " + strings.Join(re.Problems, "; ")
+				p.log.Warn("route refused", "service", s.key(), "reason", re.Reason, "problems", re.Problems)
+			}
+		case err != nil:
+			p.log.Error("router update", "error", err)
+			return next, nil
+		}
+		for i, rt := range u.routes {
+			if !refused[i] {
+				routed = append(routed, rt)
+			}
+		}
 	}
-	p.routes = routes
+	p.routes = routed
 	changed = p.markRoutedLocked()
 	if observe {
 		// The tables with the new revision at 1% are live now: time the
@@ -608,6 +756,62 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 		p.wake()
 	}
 	return next, changed
+}
+
+// RouteConflictError is returned by Apply when the service's route would
+// take a host another service's route serves, such as a service named
+// candidate-hello and the candidate tag of hello (Knative marks such a
+// route not ready: DomainTaken). The service that has the host keeps it.
+type RouteConflictError struct {
+	Host    string // the host both would serve
+	Service string // "namespace/name" of the service applied
+	Other   string // "namespace/name" of the service that serves Host
+	Tag     string // Other's tag whose host Host is, "" for its own host
+}
+
+func (e *RouteConflictError) Error() string {
+	by := "service " + e.Other
+	if e.Tag != "" {
+		by = fmt.Sprintf("the tag %q of service %s", e.Tag, e.Other)
+	}
+	return fmt.Sprintf("route conflict (%s): host %q of service %s is already served by %s", traffic.ReasonDomainTaken, e.Host, e.Service, by)
+}
+
+// hostsOf returns the hosts a service's route serves (its own and one
+// per tag), with the tag of each ("" for its own), under both routers'
+// domains.
+func (p *Platform) hostsOf(ns, name string, spec traffic.Spec) map[string]string {
+	hosts := map[string]string{}
+	tags := []string{""}
+	for _, t := range spec.Traffic {
+		if t.Tag != "" {
+			tags = append(tags, t.Tag)
+		}
+	}
+	for _, tag := range tags {
+		hosts[p.router.Host(name, ns, tag)] = tag
+		hosts[p.inner.Host(name, ns, tag)] = tag
+	}
+	return hosts
+}
+
+// checkHostsLocked refuses a service whose hosts another service has.
+// p.mu must be held.
+func (p *Platform) checkHostsLocked(ns, name string, spec traffic.Spec) error {
+	mine := p.hostsOf(ns, name, spec)
+	for _, key := range slices.Sorted(maps.Keys(p.services)) {
+		o := p.services[key]
+		if o.ns == ns && o.name == name {
+			continue
+		}
+		theirs := p.hostsOf(o.ns, o.name, o.traffic)
+		for _, h := range slices.Sorted(maps.Keys(mine)) {
+			if tag, taken := theirs[h]; taken {
+				return &RouteConflictError{Host: h, Service: ns + "/" + name, Other: key, Tag: tag}
+			}
+		}
+	}
+	return nil
 }
 
 // latestReady is the newest revision of a configuration whose Ready

@@ -87,7 +87,7 @@ func (pl *pool) start(ctx context.Context, names []string) error {
 	var g errgroup.Group
 	for _, name := range names {
 		g.Go(func() error {
-			pr, err := pl.p.spawner.start(ctx, pl.rev.replicaSpec(name, pl.p.opts), pl.p.replicaLog)
+			pr, err := pl.p.startReplica(ctx, pl.rev.replicaSpec(name, pl.p.opts))
 			pl.mu.Lock()
 			pl.starting--
 			if err != nil {
@@ -120,7 +120,7 @@ func (pl *pool) pickVictims(n int) []*proc {
 	order := slices.Clone(pl.ready)
 	slices.Reverse(order)
 	slices.SortStableFunc(order, func(a, b *proc) int {
-		return int(pl.rev.serve.inFlight(a.hs.Serve) - pl.rev.serve.inFlight(b.hs.Serve))
+		return int(pl.rev.serve.InFlight(a.hs.Serve) - pl.rev.serve.InFlight(b.hs.Serve))
 	})
 	victims := order[:n]
 	pl.ready = slices.DeleteFunc(pl.ready, func(p *proc) bool { return slices.Contains(victims, p) })

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -27,6 +28,9 @@ type ServiceStatus struct {
 	Traffic []TrafficShare    `json:"traffic"`
 	Tags    map[string]string `json:"tags,omitempty"` // tag → URL
 	Problem string            `json:"problem,omitempty"`
+	// Visibility is "cluster-local" for a service served only on the
+	// internal listener (its URLs are the internal listener's then).
+	Visibility string `json:"visibility,omitempty"`
 }
 
 // TrafficShare is one revision's share of a route.
@@ -69,7 +73,10 @@ func (p *Platform) Status() Status {
 	p.mu.Lock()
 	for _, key := range slices.Sorted(maps.Keys(p.services)) {
 		s := p.services[key]
-		ss := ServiceStatus{Name: key, URL: p.url(s.name, s.ns, ""), Problem: s.problem}
+		ss := ServiceStatus{Name: key, URL: p.serviceURL(s, ""), Problem: s.problem}
+		if s.clusterLocal {
+			ss.Visibility = VisibilityClusterLocal
+		}
 		if s.table != nil {
 			for _, sh := range s.table.Default {
 				ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent})
@@ -78,7 +85,7 @@ func (p *Platform) Status() Status {
 				if ss.Tags == nil {
 					ss.Tags = map[string]string{}
 				}
-				ss.Tags[tag] = p.url(s.name, s.ns, tag)
+				ss.Tags[tag] = p.serviceURL(s, tag)
 				for _, sh := range s.table.Tags[tag] {
 					ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent, Tag: tag})
 				}
@@ -128,6 +135,19 @@ func (p *Platform) url(name, ns, tag string) string {
 	return "http://" + host + ":" + port
 }
 
+// serviceURL is url, or for a cluster-local service the internal
+// listener's URL ("" without an internal listener).
+func (p *Platform) serviceURL(s *service, tag string) string {
+	if !s.clusterLocal {
+		return p.url(s.name, s.ns, tag)
+	}
+	if p.internalAddr == "" {
+		return ""
+	}
+	_, port, _ := strings.Cut(p.internalAddr, ":")
+	return "http://" + p.inner.Host(s.name, s.ns, tag) + ":" + port
+}
+
 // PrintTable writes the live status table: one line per revision. prev,
 // if not nil, is the previous snapshot, for requests per second.
 func PrintTable(w io.Writer, st, prev Status) {
@@ -174,7 +194,11 @@ func (p *Platform) controlHandler() http.Handler {
 		PrintTable(w, p.Status(), Status{})
 	})
 	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxManifestBytes))
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("control: the manifest is larger than the limit of %d bytes (1 MiB); nothing was applied", MaxManifestBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -185,6 +209,10 @@ func (p *Platform) controlHandler() http.Handler {
 			return
 		}
 		warnings, err := p.Apply(svc)
+		if rc := (*RouteConflictError)(nil); errors.As(err, &rc) {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
