@@ -14,11 +14,13 @@
 //   - [EndpointsWatcher] follows EndpointSlices (label
 //     kubernetes.io/service-name) with a client-go informer and hands each
 //     Service's ready endpoints to a callback.
-//   - [Lease] is autoscaler ownership through a coordination.k8s.io/v1
-//     Lease, with client-go's leader election.
+//   - [Lease] is the autoscaler's bucket ownership (autoscaler.Lease)
+//     through coordination.k8s.io/v1 Lease objects, one per bucket, read
+//     and written with client-go's resourcelock.
 //   - [Server] composes them with the core packages into one process:
-//     gateway (traffic.Router), per Service a front door (revision),
-//     activator, and — while it holds the Lease — the autoscaler.
+//     gateway (traffic.Router), per Service a front door (revision) fed by
+//     gateway.Endpoints, the activator, and the autoscaler of the buckets
+//     this process owns (autoscaler.Shards).
 //
 // cmd/servingkit is Server as a binary, cmd/queue the queue as a pod's
 // sidecar; deploy/ has the manifests. See README.md.

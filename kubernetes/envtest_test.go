@@ -299,8 +299,7 @@ func startServingkit(t testing.TB, ns, name, lease string) *servingkit {
 		"--gateway-addr", sk.gateway, "--peer-addr", "127.0.0.1:"+strconv.Itoa(peer), "--advertise", "127.0.0.1",
 		"--peer-token-file", filepath.Join(tmpDir, "peer-token"),
 		"--autoscaler-config", filepath.Join(tmpDir, "config-autoscaler"),
-		"--lease-namespace", "servingkit", "--lease-name", lease,
-		"--lease-duration", "3s", "--lease-renew-deadline", "2s", "--lease-retry-period", "500ms",
+		"--lease-namespace", "servingkit", "--lease-prefix", lease, "--lease-duration", "3s",
 		"--drain-timeout", "10s")
 	sk.cmd.Stdout, sk.cmd.Stderr = sk.log, sk.log
 	if err := sk.cmd.Start(); err != nil {

@@ -2,9 +2,23 @@ module github.com/servingkit/servingkit/kubernetes
 
 go 1.26.0
 
-require k8s.io/client-go v0.37.1
+require (
+	k8s.io/client-go v0.37.1
+	sigs.k8s.io/controller-runtime v0.25.3
+)
 
-require github.com/benbjohnson/clock v1.3.5 // indirect
+require (
+	github.com/benbjohnson/clock v1.3.5
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/evanphx/json-patch/v5 v5.9.11 // indirect
+	github.com/prometheus/client_golang v1.24.0 // indirect
+	github.com/prometheus/client_model v0.6.2 // indirect
+	github.com/prometheus/common v0.70.0 // indirect
+	github.com/prometheus/procfs v0.21.1 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+	k8s.io/apiextensions-apiserver v0.37.0 // indirect
+)
 
 require (
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect

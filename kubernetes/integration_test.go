@@ -94,11 +94,11 @@ func TestBurstAtZero(t *testing.T) {
 	t.Logf("burst of %d at zero: all answered; replicas now %d", n, replicas(t, ns, "hello"))
 }
 
-// Two servingkit processes share the autoscaler Lease. Load goes through
-// the one that does not hold it (its activator's pokes and stats are
-// forwarded to the holder, which scales). The holder is killed (SIGKILL:
-// no release); the other takes the Lease once it expires and scales from
-// then on. No request is lost.
+// Two servingkit processes share the autoscaler's bucket Lease. Load goes
+// through the one that does not hold it (its activator's pokes and stats
+// are forwarded to the holder, which scales). The holder is killed
+// (SIGKILL: no release); the other takes the bucket once the Lease expires
+// and scales from then on. No request is lost.
 func TestLeaseFailoverUnderLoad(t *testing.T) {
 	needEnv(t)
 	ns := newNamespace(t, "failover")
@@ -144,8 +144,10 @@ func TestLeaseFailoverUnderLoad(t *testing.T) {
 	eventually(t, 60*time.Second, "sk-b scales to zero after the load", func() bool { return replicas(t, ns, "hello") == 0 })
 }
 
-func holder(t testing.TB, lease string) string {
-	l, err := admin.CoordinationV1().Leases("servingkit").Get(context.Background(), lease, metav1.GetOptions{})
+// holder returns the name of the servingkit process whose autoscaler owns
+// the (one) bucket of Leases with prefix.
+func holder(t testing.TB, prefix string) string {
+	l, err := admin.CoordinationV1().Leases("servingkit").Get(context.Background(), prefix+"-autoscaler-bucket-00-of-01", metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil {
 		return ""
 	}

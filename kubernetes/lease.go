@@ -4,140 +4,193 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"sync"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/leaderelection"
+	"github.com/benbjohnson/clock"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
-// Defaults of LeaseConfig: client-go's usual leader-election timing.
-const (
-	DefaultLeaseDuration = 15 * time.Second
-	DefaultRenewDeadline = 10 * time.Second
-	DefaultRetryPeriod   = 2 * time.Second
-)
+// DefaultLeaseDuration is LeaseConfig.Duration's default: client-go's usual
+// leader-election lease.
+const DefaultLeaseDuration = 15 * time.Second
 
-// LeaseConfig configures a Lease. Namespace, Name and Identity are
-// required; zero durations mean the defaults.
+// LeaseConfig configures a Lease. Namespace is required.
 type LeaseConfig struct {
-	// Namespace and Name of the coordination.k8s.io/v1 Lease.
-	Namespace, Name string
-	// Identity is this process's holder identity, unique among the
-	// contenders. Server uses "<pod name>@<peer address>" so that the others
-	// can reach the holder (see LeaseHolderAddr).
-	Identity string
-	// LeaseDuration is how long a holder that stopped renewing keeps the
-	// lease before another may take it: the fail-over time after a crash.
-	// Zero means DefaultLeaseDuration (15 s).
-	LeaseDuration time.Duration
-	// RenewDeadline is how long the holder keeps trying to renew before it
-	// gives the lease up; less than LeaseDuration. Zero means
-	// DefaultRenewDeadline (10 s).
-	RenewDeadline time.Duration
-	// RetryPeriod is how often contenders try, and the holder renews. Zero
-	// means DefaultRetryPeriod (2 s).
-	RetryPeriod time.Duration
-	// OnStarted is called, on a goroutine of its own, when this process
-	// takes the lease; ctx ends when it loses it. OnStopped is called when
-	// it loses (or releases) the lease. OnNewLeader is called when the
-	// observed holder changes. Any may be nil.
-	OnStarted   func(ctx context.Context)
-	OnStopped   func()
-	OnNewLeader func(identity string)
+	// Namespace of the coordination.k8s.io/v1 Lease objects.
+	Namespace string
+	// Prefix is put before each bucket's name ("<prefix>-<bucket>") so that
+	// several servingkit installations can share a namespace. "" means none.
+	Prefix string
+	// Duration is how long a holder that stopped renewing keeps a bucket
+	// before another may take it: the fail-over time after a crash. Renew
+	// well within it (autoscaler.ShardsConfig.RenewInterval: a third).
+	// Zero means DefaultLeaseDuration (15 s); at least 1 s.
+	Duration time.Duration
+	// Clock times the expiry. Nil means the real clock.
+	Clock clock.Clock
 }
 
-func (c *LeaseConfig) setDefaults() {
-	if c.LeaseDuration == 0 {
-		c.LeaseDuration = DefaultLeaseDuration
-	}
-	if c.RenewDeadline == 0 {
-		c.RenewDeadline = DefaultRenewDeadline
-	}
-	if c.RetryPeriod == 0 {
-		c.RetryPeriod = DefaultRetryPeriod
-	}
-}
-
-// Validate names every missing field. Timing is checked by client-go.
+// Validate names every problem.
 func (c LeaseConfig) Validate() error {
 	var errs []error
-	for _, f := range []struct{ name, v string }{{"Namespace", c.Namespace}, {"Name", c.Name}, {"Identity", c.Identity}} {
-		if f.v == "" {
-			errs = append(errs, fmt.Errorf("kubernetes: LeaseConfig.%s is empty, want a value", f.name))
-		}
+	if c.Namespace == "" {
+		errs = append(errs, errors.New("kubernetes: LeaseConfig.Namespace is empty, want the Leases' namespace"))
+	}
+	if c.Duration != 0 && c.Duration < time.Second {
+		errs = append(errs, fmt.Errorf("kubernetes: LeaseConfig.Duration = %v, want ≥ 1s (0 means %v)", c.Duration, DefaultLeaseDuration))
+	}
+	if c.Prefix != "" && len(validation.IsDNS1123Subdomain(c.Prefix+"-autoscaler-bucket-00-of-01")) > 0 {
+		errs = append(errs, fmt.Errorf("kubernetes: LeaseConfig.Prefix = %q, want a DNS-1123 name prefix", c.Prefix))
 	}
 	return errors.Join(errs...)
 }
 
-// Lease is the autoscaler's ownership through a coordination.k8s.io/v1
-// Lease: exactly one of the processes sharing the Lease holds it and runs
-// the autoscaler, the others forward their stats to it. It is client-go's
-// leader election (resourcelock.LeaseLock) that keeps contending after a
-// loss, and releases the lease when its context ends, so that a graceful
-// shutdown hands over at once rather than after LeaseDuration.
+// Lease is the autoscaler's bucket ownership (autoscaler.Lease) through
+// coordination.k8s.io/v1 Lease objects, one per bucket, as Knative shards
+// its autoscaler. Reading and writing the objects is client-go's
+// resourcelock.LeaseLock; the rules are client-go leader election's:
+// another holder's claim expires Duration after this process last saw the
+// Lease object change (its own clock, not the holder's, so clock skew does
+// not matter), a renewal keeps the acquire time, a take-over counts a
+// transition, and Release empties the holder so another may take the
+// bucket at once. A write that loses a race (409 Conflict) is an error:
+// the outcome is unknown, and autoscaler.Shards stops acting as the owner.
+//
+// Safe for simultaneous use.
 type Lease struct {
-	cfg LeaseConfig
-	le  *leaderelection.LeaderElector
+	client coordinationv1.LeasesGetter
+	cfg    LeaseConfig
+	clk    clock.Clock
+
+	mu       sync.Mutex // protects observed
+	observed map[string]observation
 }
 
-// NewLease checks cfg and builds a Lease; Run contends for it.
-func NewLease(client kubernetes.Interface, cfg LeaseConfig) (*Lease, error) {
+// observation is the last Lease record seen for a bucket and when it was
+// first seen.
+type observation struct {
+	rec resourcelock.LeaderElectionRecord
+	at  time.Time
+}
+
+// NewLease checks cfg and returns a Lease.
+func NewLease(client coordinationv1.LeasesGetter, cfg LeaseConfig) (*Lease, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, cfg.Namespace, cfg.Name,
-		client.CoreV1(), client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: cfg.Identity})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: lease lock: %w", err)
+	if cfg.Duration == 0 {
+		cfg.Duration = DefaultLeaseDuration
 	}
-	l := &Lease{cfg: cfg}
-	l.le, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		Name:            cfg.Name,
-		LeaseDuration:   cfg.LeaseDuration,
-		RenewDeadline:   cfg.RenewDeadline,
-		RetryPeriod:     cfg.RetryPeriod,
-		ReleaseOnCancel: true,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				if cfg.OnStarted != nil {
-					cfg.OnStarted(ctx)
-				}
-			},
-			OnStoppedLeading: func() {
-				if cfg.OnStopped != nil {
-					cfg.OnStopped()
-				}
-			},
-			OnNewLeader: cfg.OnNewLeader,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: leader election: %w", err)
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.New()
 	}
-	return l, nil
+	return &Lease{client: client, cfg: cfg, clk: clk, observed: map[string]observation{}}, nil
 }
 
-// Run contends for the lease until ctx ends, taking it again whenever it is
-// free; on return the lease is released if it was held.
-func (l *Lease) Run(ctx context.Context) {
-	for ctx.Err() == nil {
-		l.le.Run(ctx) // returns when the lease is lost or ctx ends
+// Name returns the Lease object's name for bucket.
+func (l *Lease) Name(bucket string) string {
+	if l.cfg.Prefix == "" {
+		return bucket
+	}
+	return l.cfg.Prefix + "-" + bucket
+}
+
+func (l *Lease) lock(bucket, holder string) *resourcelock.LeaseLock {
+	return &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: l.cfg.Namespace, Name: l.Name(bucket)},
+		Client:     l.client,
+		LockConfig: resourcelock.ResourceLockConfig{Identity: holder},
 	}
 }
 
-// Held reports whether this process holds the lease now.
-func (l *Lease) Held() bool { return l.le.IsLeader() }
+// TryAcquire implements autoscaler.Lease.
+func (l *Lease) TryAcquire(ctx context.Context, bucket, holder string) (string, error) {
+	lk := l.lock(bucket, holder)
+	now := l.clk.Now()
+	seconds := int(l.cfg.Duration / time.Second)
+	rec, _, err := lk.Get(ctx)
+	if apierrors.IsNotFound(err) {
+		err = lk.Create(ctx, resourcelock.LeaderElectionRecord{
+			HolderIdentity: holder, LeaseDurationSeconds: seconds,
+			AcquireTime: metav1.NewTime(now), RenewTime: metav1.NewTime(now),
+		})
+		if err != nil {
+			return "", fmt.Errorf("kubernetes: create lease %s: %w", l.Name(bucket), err)
+		}
+		return holder, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("kubernetes: get lease %s: %w", l.Name(bucket), err)
+	}
+	seenAt := l.observe(bucket, *rec, now)
+	if rec.HolderIdentity != "" && rec.HolderIdentity != holder {
+		d := time.Duration(rec.LeaseDurationSeconds) * time.Second
+		if now.Before(seenAt.Add(d)) {
+			return rec.HolderIdentity, nil
+		}
+	}
+	next := resourcelock.LeaderElectionRecord{
+		HolderIdentity: holder, LeaseDurationSeconds: seconds,
+		AcquireTime: rec.AcquireTime, RenewTime: metav1.NewTime(now),
+		LeaderTransitions: rec.LeaderTransitions,
+	}
+	if rec.HolderIdentity != holder {
+		next.AcquireTime = metav1.NewTime(now)
+		next.LeaderTransitions++
+	}
+	if err := lk.Update(ctx, next); err != nil {
+		return "", fmt.Errorf("kubernetes: update lease %s: %w", l.Name(bucket), err)
+	}
+	l.observe(bucket, next, now)
+	return holder, nil
+}
 
-// Holder returns the identity of the last observed holder, "" if none.
-func (l *Lease) Holder() string { return l.le.GetLeader() }
+// Release implements autoscaler.Lease.
+func (l *Lease) Release(ctx context.Context, bucket, holder string) error {
+	lk := l.lock(bucket, holder)
+	rec, _, err := lk.Get(ctx)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kubernetes: get lease %s: %w", l.Name(bucket), err)
+	}
+	if rec.HolderIdentity != holder {
+		return nil
+	}
+	now := l.clk.Now()
+	next := resourcelock.LeaderElectionRecord{
+		LeaseDurationSeconds: 1, AcquireTime: metav1.NewTime(now), RenewTime: metav1.NewTime(now),
+		LeaderTransitions: rec.LeaderTransitions,
+	}
+	if err := lk.Update(ctx, next); err != nil {
+		return fmt.Errorf("kubernetes: release lease %s: %w", l.Name(bucket), err)
+	}
+	l.observe(bucket, next, now)
+	return nil
+}
 
-// LeaseHolderAddr returns the peer address in a holder identity of the
-// form "<name>@<host:port>", and false for another form.
-func LeaseHolderAddr(identity string) (string, bool) {
-	_, addr, ok := strings.Cut(identity, "@")
-	return addr, ok && addr != ""
+// observe records rec for bucket and returns when it was first seen in this
+// form.
+func (l *Lease) observe(bucket string, rec resourcelock.LeaderElectionRecord, now time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o, ok := l.observed[bucket]
+	if !ok || !sameRecord(o.rec, rec) {
+		o = observation{rec: rec, at: now}
+		l.observed[bucket] = o
+	}
+	return o.at
+}
+
+func sameRecord(a, b resourcelock.LeaderElectionRecord) bool {
+	return a.HolderIdentity == b.HolderIdentity && a.LeaseDurationSeconds == b.LeaseDurationSeconds &&
+		a.AcquireTime.Equal(&b.AcquireTime) && a.RenewTime.Equal(&b.RenewTime) &&
+		a.LeaderTransitions == b.LeaderTransitions
 }

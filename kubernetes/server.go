@@ -9,12 +9,15 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
+	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/gateway"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
 	"github.com/servingkit/servingkit/traffic"
@@ -65,9 +68,13 @@ type ServerConfig struct {
 	// PeerToken is the shared secret peers present (a Secret in the
 	// deploy manifests); requests to PeerHandler without it are refused.
 	PeerToken string
-	// Lease is the autoscaler's Lease: Namespace and Name are required,
-	// Identity is set by the Server, zero durations mean the defaults.
+	// Lease configures the autoscaler's bucket Leases: Namespace is
+	// required.
 	Lease LeaseConfig
+	// Buckets is how many buckets the Services are hashed into, each owned
+	// by one replica's autoscaler; every replica must use the same number.
+	// Zero means 1 (Knative's default: one owner for all).
+	Buckets int
 	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) for
 	// every Service. Nil means Knative's defaults.
 	Autoscaler map[string]string
@@ -96,17 +103,18 @@ func (c ServerConfig) validate() error {
 
 // Server is servingkit on Kubernetes in one process: the gateway
 // (Handler), per annotated Service a revision front door and the
-// activator, and, while it holds the Lease, the autoscaler that scales every
-// Service's target. Several replicas share the work: each is a gateway and
-// an activator; the Lease holder autoscales, and the others forward their
-// activator's load and pokes to it through PeerHandler.
+// activator, and an autoscaler that decides and scales the Services in the
+// buckets this process owns (autoscaler.Shards over coordination.k8s.io
+// Leases). Several replicas share the work: each is a gateway and an
+// activator; each Service's load and pokes reach its owner's autoscaler,
+// forwarded through PeerHandler when another replica owns it.
 //
-// A Service's front door is switched by the autoscaler's decisions on the
-// Lease holder (the activator leaves the path once there is burst
-// capacity, as in Knative). On the other replicas the activator stays in
-// the path: they do not see the decisions, and the activator balances over
-// the same ready pods with the containerConcurrency limit, so a request
-// costs the same hop.
+// A Service's front door follows the autoscaler's decisions on its owner
+// (the activator leaves the path once there is burst capacity, as in
+// Knative). On the other replicas the activator stays in the path: they do
+// not see the decisions, and the activator balances over the same ready
+// pods with the containerConcurrency limit, so a request costs the same
+// hops.
 type Server struct {
 	cfg   ServerConfig
 	log   *slog.Logger
@@ -115,32 +123,33 @@ type Server struct {
 	router *traffic.Router
 	act    *activator.Handler
 	runner *autoscaler.Runner
+	shards *autoscaler.Shards
 	scaler *Scaler
 	lease  *Lease
+	holder string // this process in the Leases: "<name>@<peer address>"
 	eps    *EndpointsWatcher
 	svcs   informers.SharedInformerFactory
 	events record.EventRecorder
 	bcast  record.EventBroadcaster
-	fwd    *forwarder
+	peer   *http.Client // forwards stats to other owners, with the token
 
-	leading atomic.Bool
-
-	mu       sync.Mutex                       // protects the fields below
-	services map[string]*service              // by key "namespace/name"
-	ready    map[string][]Endpoint            // by key, also for Services not (yet) served
-	objects  map[string]*corev1.Service       // last seen, for events
-	bad      map[string]string                // key → last reported problem
-	ctx      context.Context                  // for reconcilers' Run; set by Run
-	wg       sync.WaitGroup                   // reconcilers' Run goroutines
+	mu       sync.Mutex                 // protects the fields below
+	services map[string]*service        // by key "namespace/name"
+	ready    map[string][]Endpoint      // by key, also for Services not (yet) served
+	objects  map[string]*corev1.Service // last seen, for events
+	bad      map[string]string          // key → last reported problem
+	ctx      context.Context            // for reconcilers' Run; set by Run
+	wg       sync.WaitGroup             // reconcilers' Run goroutines
 }
 
 // service is one served Service.
 type service struct {
 	spec   ServiceSpec
 	rec    *revision.Reconciler
-	serve  *balancer
+	eps    *gateway.Endpoints
 	door   http.Handler
 	cancel context.CancelFunc
+	owned  atomic.Bool // this process's autoscaler owns the Service
 }
 
 // NewServer checks cfg and builds a Server; Run runs it.
@@ -177,26 +186,38 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.fwd = newForwarder(cfg.PeerToken, cfg.Log)
+	s.lease, err = NewLease(cfg.Client.CoordinationV1(), cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	s.holder = cfg.Name + "@" + cfg.PeerAddr
+	s.peer = &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &tokenTransport{token: "Bearer " + cfg.PeerToken, next: http.DefaultTransport},
+	}
+	s.shards, err = autoscaler.NewShards(autoscaler.ShardsConfig{
+		Runner:        s.runner,
+		Lease:         s.lease,
+		Holder:        s.holder,
+		Buckets:       cfg.Buckets,
+		RenewInterval: s.lease.cfg.Duration / 3,
+		Forward:       s.forward,
+		Logger:        cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	s.act, err = activator.New(activator.Options{
 		ThrottlerOptions: activator.ThrottlerOptions{Logger: cfg.Log},
 		Name:             cfg.Name,
-		Poker:            activator.PokerFunc(s.poke),
-		Sink:             stats.SinkFunc(s.send),
+		Poker:            s.shards,
+		Sink:             stats.SinkFunc(s.shards.Send),
 		ReportingPeriod:  cfg.ReportingPeriod,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.runner.Subscribe(s.onDecision)
-
-	lc := cfg.Lease
-	lc.Identity = cfg.Name + "@" + cfg.PeerAddr
-	lc.OnStarted, lc.OnStopped = s.startLeading, s.stopLeading
-	s.lease, err = NewLease(cfg.Client, lc)
-	if err != nil {
-		return nil, err
-	}
 
 	s.eps, err = NewEndpointsWatcher(cfg.Client, cfg.Namespace, s.onEndpoints)
 	if err != nil {
@@ -219,30 +240,28 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // Handler is the gateway: requests by Host to each served Service.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// Leading reports whether this process holds the Lease (runs the
-// autoscaler).
-func (s *Server) Leading() bool { return s.leading.Load() }
+// Owns reports whether this process's autoscaler owns the Service key.
+func (s *Server) Owns(key string) bool { return s.shards.Owns(key) }
 
 // Activator returns the process's activator.
 func (s *Server) Activator() *activator.Handler { return s.act }
 
-// PeerHandler serves the other servingkit processes: POST /stats takes
-// their activators' load and pokes (stats.Handler's wire format), with the
-// PeerToken as a bearer token; this process must hold the Lease (503
-// otherwise, and the sender tries the holder it sees next time).
+// ForwardedStatsPath is where PeerHandler takes stats that another
+// replica's autoscaler forwards to this one, the owner of their Services.
+const ForwardedStatsPath = "/stats/forwarded"
+
+// PeerHandler serves the other servingkit replicas: POST
+// ForwardedStatsPath takes the load and pokes of the Services this
+// replica's autoscaler owns (stats.Handler's wire format, at most
+// stats.MaxBatchBytes), with the PeerToken as a bearer token (401
+// otherwise).
 func (s *Server) PeerHandler() http.Handler {
 	want := []byte("Bearer " + s.cfg.PeerToken)
-	in := stats.Handler(func(ctx context.Context, msgs []stats.Message) error {
-		return s.runner.Send(ctx, msgs)
-	})
+	in := stats.Handler(s.shards.Deliver)
 	mux := http.NewServeMux()
-	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(ForwardedStatsPath, func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(PeerTokenHeader)), want) != 1 {
 			http.Error(w, "servingkit: peer token missing or wrong", http.StatusUnauthorized)
-			return
-		}
-		if !s.leading.Load() {
-			http.Error(w, "servingkit: this process does not hold the autoscaler lease", http.StatusServiceUnavailable)
 			return
 		}
 		in.ServeHTTP(w, r)
@@ -250,10 +269,22 @@ func (s *Server) PeerHandler() http.Handler {
 	return mux
 }
 
-// Run starts the informers, the activator, the autoscaler, the peer
-// forwarder and the Lease, and returns when ctx ends, after releasing the
-// Lease and stopping every goroutine it started. Shut the gateway's
-// http.Server down first, then Activator().Shutdown, then end ctx.
+// forward is Shards' Forward: stats for Services another replica owns go
+// to its PeerHandler, at the address in its holder name.
+func (s *Server) forward(holder string) stats.Sink {
+	_, addr, ok := strings.Cut(holder, "@")
+	if !ok || addr == "" {
+		return stats.SinkFunc(func(context.Context, []stats.Message) error {
+			return fmt.Errorf("kubernetes: autoscaler holder %q has no peer address", holder)
+		})
+	}
+	return &stats.HTTPSink{URL: "http://" + addr + ForwardedStatsPath, Client: s.peer}
+}
+
+// Run starts the informers, the activator, the autoscaler and its bucket
+// Leases, and returns when ctx ends, after releasing the Leases it holds
+// and stopping every goroutine it started. Shut the gateway's http.Server
+// down first, then Activator().Shutdown, then end ctx.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -264,7 +295,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.bcast.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.cfg.Client.CoreV1().Events("")})
 	defer s.bcast.Shutdown()
 
-	var wg sync.WaitGroup
 	s.svcs.Start(ctx.Done())
 	s.eps.Start(ctx)
 	defer s.svcs.Shutdown()
@@ -272,95 +302,67 @@ func (s *Server) Run(ctx context.Context) error {
 	if !s.eps.WaitForSync(ctx) || !cache.WaitForCacheSync(ctx.Done(), s.svcs.Core().V1().Services().Informer().HasSynced) {
 		return ctx.Err()
 	}
+	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.runner.Run(ctx) })
 	wg.Go(func() { s.act.Run(ctx) })
-	wg.Go(func() { s.fwd.run(ctx, s.leaderStatsURL) })
-	// Contend only once every Service and its endpoints are known, so that
-	// the autoscaler starts with the full picture.
-	wg.Go(func() { s.lease.Run(ctx) })
+	// Contend for buckets only once every Service and its endpoints are
+	// known, so that an adopted Service starts from the full picture.
+	wg.Go(func() { _ = s.shards.Run(ctx) })
+	wg.Go(func() { s.followLoop(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	s.wg.Wait()
 	return nil
 }
 
-// leaderStatsURL is where to push stats: the Lease holder's PeerHandler,
-// or "" when this process holds it or none is known.
-func (s *Server) leaderStatsURL() string {
-	if s.leading.Load() {
-		return ""
-	}
-	addr, ok := LeaseHolderAddr(s.lease.Holder())
-	if !ok || addr == s.cfg.PeerAddr {
-		return ""
-	}
-	return "http://" + addr + "/stats"
-}
-
-// poke is the activator's Poker: the local autoscaler when leading, else
-// the holder's.
-func (s *Server) poke(rev string, st stats.Stat) {
-	if s.leading.Load() {
-		s.runner.Poke(rev, st)
-		return
-	}
-	s.fwd.enqueue(stats.Message{Revision: rev, Stat: st})
-}
-
-// send is the activator's periodic stats Sink.
-func (s *Server) send(ctx context.Context, msgs []stats.Message) error {
-	if s.leading.Load() {
-		return s.runner.Send(ctx, msgs)
-	}
-	for _, m := range msgs {
-		s.fwd.enqueue(m)
-	}
-	return nil
-}
-
-func (s *Server) startLeading(ctx context.Context) {
-	s.mu.Lock()
-	s.leading.Store(true)
-	svcs := slices.Collect(maps.Values(s.services))
-	s.mu.Unlock()
-	s.log.Info("autoscaler lease taken", "identity", s.cfg.Name)
-	for _, sv := range svcs {
-		if err := s.runner.Add(sv.spec.Key, sv.spec.Autoscaling); err != nil {
-			s.log.Warn("autoscaler add", "service", sv.spec.Key, "error", err)
+// followLoop keeps the front doors of the Services this process does not
+// autoscale in Proxy mode (see followerDecision), once a second, and
+// notes ownership changes.
+func (s *Server) followLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		svcs := slices.Collect(maps.Values(s.services))
+		s.mu.Unlock()
+		now := time.Now()
+		for _, sv := range svcs {
+			owns := s.shards.Owns(sv.spec.Key)
+			if sv.owned.Swap(owns) != owns {
+				s.log.Info("autoscaler ownership", "service", sv.spec.Key, "owned", owns)
+			}
+			if !owns {
+				sv.rec.Decide(now, s.followerDecision(sv.spec.Key))
+			}
 		}
 	}
 }
 
-func (s *Server) stopLeading() {
-	s.mu.Lock()
-	s.leading.Store(false)
-	svcs := slices.Collect(maps.Values(s.services))
-	s.mu.Unlock()
-	s.log.Info("autoscaler lease lost", "identity", s.cfg.Name)
-	now := time.Now()
-	for _, sv := range svcs {
-		s.runner.Remove(sv.spec.Key)
-		sv.rec.Decide(now, s.followerDecision(sv.spec.Key))
-	}
-}
-
-// followerDecision keeps the activator in the path of a process that does
-// not autoscale: it does not see the decisions.
+// followerDecision keeps the activator in the path of a Service whose
+// autoscaler runs in another process: this one does not see its
+// decisions. The activator balances over the same ready pods with the
+// containerConcurrency limit, so the request takes the same hops.
 func (s *Server) followerDecision(key string) revision.Decision {
-	s.mu.Lock()
-	n := len(s.ready[key])
-	s.mu.Unlock()
+	sv := s.service(key)
+	n := 0
+	if sv != nil {
+		n = len(s.addrs(key, sv.spec.Port))
+	}
 	return revision.Decision{Desired: int32(n), ExcessBurstCapacity: -1}
 }
 
+// onDecision runs on the owner: the Runner holds only owned Services.
 func (s *Server) onDecision(d autoscaler.Decision) {
-	if !s.leading.Load() {
-		return
-	}
 	sv := s.service(d.Revision)
 	if sv == nil {
 		return
 	}
+	sv.owned.Store(true)
 	sv.rec.Decide(d.Time, revision.Decision{
 		Desired:             int32(d.Desired),
 		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
@@ -439,18 +441,16 @@ func (s *Server) onEndpoints(svc types.NamespacedName, eps []Endpoint) {
 	}
 }
 
-// replicasChanged tells the Serve path, the activator and the reconciler
-// the Service's ready pods, in that order: on a scale-down the first two
-// stop sending before the reconciler may switch modes.
+// replicasChanged hands the Service's ready pods to its gateway.Endpoints,
+// which tells the Serve balancer, the activator and the reconciler in the
+// order that loses no request.
 func (s *Server) replicasChanged(sv *service) {
 	addrs := s.addrs(sv.spec.Key, sv.spec.Port)
-	sv.serve.set(addrs)
-	if err := s.act.SetReplicas(sv.spec.Key, addrs); err != nil {
-		s.log.Warn("activator replicas", "service", sv.spec.Key, "error", err)
-	}
 	now := time.Now()
-	sv.rec.SetReplicas(now, addrs)
-	if !s.leading.Load() {
+	if err := sv.eps.SetReady(now, addrs); err != nil {
+		s.log.Warn("ready pods", "service", sv.spec.Key, "error", err)
+	}
+	if !s.shards.Owns(sv.spec.Key) {
 		sv.rec.Decide(now, revision.Decision{Desired: int32(len(addrs)), ExcessBurstCapacity: -1})
 	}
 }
@@ -492,6 +492,23 @@ func (s *Server) onService(obj any, deleted bool) {
 	}
 }
 
+// serveOrActivator is a Service's Serve path: the balancer, or the
+// activator when no pod is ready — a scale-down that the front door has not
+// followed yet — so that the request waits for a pod instead of failing.
+type serveOrActivator struct {
+	b     *balancer.Balancer
+	serve http.Handler
+	act   http.Handler
+}
+
+func (h *serveOrActivator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.b.Len() == 0 {
+		h.act.ServeHTTP(w, r)
+		return
+	}
+	h.serve.ServeHTTP(w, r)
+}
+
 func (s *Server) apply(spec ServiceSpec) error {
 	if err := s.act.SetRevision(spec.Key, spec.Activator()); err != nil {
 		return err
@@ -501,43 +518,51 @@ func (s *Server) apply(spec ServiceSpec) error {
 	if existed {
 		sv.spec = spec
 		s.mu.Unlock()
-		if s.leading.Load() {
-			if err := s.runner.Update(spec.Key, spec.Autoscaling); err != nil {
-				return err
-			}
+		if err := s.shards.Update(spec.Key, spec.Autoscaling); err != nil {
+			return err
 		}
 		s.updateRoutes()
 		s.replicasChanged(sv)
 		return nil
 	}
+	s.mu.Unlock()
 	now := time.Now()
 	rcfg := revision.Config{MinScale: int32(spec.Autoscaling.MinScale), InitialScale: int32(spec.Autoscaling.InitialScale)}
 	if spec.Autoscaling.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
-	sv = &service{spec: spec, serve: newBalancer(s.act)}
-	rec, err := revision.NewReconciler(spec.Key, now, rcfg, revision.ReconcilerOptions{Activator: s.act, Serve: sv.serve})
+	b, err := balancer.New(balancer.Config{ContainerConcurrency: spec.ContainerConcurrency})
 	if err != nil {
-		s.mu.Unlock()
+		return err
+	}
+	serve, err := gateway.NewServeHandler(b, nil)
+	if err != nil {
+		return err
+	}
+	rec, err := revision.NewReconciler(spec.Key, now, rcfg, revision.ReconcilerOptions{
+		Activator: s.act, Serve: &serveOrActivator{b: b, serve: serve, act: s.act}})
+	if err != nil {
+		return err
+	}
+	eps, err := gateway.NewEndpoints(spec.Key, gateway.EndpointsConfig{Reconciler: rec, Serve: b, Activator: s.act})
+	if err != nil {
 		return err
 	}
 	rec.SetActivators(now, []string{s.cfg.Name})
 	rec.SetRouted(now, true)
-	sv.rec, sv.door = rec, rec.FrontDoor()
+	sv = &service{spec: spec, rec: rec, eps: eps, door: rec.FrontDoor()}
+	s.mu.Lock()
 	s.services[spec.Key] = sv
-	ctx := s.ctx
-	if ctx != nil {
+	if s.ctx != nil {
 		var rctx context.Context
-		rctx, sv.cancel = context.WithCancel(ctx)
+		rctx, sv.cancel = context.WithCancel(s.ctx)
 		s.wg.Go(func() { rec.Run(rctx) })
 	}
 	s.mu.Unlock()
 	s.log.Info("service served", "service", spec.Key, "target", spec.Target.String(), "containerConcurrency", spec.ContainerConcurrency)
 	s.replicasChanged(sv)
-	if s.leading.Load() {
-		if err := s.runner.Add(spec.Key, spec.Autoscaling); err != nil {
-			return err
-		}
+	if err := s.shards.Add(spec.Key, spec.Autoscaling); err != nil {
+		return err
 	}
 	s.updateRoutes()
 	return nil
@@ -553,7 +578,7 @@ func (s *Server) remove(key string) {
 	if sv == nil {
 		return
 	}
-	s.runner.Remove(key)
+	s.shards.Remove(key)
 	s.updateRoutes()
 	if sv.cancel != nil {
 		sv.cancel()
@@ -576,9 +601,21 @@ func (s *Server) updateRoutes() {
 	objs := maps.Clone(s.objects)
 	s.mu.Unlock()
 	if err := s.router.Update(routes, doors); err != nil {
-		s.log.Error("gateway routes refused; the previous routes stay", "error", err)
+		s.log.Error("gateway routes refused", "error", err)
 		for _, o := range objs {
 			s.events.Event(o, corev1.EventTypeWarning, ReasonRouteConflict, err.Error())
 		}
 	}
+}
+
+// tokenTransport adds the peer token to every request.
+type tokenTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(PeerTokenHeader, t.token)
+	return t.next.RoundTrip(r)
 }

@@ -33,12 +33,12 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 type options struct {
-	kubeconfig, namespace, domain       string
-	gatewayAddr, peerAddr, advertise    string
-	name, tokenFile, autoscalerDir      string
-	leaseNamespace, leaseName           string
-	leaseDuration, renewDeadline, retry time.Duration
-	drain                               time.Duration
+	kubeconfig, namespace, domain    string
+	gatewayAddr, peerAddr, advertise string
+	name, tokenFile, autoscalerDir   string
+	leaseNamespace, leaseName        string
+	leaseDuration, drain             time.Duration
+	buckets                          int
 }
 
 func env(k, def string) string {
@@ -61,10 +61,9 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.tokenFile, "peer-token-file", "/var/run/servingkit/peer-token", "file with the shared peer token")
 	fs.StringVar(&o.autoscalerDir, "autoscaler-config", "", "directory of a mounted config-autoscaler ConfigMap (one file per key); empty means Knative's defaults")
 	fs.StringVar(&o.leaseNamespace, "lease-namespace", env("POD_NAMESPACE", "servingkit"), "namespace of the autoscaler Lease (POD_NAMESPACE)")
-	fs.StringVar(&o.leaseName, "lease-name", "servingkit-autoscaler", "name of the autoscaler Lease")
-	fs.DurationVar(&o.leaseDuration, "lease-duration", skk8s.DefaultLeaseDuration, "how long a crashed holder keeps the Lease")
-	fs.DurationVar(&o.renewDeadline, "lease-renew-deadline", skk8s.DefaultRenewDeadline, "how long the holder tries to renew before giving up")
-	fs.DurationVar(&o.retry, "lease-retry-period", skk8s.DefaultRetryPeriod, "how often to try for, and renew, the Lease")
+	fs.StringVar(&o.leaseName, "lease-prefix", "servingkit", "prefix of the autoscaler bucket Leases' names (<prefix>-autoscaler-bucket-00-of-01)")
+	fs.DurationVar(&o.leaseDuration, "lease-duration", skk8s.DefaultLeaseDuration, "how long a crashed replica keeps its autoscaler buckets; renewed every third of it")
+	fs.IntVar(&o.buckets, "buckets", 1, "autoscaler buckets the Services are hashed into, each owned by one replica; the same on every replica")
 	fs.DurationVar(&o.drain, "drain-timeout", 60*time.Second, "how long SIGTERM waits for requests under way")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -132,10 +131,8 @@ func serve(o options, log *slog.Logger) error {
 	srv, err := skk8s.NewServer(skk8s.ServerConfig{
 		Client: cs, Scales: scales, Namespace: o.namespace, Domain: o.domain,
 		Name: o.name, PeerAddr: advertise, PeerToken: strings.TrimSpace(string(token)),
-		Lease: skk8s.LeaseConfig{
-			Namespace: o.leaseNamespace, Name: o.leaseName,
-			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retry,
-		},
+		Lease:      skk8s.LeaseConfig{Namespace: o.leaseNamespace, Prefix: o.leaseName, Duration: o.leaseDuration},
+		Buckets:    o.buckets,
 		Autoscaler: ascfg,
 		Log:        log,
 	})
@@ -143,7 +140,7 @@ func serve(o options, log *slog.Logger) error {
 		return err
 	}
 	peerMux := http.NewServeMux()
-	peerMux.Handle("/stats", srv.PeerHandler())
+	peerMux.Handle(skk8s.ForwardedStatsPath, srv.PeerHandler())
 	peerMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	gateway := &http.Server{Handler: srv.Handler(), Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	peer := &http.Server{Handler: peerMux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
@@ -164,8 +161,8 @@ func serve(o options, log *slog.Logger) error {
 		return err
 	}
 	// Finish the requests under way (the activator's waiting ones
-	// included), then release the Lease so that another replica takes
-	// over at once.
+	// included), then release the autoscaler's Leases so that another
+	// replica takes its Services over at once.
 	dctx, dcancel := context.WithTimeout(context.Background(), o.drain)
 	defer dcancel()
 	_ = gateway.Shutdown(dctx)
