@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,8 @@ func TestParseService(t *testing.T) {
 		strings.Join(s.Hosts, ",") != "hello.example.com,api.example.com" {
 		t.Errorf("spec = %+v", s)
 	}
-	if a := s.Autoscaling; a.MinScale != 1 || a.MaxScale != 5 || a.InitialScale != 2 || a.TargetValue != 7 {
+	// Knative's target is scaled by the target utilization (70%): 7 × 0.7.
+	if a := s.Autoscaling; a.MinScale != 1 || a.MaxScale != 5 || a.InitialScale != 2 || math.Abs(a.TargetValue-4.9) > 1e-9 {
 		t.Errorf("autoscaling = min %d max %d initial %d target %v", a.MinScale, a.MaxScale, a.InitialScale, a.TargetValue)
 	}
 	if ac := s.Activator(); ac.ContainerConcurrency != 10 || ac.Timeout != 30*time.Second {

@@ -125,10 +125,11 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// Knative's minimums, so that a scale to zero takes seconds.
+	// Knative's minimums, so that a scale to zero takes seconds, and apps
+	// that start at zero (createApp's initial-scale 0).
 	cfgDir := filepath.Join(tmpDir, "config-autoscaler")
 	_ = os.Mkdir(cfgDir, 0o700)
-	for k, v := range map[string]string{"stable-window": "6s", "scale-to-zero-grace-period": "1s"} {
+	for k, v := range map[string]string{"stable-window": "6s", "scale-to-zero-grace-period": "1s", "allow-zero-initial-scale": "true"} {
 		if err := os.WriteFile(filepath.Join(cfgDir, k), []byte(v), 0o600); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -222,7 +223,8 @@ func newNamespace(t testing.TB, name string) string {
 }
 
 // createApp creates a Deployment at zero replicas and a Service annotated
-// for servingkit, targeting it.
+// for servingkit, targeting it, with initial scale 0 (Knative's default is
+// 1: a new Service would first scale to one pod).
 func createApp(t testing.TB, ns, name string, annotations map[string]string) {
 	t.Helper()
 	ctx := context.Background()
@@ -241,7 +243,7 @@ func createApp(t testing.TB, ns, name string, annotations map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ann := map[string]string{"servingkit.dev/target": "deployments.apps/" + name}
+	ann := map[string]string{"servingkit.dev/target": "deployments.apps/" + name, "autoscaling.knative.dev/initial-scale": "0"}
 	for k, v := range annotations {
 		ann[k] = v
 	}
