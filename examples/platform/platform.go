@@ -82,7 +82,10 @@ type Platform struct {
 	runner  *autoscaler.Runner
 	act     *activator.Handler
 	router  *traffic.Router
-	proxyTr http.RoundTripper
+	metrics *metrics
+	// dashSlots holds a token per dashboard event stream open.
+	dashSlots chan struct{}
+	proxyTr   http.RoundTripper
 
 	gateway, control *http.Server
 	gatewayAddr      string
@@ -191,10 +194,14 @@ func NewPlatform(o Options) (*Platform, error) {
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
+		dashSlots: make(chan struct{}, maxDashboards),
 		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
+	if p.metrics, err = newMetrics(p.revisionLabels); err != nil {
+		return nil, err
+	}
+	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain, Observer: p.metrics.router.Observe})
 	if err != nil {
 		return nil, err
 	}
@@ -212,11 +219,14 @@ func NewPlatform(o Options) (*Platform, error) {
 		ThrottlerOptions: activator.ThrottlerOptions{Logger: o.Log},
 		Poker:            p.runner,
 		Sink:             stats.SinkFunc(p.runner.Send),
+		Observer:         p.metrics.activator.Observe,
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.metrics.activator.Watch(p.act, p.act.Reporter())
 	p.runner.Subscribe(p.onDecision)
+	p.runner.Subscribe(p.metrics.autoscaler.Observe)
 	return p, nil
 }
 

@@ -171,9 +171,9 @@ func (p *Platform) controlHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(p.Status())
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		PrintTable(w, p.Status(), Status{})
-	})
+	mux.HandleFunc("GET /{$}", p.serveDashboard)
+	mux.HandleFunc("GET /events", p.serveEvents)
+	mux.Handle("GET /metrics", p.metrics.handler())
 	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxManifestBytes))
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
