@@ -33,6 +33,12 @@ func newBalancer(transport http.RoundTripper) *balancer {
 			be := pr.In.Context().Value(backendKey{}).(*backend)
 			pr.SetURL(&url.URL{Scheme: "http", Host: be.addr})
 			pr.Out.Host = pr.In.Host
+			// Keep the client the gateway recorded (Rewrite starts without).
+			for _, k := range []string{"Forwarded", "X-Forwarded-For"} {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
 		},
 		Transport:  transport,
 		BufferPool: &httpx.BufferPool{}, // a 32 KiB copy buffer per request otherwise

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(replicaEnv); spec != "" {
 		os.Exit(runReplica(spec))
 	}
+	if mode := os.Getenv(testProgramEnv); mode != "" {
+		os.Exit(runTestProgram(mode))
+	}
 	if args := os.Getenv(platformMainEnv); args != "" {
 		os.Exit(run(strings.Fields(args)))
 	}
@@ -55,11 +58,17 @@ type testPlatform struct {
 
 func startPlatform(t *testing.T) *testPlatform {
 	t.Helper()
-	p, err := NewPlatform(Options{
-		Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0",
-		Autoscaler:       fastConfig,
-		DrainQuietPeriod: 300 * time.Millisecond,
-	})
+	return startPlatformWith(t, Options{})
+}
+
+// startPlatformWith starts a platform on ephemeral ports with short windows;
+// o's other fields are kept.
+func startPlatformWith(t *testing.T, o Options) *testPlatform {
+	t.Helper()
+	o.Addr, o.ControlAddr = "127.0.0.1:0", "127.0.0.1:0"
+	o.Autoscaler = fastConfig
+	o.DrainQuietPeriod = 300 * time.Millisecond
+	p, err := NewPlatform(o)
 	require.NoError(t, err)
 	require.NoError(t, p.Start())
 	tp := &testPlatform{Platform: p, t: t, client: &http.Client{
@@ -83,7 +92,11 @@ func startPlatform(t *testing.T) *testPlatform {
 func (tp *testPlatform) notePIDs() {
 	for _, r := range tp.Status().Revisions {
 		for _, rep := range r.Replicas {
-			tp.pids.Store(rep.PID, true)
+			for _, pid := range []int{rep.PID, rep.AppPID} {
+				if pid > 0 {
+					tp.pids.Store(pid, true)
+				}
+			}
 		}
 	}
 }

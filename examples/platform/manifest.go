@@ -43,16 +43,25 @@ type RevisionTemplate struct {
 
 // RevisionSpec is spec.template.spec.
 type RevisionSpec struct {
-	ContainerConcurrency *int64      `json:"containerConcurrency"`
-	TimeoutSeconds       *int64      `json:"timeoutSeconds"`
-	Containers           []Container `json:"containers"`
+	ContainerConcurrency          *int64      `json:"containerConcurrency"`
+	TimeoutSeconds                *int64      `json:"timeoutSeconds"`
+	TerminationGracePeriodSeconds *int64      `json:"terminationGracePeriodSeconds"`
+	Containers                    []Container `json:"containers"`
 }
 
-// Container is one entry of spec.template.spec.containers.
+// Container is one entry of spec.template.spec.containers: a built-in
+// demo app chosen by image, or a program of the user's (command, args…);
+// see container.go.
 type Container struct {
-	Name  string   `json:"name"`
-	Image string   `json:"image"`
-	Env   []EnvVar `json:"env"`
+	Name           string          `json:"name"`
+	Image          string          `json:"image"`
+	Command        []string        `json:"command"`
+	Args           []string        `json:"args"`
+	WorkingDir     string          `json:"workingDir"`
+	Env            []EnvVar        `json:"env"`
+	Ports          []ContainerPort `json:"ports"`
+	ReadinessProbe *Probe          `json:"readinessProbe"`
+	LivenessProbe  *Probe          `json:"livenessProbe"`
 }
 
 // EnvVar is a literal environment variable.
@@ -91,6 +100,7 @@ var supported = map[string]bool{
 	"spec.template.spec.containers[].env[]":       true,
 	"spec.template.spec.containers[].env[].name":  true,
 	"spec.template.spec.containers[].env[].value": true,
+	"spec.template.spec.terminationGracePeriodSeconds": true,
 	"spec.traffic": true, "spec.traffic[]": true,
 	"spec.traffic[].revisionName": true, "spec.traffic[].latestRevision": true,
 	"spec.traffic[].percent": true, "spec.traffic[].tag": true,
@@ -142,6 +152,14 @@ func ParseService(data []byte) (*Service, error) {
 	}
 	if ts := s.Spec.Template.Spec.TimeoutSeconds; ts != nil && (*ts <= 0 || *ts > 3600) {
 		errs = append(errs, fmt.Errorf("manifest: spec.template.spec.timeoutSeconds = %d, must be in [1, 3600]", *ts))
+	}
+	if ts := s.Spec.Template.Spec.TerminationGracePeriodSeconds; ts != nil && (*ts < 0 || *ts > 3600) {
+		errs = append(errs, fmt.Errorf("manifest: spec.template.spec.terminationGracePeriodSeconds = %d, must be in [0, 3600]", *ts))
+	}
+	if len(s.Spec.Template.Spec.Containers) == 1 {
+		if _, err := resolveContainer(s.Spec.Template.Spec.Containers[0], "spec.template.spec.containers[0]"); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +50,20 @@ type Options struct {
 	// Log receives the platform's events. Nil means os.Stderr-like
 	// discarding: silent.
 	Log *slog.Logger
-	// ReplicaLog receives replica processes' stderr. Nil means discard.
+	// ReplicaLog receives every line replica processes and their programs
+	// write, prefixed with "[revision replica] ". Nil means discard.
 	ReplicaLog io.Writer
+	// RestartBackOff is the wait before restarting a replica that crashed
+	// again (Kubernetes' CrashLoopBackOff): the first restart is at once,
+	// then this long, doubling per crash up to MaxRestartBackOff. Zero
+	// means 10 s.
+	RestartBackOff time.Duration
+	// MaxRestartBackOff caps the back-off. Zero means 5 min.
+	MaxRestartBackOff time.Duration
+	// ProgressDeadline is how long a replica may take to become ready
+	// before its revision is marked failed (Knative's progress-deadline).
+	// Zero means 600 s.
+	ProgressDeadline time.Duration
 }
 
 const rolloutAnnotation = "serving.knative.dev/rollout-duration"
@@ -62,6 +76,7 @@ type Platform struct {
 	opts       Options
 	log        *slog.Logger
 	replicaLog io.Writer
+	logMu      sync.Mutex // serializes lines written to replicaLog
 	ascfg      autoscaler.Config
 
 	spawner *spawner
@@ -89,7 +104,7 @@ type Platform struct {
 // service is one Knative Service: a configuration and a route.
 type service struct {
 	ns, name string
-	cfg      *revision.Configuration[revision.Spec]
+	cfg      *revision.Configuration[template]
 	traffic  traffic.Spec // revision names already turned into keys
 	rollout  traffic.RolloutConfig
 	state    *traffic.Rollout // rollout state under way
@@ -103,7 +118,8 @@ func (s *service) key() string { return s.ns + "/" + s.name }
 // rev is one revision with everything that serves it.
 type rev struct {
 	key, name, service string
-	spec               revision.Spec
+	serviceName        string // the service's name alone, for K_SERVICE
+	spec               template
 	app                App
 	aspec              autoscaler.Spec
 	rec                *revision.Reconciler
@@ -111,14 +127,21 @@ type rev struct {
 	pool               *pool
 	door               http.Handler
 
+	logs               *logRing
+	stopRun            context.CancelFunc // ends the reconciler's Run
+	waiting            waiters            // requests held while the revision is in Proxy mode
+
 	requests, errors atomic.Int64
 	decision         atomic.Pointer[autoscaler.Decision]
-	routed           bool // under Platform.mu
+	everReady        atomic.Bool // Ready was True once: routes keep to it (Knative's latest ready revision)
+	routed           bool        // under Platform.mu
 }
 
 func (r *rev) replicaSpec(name string, o Options) ReplicaSpec {
 	return ReplicaSpec{
 		Name: name, Revision: r.key, App: r.app, Env: r.spec.Env,
+		Program: r.spec.Container, Grace: r.spec.Grace,
+		Service: r.serviceName, RevisionName: r.name,
 		ContainerConcurrency: r.spec.ContainerConcurrency,
 		Timeout:              r.spec.Timeout,
 		StartupDelay:         o.StartupDelay,
@@ -145,6 +168,23 @@ func NewPlatform(o Options) (*Platform, error) {
 	}
 	if o.ReplicaLog == nil {
 		o.ReplicaLog = io.Discard
+	}
+	if o.RestartBackOff == 0 {
+		o.RestartBackOff = 10 * time.Second
+	}
+	if o.MaxRestartBackOff == 0 {
+		o.MaxRestartBackOff = 5 * time.Minute
+	}
+	if o.ProgressDeadline == 0 {
+		o.ProgressDeadline = revision.DefaultProgressDeadline
+	}
+	for name, d := range map[string]time.Duration{"RestartBackOff": o.RestartBackOff, "MaxRestartBackOff": o.MaxRestartBackOff, "ProgressDeadline": o.ProgressDeadline} {
+		if d < 0 {
+			return nil, fmt.Errorf("platform: Options.%s = %v, must be >= 0 (0 means the default)", name, d)
+		}
+	}
+	if o.MaxRestartBackOff < o.RestartBackOff {
+		return nil, fmt.Errorf("platform: Options.MaxRestartBackOff = %v, must be >= RestartBackOff (%v)", o.MaxRestartBackOff, o.RestartBackOff)
 	}
 	for _, a := range []string{o.Addr, o.ControlAddr} {
 		host, _, err := net.SplitHostPort(a)
@@ -219,7 +259,7 @@ func (p *Platform) Start() error {
 		return fmt.Errorf("platform: control: %w", err)
 	}
 	p.gatewayAddr, p.controlAddr = gl.Addr().String(), cl.Addr().String()
-	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
+	p.gateway = &http.Server{Handler: edge(p.router), Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
 	p.control = &http.Server{Handler: p.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
@@ -269,17 +309,27 @@ func (p *Platform) Stop(ctx context.Context) error {
 func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	ns, name := svc.Metadata.Namespace, svc.Metadata.Name
 	c := svc.Spec.Template.Spec.Containers[0]
-	app, err := AppForImage(c.Image)
+	program, err := resolveContainer(c, "spec.template.spec.containers[0]")
 	if err != nil {
 		return nil, err
 	}
-	spec := revision.Spec{
+	var app App
+	if program == nil {
+		if app, err = AppForImage(c.Image); err != nil {
+			return nil, err
+		}
+	}
+	image := c.Image
+	if image == "" {
+		image = "program:" + program.Command[0] // revision.Spec wants an image or a handler
+	}
+	spec := template{Spec: revision.Spec{
 		Name:        svc.Spec.Template.Metadata.Name,
-		Image:       c.Image,
+		Image:       image,
 		Env:         map[string]string{},
 		Timeout:     300 * time.Second,
 		Annotations: svc.Spec.Template.Metadata.Annotations,
-	}
+	}, Container: program, Grace: DefaultTerminationGrace}
 	for _, e := range c.Env {
 		spec.Env[e.Name] = e.Value
 	}
@@ -288,6 +338,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	}
 	if ts := svc.Spec.Template.Spec.TimeoutSeconds; ts != nil {
 		spec.Timeout = time.Duration(*ts) * time.Second
+	}
+	if g := svc.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		spec.Grace = time.Duration(*g) * time.Second
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -324,7 +377,7 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Lock()
 	s, ok := p.services[ns+"/"+name]
 	if !ok {
-		cfg, err := revision.NewConfiguration[revision.Spec](name, revision.ConfigurationOptions{Namespace: ns})
+		cfg, err := revision.NewConfiguration[template](name, revision.ConfigurationOptions{Namespace: ns})
 		if err != nil {
 			p.mu.Unlock()
 			return nil, err
@@ -376,10 +429,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	return svc.Warnings(), nil
 }
 
-func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
-	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
+func (p *Platform) newRev(s *service, r revision.Revision[template], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
+	nr := &rev{key: r.Key, name: r.Name, service: s.key(), serviceName: s.name, spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
 	nr.pool = newPool(p, nr)
-	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale)}
+	nr.logs = newLogRing(revisionLogLines)
+	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: p.progressDeadline()}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
@@ -389,25 +443,30 @@ func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app Ap
 	}
 	rec.SetActivators(now, []string{"activator"})
 	rec.OnStatus(func(_ string, old, new revision.Status) {
-		if old.IsReady() != new.IsReady() {
-			p.log.Info("revision readiness", "revision", r.Key, "ready", new.IsReady())
+		if new.IsReady() {
+			nr.everReady.Store(true)
+		}
+		if old.Ready != new.Ready {
+			p.log.Info("revision readiness", "revision", r.Key, "ready", new.Ready.Status, "reason", new.Ready.Reason, "message", new.Ready.Message)
 			p.wake()
 		}
+		nr.checkFailed()
 	})
 	rec.OnEndpoints(func(_ string, e revision.Endpoints) {
 		p.log.Info("revision mode", "revision", r.Key, "mode", e.Mode, "endpoints", len(e.Addresses))
 	})
 	nr.rec = rec
-	front := rec.FrontDoor()
 	nr.door = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		nr.requests.Add(1)
 		cw := &codeWriter{ResponseWriter: w}
-		front.ServeHTTP(cw, req)
+		nr.serveHTTP(cw, req)
 		if cw.code >= 500 {
 			nr.errors.Add(1)
 		}
 	})
-	go rec.Run(p.ctx)
+	rctx, cancel := context.WithCancel(p.ctx)
+	nr.stopRun = cancel
+	go rec.Run(rctx)
 	return nr, nil
 }
 
@@ -582,10 +641,21 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 				observe = true
 			}
 		}
-		if s.table != nil {
+		table := s.table
+		if table == nil {
+			// No revision was ever ready: requests go to the newest one,
+			// where they wait while it deploys or get a 503 saying why it
+			// failed (not a 404 as if the service did not exist).
+			if r := p.latestCreated(s); r != nil {
+				table = &traffic.Table{Default: []traffic.Share{{Revision: r.key, Percent: 100}}}
+			}
+		}
+		if table != nil {
 			routes = append(routes,
-				traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table},
-				traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table})
+				traffic.Route{Name: s.name, Namespace: s.ns, Table: table},
+				traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: table})
+		}
+		if s.table != nil {
 			if !s.nextStep.IsZero() && (next.IsZero() || s.nextStep.Before(next)) {
 				next = s.nextStep
 			}
@@ -617,13 +687,29 @@ func (p *Platform) latestReady(config string) (string, bool) {
 	if s == nil {
 		return "", false
 	}
+	// Like Knative's latestReadyRevisionName, the answer moves only to a
+	// newer revision that became Ready: a revision that was Ready and then
+	// fails (its replicas crash) keeps its traffic, and its requests get
+	// the failure's 503, rather than traffic jumping back to an old
+	// revision.
 	hist := s.cfg.History()
 	for i := len(hist) - 1; i >= 0; i-- {
-		if r := p.revisions[hist[i].Key]; r != nil && r.rec.State().Status.IsReady() {
+		if r := p.revisions[hist[i].Key]; r != nil && (r.everReady.Load() || r.rec.State().Status.IsReady()) {
 			return r.key, true
 		}
 	}
 	return "", false
+}
+
+// latestCreated is the newest revision of a service. p.mu must be held.
+func (p *Platform) latestCreated(s *service) *rev {
+	hist := s.cfg.History()
+	for i := len(hist) - 1; i >= 0; i-- {
+		if r := p.revisions[hist[i].Key]; r != nil {
+			return r
+		}
+	}
+	return nil
 }
 
 // pinnedReady refuses a table that routes to a revision not yet Ready (a
@@ -631,7 +717,7 @@ func (p *Platform) latestReady(config string) (string, bool) {
 func (p *Platform) pinnedReady(t *traffic.Table) error {
 	check := func(shares []traffic.Share) error {
 		for _, sh := range shares {
-			if r := p.revisions[sh.Revision]; r == nil || !r.rec.State().Status.IsReady() {
+			if r := p.revisions[sh.Revision]; r == nil || !(r.everReady.Load() || r.rec.State().Status.IsReady()) {
 				return fmt.Errorf("revision %q referenced in traffic is not ready", sh.Revision)
 			}
 		}
@@ -679,4 +765,60 @@ func (p *Platform) markRoutedLocked() (changed []*rev) {
 		changed = append(changed, r)
 	}
 	return changed
+}
+
+// ErrServiceNotFound is returned by Delete for a service that does not
+// exist.
+var ErrServiceNotFound = errors.New("platform: service not found")
+
+// Delete removes a service: its routes go at once (new requests get 404),
+// and its revisions' replicas drain and stop in the background (Stop
+// waits for them).
+func (p *Platform) Delete(namespace, name string) error {
+	key := namespace + "/" + name
+	p.mu.Lock()
+	if _, ok := p.services[key]; !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrServiceNotFound, key)
+	}
+	delete(p.services, key)
+	var revs []*rev
+	for k, r := range p.revisions {
+		if r.service == key {
+			revs = append(revs, r)
+			delete(p.revisions, k)
+		}
+	}
+	p.mu.Unlock()
+	p.reconcileRoutes(time.Now())
+	p.log.Info("service deleted", "service", key, "revisions", len(revs))
+	for _, r := range revs {
+		p.runner.Remove(r.key)
+		p.goLoop(func() {
+			r.pool.stopAll()
+			p.act.RemoveRevision(r.key)
+			r.stopRun()
+		})
+	}
+	return nil
+}
+
+// edge records the client as the gateway sees it in X-Forwarded-For and
+// Forwarded (RFC 7239), replacing whatever the client sent: the gateway is
+// the first hop, and a client could claim any address. The hops behind it
+// keep both headers, so a program sees its client.
+func edge(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		node := ip
+		if strings.Contains(ip, ":") {
+			node = `"[` + ip + `]"`
+		}
+		r.Header.Set("X-Forwarded-For", ip)
+		r.Header.Set("Forwarded", "for="+node+";host="+strconv.Quote(r.Host)+";proto=http")
+		h.ServeHTTP(w, r)
+	})
 }
