@@ -127,9 +127,9 @@ type rev struct {
 	pool               *pool
 	door               http.Handler
 
-	logs               *logRing
-	stopRun            context.CancelFunc // ends the reconciler's Run
-	waiting            waiters            // requests held while the revision is in Proxy mode
+	logs    *logRing
+	stopRun context.CancelFunc // ends the reconciler's Run
+	waiting waiters            // requests held while the revision is in Proxy mode
 
 	requests, errors atomic.Int64
 	decision         atomic.Pointer[autoscaler.Decision]
