@@ -143,4 +143,8 @@ func (ws *waiters) cancelAll(cause error) {
 	}
 }
 
+// progressBackstop is how much later than the pool the reconciler checks
+// the progress deadline.
+const progressBackstop = 5 * time.Second
+
 func (p *Platform) progressDeadline() time.Duration { return p.opts.ProgressDeadline }

@@ -94,6 +94,7 @@ type Platform struct {
 	revisions map[string]*rev     // by key "namespace/revision"
 	routes    []traffic.Route     // what the router serves
 
+	routeMu sync.Mutex    // serializes reconcileRoutes
 	kick    chan struct{} // wakes the route loop
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -425,6 +426,8 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 			return nil, err
 		}
 	}
+	// Route now, so that a request right after Apply finds the service.
+	p.reconcileRoutes(time.Now())
 	p.wake()
 	return svc.Warnings(), nil
 }
@@ -433,7 +436,10 @@ func (p *Platform) newRev(s *service, r revision.Revision[template], app App, as
 	nr := &rev{key: r.Key, name: r.Name, service: s.key(), serviceName: s.name, spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
 	nr.pool = newPool(p, nr)
 	nr.logs = newLogRing(revisionLogLines)
-	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: p.progressDeadline()}
+	// The pool reports a replica that misses the progress deadline itself,
+	// with its readiness check's last failure; the reconciler's own check,
+	// a little later, is the backstop.
+	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: p.progressDeadline() + progressBackstop}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
@@ -607,6 +613,10 @@ func (p *Platform) routeLoop() {
 }
 
 func (p *Platform) reconcileRoutes(now time.Time) (next time.Time) {
+	// One at a time (the loop, Apply, Delete), so that what changed is
+	// told to the reconcilers and the runner in the order it changed.
+	p.routeMu.Lock()
+	defer p.routeMu.Unlock()
 	p.mu.Lock()
 	next, changed := p.reconcileRoutesLocked(now)
 	p.mu.Unlock()

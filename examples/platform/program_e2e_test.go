@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,4 +93,171 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 		resp.Body.Close()
 		return strings.Contains(string(b), "[default/prog-00001 prog-00001-1] request GET /")
 	})
+}
+
+// A program that needs 1.5 s before it can serve answers 500 until then;
+// its readiness probe keeps every request waiting in the activator until
+// it passes, so none fails.
+func TestE2EReadinessProbeHoldsTrafficUntilReady(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	m := programManifest(t, "slow", "slow", `autoscaling.knative.dev/initial-scale: "0"`, `
+          readinessProbe:
+            httpGet: {path: /healthz}
+`)
+	m = strings.Replace(m, "            - {name: TARGET, value: programs}", "            - {name: TARGET, value: programs}\n            - {name: SLOW_MS, value: \"1500\"}", 1)
+	tp.deploy(m, "default/slow-00001", "default/slow")
+
+	const n = 20
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	bodies := make([]string, n)
+	for i := range n {
+		wg.Go(func() { codes[i], bodies[i], _ = tp.get("slow", "") })
+		time.Sleep(50 * time.Millisecond) // spread over the start-up
+	}
+	wg.Wait()
+	for i := range n {
+		assert.Equal(t, http.StatusOK, codes[i], "request %d: %s", i, bodies[i])
+	}
+}
+
+// A program that exits at once is restarted at once, then with a growing
+// back-off; /status says why (exit code, the program's last output) and
+// counts the restarts, and a request gets a 503 saying the same.
+func TestE2ECrashingProgramRestartedWithBackOff(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{RestartBackOff: 200 * time.Millisecond, MaxRestartBackOff: 400 * time.Millisecond})
+	key := "default/crash-00001"
+	tp.apply(programManifest(t, "crash", "crash", "", ""))
+	tp.waitFor("three restarts", 20*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return len(r.Replicas) == 1 && r.Replicas[0].Restarts >= 3
+	})
+	r, _ := tp.revision(key)
+	assert.Equal(t, "Failed", r.State)
+	rep := r.Replicas[0]
+	assert.Contains(t, rep.LastFailure, "ExitCode3: program exited with code 3")
+	health := condition(t, r, "ContainerHealthy")
+	assert.Equal(t, "False", health.Status)
+	assert.Equal(t, "ExitCode3", health.Reason)
+	assert.Contains(t, health.Message, "Container failed with: program exited with code 3; last output: boom: the program failed on purpose")
+	ready := condition(t, r, "Ready")
+	assert.Equal(t, "False", ready.Status)
+
+	code, body, err := tp.get("crash", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, "revision default/crash-00001 cannot serve")
+	assert.Contains(t, body, "boom: the program failed on purpose")
+
+	// The back-off grows: it is in CrashLoopBackOff between starts.
+	tp.waitFor("a CrashLoopBackOff condition", 10*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		c := condition(t, r, "ResourcesAvailable")
+		return c.Reason == "CrashLoopBackOff" && strings.Contains(c.Message, "exited with code 3")
+	})
+}
+
+func condition(t *testing.T, r RevisionStatus, typ string) ConditionStatus {
+	t.Helper()
+	for _, c := range r.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	t.Fatalf("revision %s has no condition %s: %+v", r.Key, typ, r.Conditions)
+	return ConditionStatus{}
+}
+
+// SIGKILL of the only replica of a min-scale 1 service — its queue, or its
+// program — gets a new one, and requests succeed again within seconds.
+func TestE2EKilledReplicaIsReplaced(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	key := "default/keep-00001"
+	tp.deploy(programManifest(t, "keep", "serve", "", ""), key, "default/keep")
+	for round, which := range []string{"queue", "program"} {
+		r, _ := tp.revision(key)
+		require.Len(t, r.Replicas, 1)
+		pid := r.Replicas[0].PID
+		if which == "program" {
+			pid = r.Replicas[0].AppPID
+		}
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		killed := time.Now()
+		tp.waitFor("a replacement serving", 15*time.Second, func() bool {
+			r, _ := tp.revision(key)
+			if len(r.Replicas) != 1 || r.Replicas[0].Restarts != round+1 || r.Replicas[0].State != "Ready" {
+				return false
+			}
+			code, _, err := tp.get("keep", "")
+			return err == nil && code == http.StatusOK
+		})
+		t.Logf("killed the %s: serving again after %v", which, time.Since(killed).Round(time.Millisecond))
+		tp.waitFor("the killed process gone", 10*time.Second, func() bool { return !alive(pid) || isZombieOrGone(pid) })
+	}
+}
+
+// Programs that cannot serve fail their revision with a condition naming
+// the cause, requests waiting for them get a 503 with that cause, and a
+// service beside them is unaffected.
+func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{ProgressDeadline: 3 * time.Second, RestartBackOff: time.Second, MaxRestartBackOff: 2 * time.Second})
+	tp.deploy(programManifest(t, "fine", "serve", "", ""), "default/fine-00001", "default/fine")
+
+	dir := t.TempDir()
+	notExec := dir + "/not-executable"
+	require.NoError(t, os.WriteFile(notExec, []byte("#!/bin/sh\necho hi\n"), 0o644))
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cases := []struct {
+		name, manifest string
+		reason, cause  string
+	}{
+		{"missing", strings.Replace(programManifest(t, "missing", "serve", "", ""), fmt.Sprintf("%q", exe), `"/no/such/program"`, 1),
+			"StartError", "no such file or directory"},
+		{"noexec", strings.Replace(programManifest(t, "noexec", "serve", "", ""), fmt.Sprintf("%q", exe), fmt.Sprintf("%q", notExec), 1),
+			"StartError", "permission denied"},
+		{"exits", programManifest(t, "exits", "crash", "", ""), "", "exited with code 3"},
+		{"never", programManifest(t, "never", "never", "", ""), "ProgressDeadlineExceeded", "connection refused"},
+		{"wrongport", programManifest(t, "wrongport", "serve", "", `
+          readinessProbe:
+            tcpSocket: {port: 9}
+`), "ProgressDeadlineExceeded", "tcpSocket 127.0.0.1:9"},
+	}
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		tp.apply(c.manifest)
+		wg.Go(func() {
+			// Sent at once: it waits (or is answered) until the revision fails.
+			code, body, err := tp.get(c.name, "")
+			assert.NoError(t, err, c.name)
+			assert.Equal(t, http.StatusServiceUnavailable, code, "%s: %s", c.name, body)
+			assert.Contains(t, body, "cannot serve", c.name)
+			assert.Contains(t, body, c.cause, c.name)
+		})
+	}
+	wg.Wait()
+	for _, c := range cases {
+		r, ok := tp.revision("default/" + c.name + "-00001")
+		require.True(t, ok)
+		assert.Equal(t, "Failed", r.State, c.name)
+		ready := condition(t, r, "Ready")
+		assert.Equal(t, "False", ready.Status, c.name)
+		assert.Contains(t, ready.Message, c.cause, c.name)
+		if c.reason != "" {
+			found := false
+			for _, cond := range r.Conditions {
+				found = found || (cond.Status == "False" && cond.Reason == c.reason && strings.Contains(cond.Message, c.cause))
+			}
+			assert.True(t, found, "%s: no condition %s naming %q: %+v", c.name, c.reason, c.cause, r.Conditions)
+		}
+	}
+	code, body, err := tp.get("fine", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, body)
+	r, _ := tp.revision("default/fine-00001")
+	assert.Equal(t, 0, r.Replicas[0].Restarts, "the healthy service was not disturbed")
 }
