@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -407,17 +408,21 @@ func TestE2EApplyNewManifestRollsOut(t *testing.T) {
 }
 
 // TestE2ENoOrphansAfterKill runs the platform as its own process, lets it
-// start replicas, kills it with SIGKILL, and checks that every replica
-// process is gone.
+// start replicas — two of a built-in app, and one of a user's program that
+// starts a child process of its own — kills it with SIGKILL, and checks
+// that every replica, the program and its child are gone.
 func TestE2ENoOrphansAfterKill(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	manifest := dir + "/hello.yaml"
 	require.NoError(t, os.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(helloAtZero, "kill"), `"0"`, `"2"`, 1)), 0o600))
+	pidFile := dir + "/child.pid"
+	forker := dir + "/fork.yaml"
+	require.NoError(t, os.WriteFile(forker, []byte(withEnv(programManifest(t, "fork", "fork", "", ""), "PID_FILE", pidFile)), 0o600))
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -quiet -f "+manifest)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -quiet -f "+manifest+" -f "+forker)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -441,8 +446,8 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	}
 	var pids []int
 	deadline := time.Now().Add(20 * time.Second)
-	for len(pids) < 2 {
-		require.False(t, time.Now().After(deadline), "replicas did not start")
+	for {
+		require.False(t, time.Now().After(deadline), "replicas did not start: %v", pids)
 		time.Sleep(50 * time.Millisecond)
 		resp, err := http.Get(url)
 		if err != nil {
@@ -451,14 +456,30 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 		var st Status
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
-		if err != nil || len(st.Revisions) == 0 {
+		if err != nil {
 			continue
 		}
 		pids = pids[:0]
-		for _, r := range st.Revisions[0].Replicas {
-			pids = append(pids, r.PID)
+		ready := 0
+		for _, r := range st.Revisions {
+			for _, rep := range r.Replicas {
+				if rep.State == "Ready" {
+					ready++
+					pids = append(pids, rep.PID)
+					if rep.AppPID > 0 {
+						pids = append(pids, rep.AppPID)
+					}
+				}
+			}
+		}
+		if b, err := os.ReadFile(pidFile); ready == 3 && err == nil && len(b) > 0 {
+			child, err := strconv.Atoi(string(b))
+			require.NoError(t, err)
+			pids = append(pids, child)
+			break
 		}
 	}
+	require.Len(t, pids, 5, "two replicas of the app, one of the program, the program and its child")
 	for _, pid := range pids {
 		require.True(t, alive(pid))
 	}
@@ -467,7 +488,7 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
 		for alive(pid) && !isZombieOrGone(pid) {
-			require.False(t, time.Now().After(deadline), "replica %d outlived the killed platform", pid)
+			require.False(t, time.Now().After(deadline), "process %d outlived the killed platform (all: %v)", pid, pids)
 			time.Sleep(20 * time.Millisecond)
 		}
 	}

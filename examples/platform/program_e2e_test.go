@@ -44,6 +44,12 @@ spec:
 %s`, name, annotations, exe, testProgramEnv, mode, extra)
 }
 
+// withEnv adds an environment variable to a programManifest.
+func withEnv(manifest, name, value string) string {
+	const anchor = "            - {name: TARGET, value: programs}"
+	return strings.Replace(manifest, anchor, anchor+fmt.Sprintf("\n            - {name: %s, value: %q}", name, value), 1)
+}
+
 // startProgramPlatform is startPlatform with short back-offs and deadlines.
 func startProgramPlatform(t *testing.T, o Options) *testPlatform {
 	t.Helper()
@@ -105,7 +111,7 @@ func TestE2EReadinessProbeHoldsTrafficUntilReady(t *testing.T) {
           readinessProbe:
             httpGet: {path: /healthz}
 `)
-	m = strings.Replace(m, "            - {name: TARGET, value: programs}", "            - {name: TARGET, value: programs}\n            - {name: SLOW_MS, value: \"1500\"}", 1)
+	m = withEnv(m, "SLOW_MS", "1500")
 	tp.deploy(m, "default/slow-00001", "default/slow")
 
 	const n = 20
