@@ -278,7 +278,11 @@ func resolveContainer(c Container, at string) (*ContainerSpec, error) {
 func resolveProbe(p Probe, at string, port int64, portName string, readiness bool) (*ProbeSpec, error) {
 	var errs []error
 	fail := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("manifest: %s.%s: %s", at, field, fmt.Sprintf(format, args...)))
+		path := at
+		if field != "" {
+			path += "." + field
+		}
+		errs = append(errs, fmt.Errorf("manifest: %s: %s", path, fmt.Sprintf(format, args...)))
 	}
 	ps := &ProbeSpec{}
 	resolvePort := func(field string, v IntOrString) {

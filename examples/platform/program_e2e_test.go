@@ -267,3 +267,133 @@ func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
 	r, _ := tp.revision("default/fine-00001")
 	assert.Equal(t, 0, r.Replicas[0].Restarts, "the healthy service was not disturbed")
 }
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Deleting a service through the control API removes its route at once;
+// its replica finishes the request it holds (the queue drains first), then
+// the program gets SIGTERM, and SIGKILL after terminationGracePeriodSeconds
+// since this one ignores SIGTERM.
+func TestE2EDeleteServiceDrainsThenTermThenKill(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	tp := startProgramPlatform(t, Options{ReplicaLog: logs})
+	key := "default/gone-00001"
+	m := withEnv(programManifest(t, "gone", "serve", "", ""), "IGNORE_TERM", "1")
+	m = strings.Replace(m, "    spec:\n      containers:", "    spec:\n      terminationGracePeriodSeconds: 1\n      containers:", 1)
+	tp.deploy(m, key, "default/gone")
+	r, _ := tp.revision(key)
+	require.Len(t, r.Replicas, 1)
+	appPID := r.Replicas[0].AppPID
+
+	slow := make(chan string, 1)
+	go func() {
+		code, body, err := tp.get("gone", "?sleep=1000")
+		slow <- fmt.Sprint(code, " ", err, " ", body)
+	}()
+	tp.waitFor("the slow request in flight", 5*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return r.Requests >= 1
+	})
+	time.Sleep(100 * time.Millisecond) // let it reach the program
+
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+tp.ControlAddr()+"/services/default/gone", nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+
+	code, _, err := tp.get("gone", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusNotFound, code, "the route is gone at once")
+	_, ok := tp.revision(key)
+	assert.False(t, ok, "the revision is gone from /status")
+
+	assert.True(t, strings.HasPrefix(<-slow, "200 <nil> revision=gone-00001"), "the request in flight finished")
+	tp.waitFor("the program killed", 10*time.Second, func() bool { return !alive(appPID) || isZombieOrGone(appPID) })
+	out := logs.String()
+	served := strings.Index(out, "[default/gone-00001 gone-00001-1] request GET /")
+	termed := strings.Index(out, "[default/gone-00001 gone-00001-1] got SIGTERM")
+	require.GreaterOrEqual(t, served, 0, out)
+	require.GreaterOrEqual(t, termed, 0, "the program got SIGTERM before SIGKILL: %s", out)
+	assert.Less(t, served, termed, "SIGTERM came after the queue drained")
+
+	// Deleting it again is a 404.
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+// ports[0].name h2c: the program gets cleartext HTTP/2, even from an
+// HTTP/1.1 client.
+func TestE2EPortNameH2CSelectsHTTP2(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	tp.deploy(programManifest(t, "grpcish", "h2c", "", `
+          ports: [{name: h2c, containerPort: 8080}]
+`), "default/grpcish-00001", "default/grpcish")
+	code, body, err := tp.get("grpcish", "")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, "proto=HTTP/2.0")
+}
+
+// An exec readiness probe holds the replica out of service until it
+// passes; /status says why meanwhile.
+func TestE2EExecReadinessProbe(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	flag := t.TempDir() + "/ready"
+	key := "default/gated-00001"
+	tp.apply(withEnv(programManifest(t, "gated", "serve", "", `
+          readinessProbe:
+            exec: {command: [sh, -c, "test -f $READY_FILE"]}
+            periodSeconds: 1
+`), "READY_FILE", flag))
+	tp.waitFor("the probe's failure in /status", 10*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return len(r.Replicas) == 1 && strings.Contains(r.Replicas[0].Probe, "exec") && r.State == "NotReady"
+	})
+	require.NoError(t, os.WriteFile(flag, nil, 0o600))
+	tp.waitReady(key)
+	code, body, err := tp.get("gated", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, body)
+}
+
+// A program that fails its liveness probe is killed and restarted, and
+// the reason is LivenessProbeFailed.
+func TestE2ELivenessProbeFailureRestarts(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	key := "default/sick-00001"
+	tp.apply(programManifest(t, "sick", "serve", "", `
+          livenessProbe:
+            tcpSocket: {port: 9}
+            periodSeconds: 1
+            failureThreshold: 1
+`))
+	tp.waitFor("a restart for liveness", 20*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return len(r.Replicas) == 1 && r.Replicas[0].Restarts >= 1 &&
+			strings.Contains(r.Replicas[0].LastFailure, "LivenessProbeFailed: liveness probe failed 1 times in a row: tcpSocket 127.0.0.1:9")
+	})
+}
