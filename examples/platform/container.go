@@ -375,23 +375,25 @@ func resolveProbe(p Probe, at string, port int64, portName string, readiness boo
 	return ps, nil
 }
 
-func init() {
-	// The container fields container.go reads (see supported in manifest.go).
+// containerPaths are the container fields container.go reads (see
+// supported in manifest.go).
+var containerPaths = func() []string {
 	c := "spec.template.spec.containers[]."
-	for _, f := range []string{"command", "command[]", "args", "args[]", "workingDir",
-		"ports", "ports[]", "ports[].name", "ports[].containerPort", "ports[].protocol"} {
-		supported[c+f] = true
+	var out []string
+	for _, f := range []string{"command[]", "args[]", "workingDir",
+		"ports[].name", "ports[].containerPort", "ports[].protocol"} {
+		out = append(out, c+f)
 	}
 	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-		for _, f := range []string{"", ".httpGet", ".httpGet.path", ".httpGet.port", ".httpGet.host",
-			".httpGet.scheme", ".httpGet.httpHeaders", ".httpGet.httpHeaders[]",
-			".httpGet.httpHeaders[].name", ".httpGet.httpHeaders[].value",
-			".tcpSocket", ".tcpSocket.port", ".tcpSocket.host", ".exec", ".exec.command", ".exec.command[]",
+		for _, f := range []string{".httpGet.path", ".httpGet.port", ".httpGet.host",
+			".httpGet.scheme", ".httpGet.httpHeaders[].name", ".httpGet.httpHeaders[].value",
+			".tcpSocket.port", ".tcpSocket.host", ".exec.command[]",
 			".initialDelaySeconds", ".periodSeconds", ".timeoutSeconds", ".successThreshold", ".failureThreshold"} {
-			supported[c+probe+f] = true
+			out = append(out, c+probe+f)
 		}
 	}
-}
+	return out
+}()
 
 // template is a revision's template on this platform: Knative's revision
 // fields (revision.Spec) plus the program to run, if any.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,6 +68,7 @@ func startPlatform(t *testing.T) *testPlatform {
 func startPlatformWith(t *testing.T, o Options) *testPlatform {
 	t.Helper()
 	o.Addr, o.ControlAddr = "127.0.0.1:0", "127.0.0.1:0"
+	o.ControlTokenFile = filepath.Join(t.TempDir(), "token")
 	o.Autoscaler = fastConfig
 	o.DrainQuietPeriod = 300 * time.Millisecond
 	p, err := NewPlatform(o)
@@ -422,7 +424,7 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -quiet -f "+manifest+" -f "+forker)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest+" -f "+forker)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

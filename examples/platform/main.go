@@ -47,7 +47,9 @@ func run(args []string) int {
 	fs.Var(&files, "f", "a Knative Service manifest to apply (repeatable; default: the built-in hello world)")
 	fs.Var(&config, "config", "a config-autoscaler key=value, e.g. -config stable-window=6s (repeatable)")
 	addr := fs.String("addr", "127.0.0.1:8080", "gateway address (loopback only)")
-	control := fs.String("control", "127.0.0.1:8081", "control address: GET /status, POST /apply")
+	control := fs.String("control", "127.0.0.1:8081", "control address: GET /status, POST /apply (with the token)")
+	token := fs.String("token", "", "the control endpoint's bearer token (default: a new random token written to -token-file); visible to local users in the process list, so prefer the file")
+	tokenFile := fs.String("token-file", "", "where the generated control token is written, readable only by you (default $XDG_CONFIG_HOME/servingkit/control-token)")
 	domain := fs.String("domain", "localhost", "domain of service hosts {name}.{namespace}.{domain}")
 	tour := fs.Bool("tour", false, "run the guided demo: cold start, burst and panic, scale to zero, a v2 rollout with a split")
 	table := fs.Bool("table", false, "print a live status table every second")
@@ -72,7 +74,7 @@ func run(args []string) int {
 		}
 		cfg[k] = v
 	}
-	opts := Options{Addr: *addr, ControlAddr: *control, Domain: *domain, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
+	opts := Options{Addr: *addr, ControlAddr: *control, ControlToken: *token, ControlTokenFile: *tokenFile, Domain: *domain, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
 	if *tour {
 		return runTour(opts)
 	}
@@ -96,6 +98,9 @@ func run(args []string) int {
 		return 1
 	}
 	fmt.Printf("servingkit platform: gateway http://%s, status http://%s/status\n", p.GatewayAddr(), p.ControlAddr())
+	if f := p.ControlTokenFile(); f != "" {
+		fmt.Printf("  control token in %s:\n  curl -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/yaml' --data-binary @service.yaml http://%s/apply\n", f, f, p.ControlAddr())
+	}
 
 	w := &watcher{p: p}
 	if len(files) == 0 {

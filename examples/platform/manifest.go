@@ -1,14 +1,18 @@
 package main
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // Service is the subset of a Knative serving.knative.dev/v1 Service that the
@@ -22,10 +26,11 @@ type Service struct {
 	warnings   []string    // unsupported fields, filled by ParseService
 }
 
-// ObjectMeta holds a name, a namespace and annotations.
+// ObjectMeta holds a name, a namespace, labels and annotations.
 type ObjectMeta struct {
 	Name        string            `json:"name"`
 	Namespace   string            `json:"namespace"`
+	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
 }
 
@@ -78,54 +83,131 @@ type TrafficTarget struct {
 	Tag            string `json:"tag"`
 }
 
-// supported lists the manifest paths the platform reads; "*" matches any map
-// key, "[]" any list element.
-var supported = map[string]bool{
-	"apiVersion": true, "kind": true,
-	"metadata": true, "metadata.name": true, "metadata.namespace": true,
-	"metadata.annotations": true, "metadata.annotations.*": true,
-	"metadata.labels": true, "metadata.labels.*": true,
-	"spec": true, "spec.template": true,
-	"spec.template.metadata": true, "spec.template.metadata.name": true,
-	"spec.template.metadata.annotations": true, "spec.template.metadata.annotations.*": true,
-	"spec.template.metadata.labels": true, "spec.template.metadata.labels.*": true,
-	"spec.template.spec":                               true,
-	"spec.template.spec.containerConcurrency":          true,
-	"spec.template.spec.timeoutSeconds":                true,
-	"spec.template.spec.containers":                    true,
-	"spec.template.spec.containers[]":                  true,
-	"spec.template.spec.containers[].name":             true,
-	"spec.template.spec.containers[].image":            true,
-	"spec.template.spec.containers[].env":              true,
-	"spec.template.spec.containers[].env[]":            true,
-	"spec.template.spec.containers[].env[].name":       true,
-	"spec.template.spec.containers[].env[].value":      true,
-	"spec.template.spec.terminationGracePeriodSeconds": true,
-	"spec.traffic": true, "spec.traffic[]": true,
-	"spec.traffic[].revisionName": true, "spec.traffic[].latestRevision": true,
-	"spec.traffic[].percent": true, "spec.traffic[].tag": true,
+// Limits on a manifest, so that reading one costs little whatever it holds.
+const (
+	// MaxManifestBytes is the largest manifest the platform reads; the
+	// control endpoint refuses a larger body with 413.
+	MaxManifestBytes = 1 << 20
+	// MaxManifestDepth bounds the nesting of mappings and lists. A Knative
+	// Service is at most about ten levels deep.
+	MaxManifestDepth = 32
+)
+
+// VisibilityLabel set to VisibilityClusterLocal on a Service keeps it off
+// the public gateway: only the internal listener serves it (Knative's
+// networking.knative.dev/visibility).
+const (
+	VisibilityLabel        = "networking.knative.dev/visibility"
+	VisibilityClusterLocal = "cluster-local"
+)
+
+// supported lists the manifest paths the platform reads, split on dots;
+// "*" matches any map key, "[]" any list element. Keys with dots of their
+// own (labels) are in supportedKeys.
+var supported = []string{
+	"apiVersion", "kind",
+	"metadata.name", "metadata.namespace",
+	"metadata.annotations.*",
+	"metadata.labels",
+	"spec.template.metadata.name",
+	"spec.template.metadata.annotations.*",
+	"spec.template.spec.containerConcurrency",
+	"spec.template.spec.timeoutSeconds",
+	"spec.template.spec.terminationGracePeriodSeconds",
+	"spec.template.spec.containers[].name",
+	"spec.template.spec.containers[].image",
+	"spec.template.spec.containers[].env[].name",
+	"spec.template.spec.containers[].env[].value",
+	"spec.traffic[].revisionName", "spec.traffic[].latestRevision",
+	"spec.traffic[].percent", "spec.traffic[].tag",
 }
 
-// ParseService reads one Service manifest. Structural problems (bad YAML, a
-// wrong kind, a field of the wrong type, a missing name or container) are
-// errors; fields the platform does not support are warnings.
+// supportedKeys lists map keys that contain dots, by the path of their map.
+var supportedKeys = map[string][]string{
+	"metadata.labels": {VisibilityLabel},
+}
+
+// schema is supported as a tree, so that checking a manifest against it is
+// one pass over the manifest's nodes.
+var schema = buildSchema()
+
+type field struct {
+	children map[string]*field // by key, "*" (any key) and "[]" (a list's elements)
+}
+
+func (f *field) child(key string) *field {
+	if f == nil {
+		return nil
+	}
+	if c := f.children[key]; c != nil || key == "[]" {
+		return c
+	}
+	return f.children["*"]
+}
+
+func (f *field) add(key string) *field {
+	if f.children == nil {
+		f.children = map[string]*field{}
+	}
+	c := f.children[key]
+	if c == nil {
+		c = &field{}
+		f.children[key] = c
+	}
+	return c
+}
+
+func buildSchema() *field {
+	root := &field{}
+	walk := func(path string) *field {
+		f := root
+		for _, seg := range strings.Split(path, ".") {
+			if name, list := strings.CutSuffix(seg, "[]"); list {
+				f = f.add(name).add("[]")
+			} else {
+				f = f.add(seg)
+			}
+		}
+		return f
+	}
+	for _, p := range slices.Concat(supported, containerPaths) {
+		walk(p)
+	}
+	for p, keys := range supportedKeys {
+		f := walk(p)
+		for _, k := range keys {
+			f.add(k)
+		}
+	}
+	return root
+}
+
+// ParseService reads one Service manifest (YAML or JSON). Structural
+// problems (bad YAML, more than one document, a duplicate key, nesting
+// deeper than MaxManifestDepth, more than MaxManifestBytes, a wrong kind, a
+// field of the wrong type, a missing name or container) are errors; fields
+// and labels the platform does not support are warnings.
 func ParseService(data []byte) (*Service, error) {
-	js, err := yaml.YAMLToJSON(data)
+	if len(data) > MaxManifestBytes {
+		return nil, fmt.Errorf("manifest: %d bytes, more than the limit of %d bytes (1 MiB)", len(data), MaxManifestBytes)
+	}
+	root, err := singleDocument(data)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: not valid YAML: %w", err)
+		return nil, err
 	}
-	var generic any
-	if err := json.Unmarshal(js, &generic); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if _, ok := generic.(map[string]any); !ok {
+	if root.Kind != yaml.MappingNode {
 		return nil, errors.New("manifest: want a YAML mapping (a Knative Service), got something else")
 	}
+	c := checker{}
+	c.walk(root, schema, 1)
+	if err := errors.Join(c.errs...); err != nil {
+		return nil, err
+	}
 	var s Service
-	if err := json.Unmarshal(js, &s); err != nil {
+	if err := sigsyaml.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	walkUnsupported(generic, "", "", &s.warnings)
+	s.warnings = c.warnings
 	sort.Strings(s.warnings)
 
 	var errs []error
@@ -140,6 +222,9 @@ func ParseService(data []byte) (*Service, error) {
 	}
 	if s.Metadata.Namespace == "" {
 		s.Metadata.Namespace = "default"
+	}
+	if v, ok := s.Metadata.Labels[VisibilityLabel]; ok && v != VisibilityClusterLocal {
+		errs = append(errs, fmt.Errorf("manifest: metadata.labels[%s] = %q, want %q or no label", VisibilityLabel, v, VisibilityClusterLocal))
 	}
 	switch n := len(s.Spec.Template.Spec.Containers); {
 	case n == 0:
@@ -183,33 +268,116 @@ func ReadService(path string) (*Service, error) {
 // Warnings lists the fields of the manifest that the platform ignores.
 func (s *Service) Warnings() []string { return s.warnings }
 
-func walkUnsupported(v any, path, pattern string, out *[]string) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, child := range v {
-			p, pat := join(path, k), join(pattern, k)
-			if !supported[pat] {
-				if star := join(pattern, "*"); supported[star] {
-					pat = star
-				} else {
-					*out = append(*out, fmt.Sprintf("%s is not supported by the platform and is ignored", p))
-					continue
-				}
-			}
-			walkUnsupported(child, p, pat, out)
+// singleDocument returns the one document of a manifest. Empty documents
+// (a leading or trailing "---") are skipped; a second document with content
+// is refused, naming it, because applying only the first would silently
+// drop the rest and applying several could apply part of the file.
+func singleDocument(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root *yaml.Node
+	for i := 1; ; i++ {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-	case []any:
-		for i, child := range v {
-			walkUnsupported(child, fmt.Sprintf("%s[%d]", path, i), pattern+"[]", out)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: not valid YAML: %w", err)
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		n := doc.Content[0]
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			continue // an empty document
+		}
+		if root != nil {
+			return nil, fmt.Errorf("manifest: document %d (line %d) is a second document; the platform applies one Service per manifest, so apply each document on its own", i, n.Line)
+		}
+		root = n
+	}
+	if root == nil {
+		return nil, errors.New("manifest: empty; want a YAML mapping (a Knative Service)")
+	}
+	return root, nil
+}
+
+// checker walks a manifest once: it refuses duplicate keys and deep
+// nesting anywhere, and lists the fields outside the schema. The path of a
+// node is kept as a stack of segments and joined only for a warning, so
+// the walk costs time in proportion to the manifest's size.
+type checker struct {
+	path     []string
+	warnings []string
+	errs     []error
+}
+
+func (c *checker) walk(n *yaml.Node, f *field, depth int) {
+	if depth > MaxManifestDepth {
+		c.errs = append(c.errs, fmt.Errorf("manifest: line %d: %s is nested deeper than %d levels", n.Line, c.pathString(), MaxManifestDepth))
+		return
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				c.errs = append(c.errs, fmt.Errorf("manifest: line %d: a key under %s is not a string", k.Line, c.pathString()))
+				continue
+			}
+			if k.Tag == "!!merge" {
+				c.errs = append(c.errs, fmt.Errorf("manifest: line %d: merge keys (<<) are not supported", k.Line))
+				continue
+			}
+			if first, dup := seen[k.Value]; dup {
+				c.errs = append(c.errs, fmt.Errorf("manifest: line %d: duplicate key %q under %s (first at line %d)", k.Line, k.Value, c.pathOr("the top level"), first))
+				continue
+			}
+			seen[k.Value] = k.Line
+			c.path = append(c.path, k.Value)
+			child := f.child(k.Value)
+			if f != nil && child == nil {
+				c.warnings = append(c.warnings, c.pathString()+" is not supported by the platform and is ignored")
+			}
+			c.walk(v, child, depth+1)
+			c.path = c.path[:len(c.path)-1]
+		}
+	case yaml.SequenceNode:
+		elem := f.child("[]")
+		for i, v := range n.Content {
+			c.path = append(c.path, "["+strconv.Itoa(i)+"]")
+			c.walk(v, elem, depth+1)
+			c.path = c.path[:len(c.path)-1]
 		}
 	}
 }
 
-func join(prefix, key string) string {
-	if prefix == "" {
-		return key
+func (c *checker) pathOr(top string) string {
+	if len(c.path) == 0 {
+		return top
 	}
-	return prefix + "." + key
+	return c.pathString()
+}
+
+// pathString renders the current path: keys joined by dots, list indexes
+// in brackets, keys with dots or slashes (labels, annotations) in brackets.
+func (c *checker) pathString() string {
+	var b strings.Builder
+	for i, seg := range c.path {
+		switch {
+		case strings.HasPrefix(seg, "["):
+			b.WriteString(seg)
+		case strings.ContainsAny(seg, "./[]"):
+			b.WriteString("[" + seg + "]")
+		default:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(seg)
+		}
+	}
+	return b.String()
 }
 
 // App names a built-in demo application.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io/fs"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -80,6 +82,7 @@ spec:
 `))
 	require.NoError(t, err)
 	assert.Equal(t, []string{
+		"metadata.labels.team is not supported by the platform and is ignored",
 		"metadata.uid is not supported by the platform and is ignored",
 		"spec.template.spec.containers[0].env[0].valueFrom is not supported by the platform and is ignored",
 		"spec.template.spec.containers[0].resources is not supported by the platform and is ignored",
@@ -108,6 +111,92 @@ func TestParseServiceErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+// The attacks of issue 11 on the manifest parser, each refused with an
+// error that says what and where.
+func TestParseServiceRefusesWhatItCannotApplyWhole(t *testing.T) {
+	const svc = "kind: Service\nmetadata: {name: a}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n"
+	tests := []struct{ name, yaml, want string }{
+		{"second document", svc + "---\n" + strings.Replace(svc, "name: a", "name: b", 1),
+			"document 2 (line 5) is a second document"},
+		{"duplicate key", "kind: Service\nmetadata:\n  name: a\n  name: b\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`line 4: duplicate key "name" under metadata (first at line 3)`},
+		{"duplicate key in an ignored field", svc + "status: {url: a, url: b}\n",
+			`line 4: duplicate key "url" under status (first at line 4)`},
+		{"duplicate annotation", "kind: Service\nmetadata: {name: a}\nspec:\n  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/max-scale: \"1\"\n        autoscaling.knative.dev/max-scale: \"900\"\n    spec: {containers: [{image: hello}]}\n",
+			`line 8: duplicate key "autoscaling.knative.dev/max-scale" under spec.template.metadata.annotations (first at line 7)`},
+		{"duplicate key in JSON", `{"kind": "Service", "kind": "Service", "metadata": {"name": "a"}}`,
+			`line 1: duplicate key "kind" under the top level`},
+		{"too deep", svc + "status: " + strings.Repeat("{a: ", 40) + "1" + strings.Repeat("}", 40) + "\n",
+			"is nested deeper than 32 levels"},
+		{"visibility", "kind: Service\nmetadata: {name: a, labels: {networking.knative.dev/visibility: public}}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`metadata.labels[networking.knative.dev/visibility] = "public", want "cluster-local"`},
+		{"only empty documents", "---\n---\n", "manifest: empty"},
+		{"over 1 MiB", svc + "# " + strings.Repeat("x", MaxManifestBytes) + "\n", "more than the limit of 1048576 bytes (1 MiB)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseService([]byte(tt.yaml))
+			require.Error(t, err, "accepted: %+v", s)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	// Empty documents around the one Service are not a second document.
+	s, err := ParseService([]byte("---\n" + svc + "---\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "a", s.Metadata.Name)
+}
+
+// Issue 11: 18 KB of labels nested 9,000 deep took 1.9 s and ~210 MB,
+// because the walk rebuilt the path string at every level. It is refused
+// at the depth limit now, and the walk over an accepted manifest costs
+// memory in proportion to its size.
+func TestParseServiceDeepNestingIsCheap(t *testing.T) {
+	deep := "kind: Service\nmetadata:\n  name: a\n  labels: " + strings.Repeat("{a: ", 9000) + "1" + strings.Repeat("}", 9000) + "\n" +
+		"spec: {template: {spec: {containers: [{image: hello}]}}}\n"
+	require.Greater(t, len(deep), 18_000)
+	var allocated uint64
+	allocs := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated = allocs(func() {
+		_, err := ParseService([]byte(deep))
+		require.ErrorContains(t, err, "metadata.labels.a.a")
+		require.ErrorContains(t, err, "is nested deeper than 32 levels")
+	})
+	t.Logf("%d bytes of 9,000-deep labels: %d bytes allocated", len(deep), allocated)
+	assert.Less(t, allocated, uint64(30<<20), "bytes allocated parsing an 18 KB manifest")
+
+	// Linear: ignored fields 30 levels deep, many of them; doubling their
+	// number at most about doubles the cost.
+	wide := func(n int) string {
+		var b strings.Builder
+		b.WriteString("kind: Service\nmetadata: {name: a}\nspec: {template: {spec: {containers: [{image: hello}]}}}\nstatus:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  k%d: %s1%s\n", i, strings.Repeat("{a: ", 28), strings.Repeat("}", 28))
+		}
+		return b.String()
+	}
+	one, two := wide(200), wide(400)
+	a1 := allocs(func() { _, err := ParseService([]byte(one)); require.NoError(t, err) })
+	a2 := allocs(func() { _, err := ParseService([]byte(two)); require.NoError(t, err) })
+	assert.Less(t, float64(a2), 2.6*float64(a1), "allocations grew faster than the manifest: %d B for %d B, %d B for %d B", a1, len(one), a2, len(two))
+}
+
+// Labels other than the visibility label warn like unknown fields.
+func TestParseServiceLabels(t *testing.T) {
+	s, err := ParseService([]byte("kind: Service\nmetadata:\n  name: a\n  labels: {networking.knative.dev/visibility: cluster-local, app.kubernetes.io/name: x}\nspec: {template: {metadata: {labels: {v: \"1\"}}, spec: {containers: [{image: hello}]}}}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, VisibilityClusterLocal, s.Metadata.Labels[VisibilityLabel])
+	assert.Equal(t, []string{
+		"metadata.labels[app.kubernetes.io/name] is not supported by the platform and is ignored",
+		"spec.template.metadata.labels is not supported by the platform and is ignored",
+	}, s.Warnings())
 }
 
 func TestAppForImage(t *testing.T) {

@@ -31,12 +31,24 @@ type Options struct {
 	// Addr is the gateway's listen address. "" means 127.0.0.1:8080.
 	Addr string
 	// ControlAddr serves /status and /apply. "" means 127.0.0.1:8081.
+	// It answers only requests whose Host is localhost or this address and
+	// that come from no foreign Origin.
 	ControlAddr string
+	// ControlToken is the bearer token every state-changing control request
+	// (POST /apply) needs. "" means a new random token, written to
+	// ControlTokenFile.
+	ControlToken string
+	// ControlTokenFile is where a generated ControlToken is written, in a
+	// file only the user can read. "" means DefaultTokenFile(). A token
+	// that was given is written only if this is set.
+	ControlTokenFile string
 	// Domain is the {domain} of hosts {name}.{namespace}.{domain}. ""
 	// means "localhost", so http://hello.default.localhost:8080 works.
 	Domain string
 	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) that
-	// override Knative's defaults for every revision.
+	// override Knative's defaults for every revision. max-scale-limit
+	// defaults to what the machine can run (machineMaxScale), and max-scale
+	// to max-scale-limit; "max-scale-limit": "0" removes the limit.
 	Autoscaler map[string]string
 	// RolloutDuration is the gradual rollout of a Service without the
 	// serving.knative.dev/rollout-duration annotation. Zero means none.
@@ -80,6 +92,7 @@ type Platform struct {
 	ascfg      autoscaler.Config
 
 	spawner *spawner
+	starts  chan struct{} // one token per replica process starting: bounds parallel starts
 	runner  *autoscaler.Runner
 	act     *activator.Handler
 	router  *traffic.Router
@@ -196,13 +209,24 @@ func NewPlatform(o Options) (*Platform, error) {
 			return nil, fmt.Errorf("platform: address %q: the platform listens on loopback only (127.0.0.1)", a)
 		}
 	}
-	ascfg, err := autoscaler.ParseConfig(o.Autoscaler)
+	if o.ControlToken == "" {
+		o.ControlToken = newToken()
+		if o.ControlTokenFile == "" {
+			f, err := DefaultTokenFile()
+			if err != nil {
+				return nil, err
+			}
+			o.ControlTokenFile = f
+		}
+	}
+	ascfg, err := autoscaler.ParseConfig(withScaleLimit(o.Autoscaler))
 	if err != nil {
 		return nil, fmt.Errorf("platform: autoscaler config: %w", err)
 	}
 	p := &Platform{
 		opts: o, log: o.Log, replicaLog: o.ReplicaLog, ascfg: ascfg,
 		spawner:   newSpawner(),
+		starts:    make(chan struct{}, startParallelism()),
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
@@ -260,8 +284,21 @@ func (p *Platform) Start() error {
 		return fmt.Errorf("platform: control: %w", err)
 	}
 	p.gatewayAddr, p.controlAddr = gl.Addr().String(), cl.Addr().String()
+	if p.opts.ControlTokenFile != "" {
+		if err := writeTokenFile(p.opts.ControlTokenFile, p.opts.ControlToken); err != nil {
+			gl.Close()
+			cl.Close()
+			return err
+		}
+	}
+	guard, err := newControlGuard(p.controlAddr, p.opts.ControlToken, p.opts.ControlTokenFile, p.controlHandler())
+	if err != nil {
+		gl.Close()
+		cl.Close()
+		return err
+	}
 	p.gateway = &http.Server{Handler: edge(p.router), Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
-	p.control = &http.Server{Handler: p.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
@@ -274,6 +311,11 @@ func (p *Platform) goLoop(f func()) {
 	p.loops.Add(1)
 	go func() { defer p.loops.Done(); f() }()
 }
+
+// ControlToken is the bearer token of state-changing control requests, and
+// ControlTokenFile the file it was written to ("" if none).
+func (p *Platform) ControlToken() string     { return p.opts.ControlToken }
+func (p *Platform) ControlTokenFile() string { return p.opts.ControlTokenFile }
 
 // GatewayAddr and ControlAddr return the listening addresses.
 func (p *Platform) GatewayAddr() string { return p.gatewayAddr }
@@ -344,6 +386,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		spec.Grace = time.Duration(*g) * time.Second
 	}
 	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkScaleLimit(p.ascfg, spec.Annotations); err != nil {
 		return nil, err
 	}
 	aspec, err := p.ascfg.RevisionSpec(spec.Annotations, spec.ContainerConcurrency)

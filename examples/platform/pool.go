@@ -133,7 +133,13 @@ func (pl *pool) supervise(s *slot) {
 		pl.mu.Unlock()
 	}()
 	for s.ctx.Err() == nil {
-		pr, err := pl.p.spawner.start(pl.rev.replicaSpec(s.name, pl.p.opts), pl.logLine(s.name), pl.changed)
+		pr, err := pl.p.startReplica(s.ctx, pl.rev.replicaSpec(s.name, pl.p.opts), pl.logLine(s.name), pl.changed)
+		if s.ctx.Err() != nil {
+			if pr != nil {
+				_ = pr.stop(time.Second)
+			}
+			return
+		}
 		if err != nil {
 			pl.crashed(s, nil, &exitInfo{Reason: "StartError", Message: err.Error()})
 		} else if !pl.run(s, pr) {

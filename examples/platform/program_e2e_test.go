@@ -313,8 +313,17 @@ func TestE2EDeleteServiceDrainsThenTermThenKill(t *testing.T) {
 	})
 	time.Sleep(100 * time.Millisecond) // let it reach the program
 
+	// Deleting needs the control token, like every state change.
 	req, _ := http.NewRequest(http.MethodDelete, "http://"+tp.ControlAddr()+"/services/default/gone", nil)
 	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	_, ok := tp.revision(key)
+	require.True(t, ok, "nothing deleted without the token")
+
+	req.Header.Set("Authorization", "Bearer "+tp.ControlToken())
+	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -323,7 +332,7 @@ func TestE2EDeleteServiceDrainsThenTermThenKill(t *testing.T) {
 	code, _, err := tp.get("gone", "")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusNotFound, code, "the route is gone at once")
-	_, ok := tp.revision(key)
+	_, ok = tp.revision(key)
 	assert.False(t, ok, "the revision is gone from /status")
 
 	assert.True(t, strings.HasPrefix(<-slow, "200 <nil> revision=gone-00001"), "the request in flight finished")

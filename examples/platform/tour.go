@@ -167,13 +167,25 @@ func (t *tour) liveTable(ctx context.Context) {
 	}
 }
 
+// apply posts a manifest to the control endpoint, as a user would with
+// curl: with the bearer token and a YAML content type.
 func (t *tour) apply(manifest string) error {
-	svc, err := ParseService([]byte(manifest))
+	req, err := http.NewRequest(http.MethodPost, "http://"+t.p.ControlAddr()+"/apply", strings.NewReader(manifest))
 	if err != nil {
 		return err
 	}
-	_, err = t.p.Apply(svc)
-	return err
+	req.Header.Set("Authorization", "Bearer "+t.p.ControlToken())
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("apply: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 func (t *tour) get(query string) (int, string, error) {
