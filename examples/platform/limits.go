@@ -7,8 +7,8 @@ import (
 	"math"
 	"runtime"
 	"strconv"
-	"time"
 	"syscall"
+	"time"
 
 	"github.com/servingkit/servingkit/autoscaler"
 )
