@@ -22,6 +22,10 @@ type prober struct {
 	env    []string // the program's environment, for exec probes
 	dir    string   // the program's working directory, for exec probes
 	client *http.Client
+	// alsoTCP makes an exec probe pass only when the program also accepts
+	// connections on its port: Knative's queue checks the port of a
+	// program whose readiness probe is exec.
+	alsoTCP bool
 }
 
 // newProber returns the prober of spec for a program listening on port.
@@ -90,6 +94,13 @@ func (p *prober) check(ctx context.Context) error {
 			return err
 		}
 		return c.Close()
+	}
+	if p.alsoTCP {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.addr)
+		if err != nil {
+			return fmt.Errorf("the program does not listen: %w", err)
+		}
+		c.Close()
 	}
 	cmd := exec.CommandContext(ctx, p.spec.Command[0], p.spec.Command[1:]...)
 	cmd.Env, cmd.Dir = p.env, p.dir

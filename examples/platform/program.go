@@ -217,6 +217,7 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 	readyCh := make(chan struct{})
 	var once sync.Once
 	rp := newProber(spec.Program.Readiness, port, env, spec.Program.WorkingDir)
+	rp.alsoTCP = rp.spec.Kind == "exec"
 	go rp.run(ctx, func(r probeResult) {
 		ready.Store(r.ok)
 		if r.ok {

@@ -210,7 +210,9 @@ func TestE2EKilledReplicaIsReplaced(t *testing.T) {
 // service beside them is unaffected.
 func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
 	t.Parallel()
-	tp := startProgramPlatform(t, Options{ProgressDeadline: 3 * time.Second, RestartBackOff: time.Second, MaxRestartBackOff: 2 * time.Second})
+	// The deadline leaves room for a loaded machine: starting a program
+	// that exits at once must not take longer.
+	tp := startProgramPlatform(t, Options{ProgressDeadline: 8 * time.Second, RestartBackOff: time.Second, MaxRestartBackOff: 2 * time.Second})
 	tp.deploy(programManifest(t, "fine", "serve", "", ""), "default/fine-00001", "default/fine")
 
 	dir := t.TempDir()
@@ -366,7 +368,9 @@ func TestE2EPortNameH2CSelectsHTTP2(t *testing.T) {
 }
 
 // An exec readiness probe holds the replica out of service until it
-// passes; /status says why meanwhile.
+// passes — and, as in Knative, where the queue checks the port of a
+// program with an exec probe, until the program listens; /status says why
+// meanwhile.
 func TestE2EExecReadinessProbe(t *testing.T) {
 	t.Parallel()
 	tp := startProgramPlatform(t, Options{})
