@@ -7,6 +7,8 @@
 //
 //   - stats: the load vocabulary — Stat, a time-weighted concurrency
 //     Recorder, a Reporter, and the wire format for scraping and pushing.
+//   - balancer and proxy: leaves for forwarding — picking a replica with
+//     the activator's policies, and a tuned transport with pooled buffers.
 //   - queue: keep one replica within its concurrency limit (Breaker) and
 //     report its load; in process around an http.Handler, or as a sidecar
 //     reverse proxy.
@@ -19,6 +21,9 @@
 //     tags, latest revision, gradual rollout, and a router.
 //   - revision: configurations and immutable revisions, their conditions,
 //     and the proxy/serve switch with a per-revision front door.
+//   - gateway: the composition a host on several machines needs — a
+//     revision's endpoints fan-out, the Serve path, remote activators.
+//     Only programs import it.
 //
 // # The flow of a request
 //

@@ -18,7 +18,8 @@ type ColdStart struct {
 	Outcome  Outcome
 }
 
-// Outcome is how a wait for capacity ended.
+// Outcome is how a wait for capacity ended, or (in an Observation) why
+// the activator answered a request itself.
 type Outcome int
 
 const (
@@ -34,9 +35,15 @@ const (
 	OutcomeCanceled
 	// OutcomeRemoved: the revision was removed while it waited; 503.
 	OutcomeRemoved
+	// OutcomeUnknownRevision: the request named no revision this activator
+	// serves; 404. Only in an Observation.
+	OutcomeUnknownRevision
+	// OutcomeShuttingDown: the Handler was shutting down; 503. Only in an
+	// Observation.
+	OutcomeShuttingDown
 )
 
-var outcomeNames = [...]string{"served", "queue-full", "max-wait", "timeout", "canceled", "removed"}
+var outcomeNames = [...]string{"served", "queue-full", "max-wait", "timeout", "canceled", "removed", "unknown-revision", "shutting-down"}
 
 // String returns the outcome's name, for logs and metric labels.
 func (o Outcome) String() string {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/servingkit/servingkit/balancer"
 )
 
 const (
@@ -70,8 +72,8 @@ func (c RevisionConfig) Validate() error {
 	if c.ContainerConcurrency < 0 || c.ContainerConcurrency > MaxContainerConcurrency {
 		errs = append(errs, fmt.Errorf("activator: RevisionConfig.ContainerConcurrency = %d, must be in [0, %d] (0 means unlimited)", c.ContainerConcurrency, MaxContainerConcurrency))
 	}
-	if !c.Policy.valid() {
-		errs = append(errs, fmt.Errorf("activator: RevisionConfig.Policy = %d, must be one of %s", int(c.Policy), policyList()))
+	if !c.Policy.Valid() {
+		errs = append(errs, fmt.Errorf("activator: RevisionConfig.Policy = %d, must be one of %s", int(c.Policy), balancer.PolicyNames()))
 	}
 	if c.MaxWaiting < 0 || c.MaxWaiting > MaxContainerConcurrency {
 		errs = append(errs, fmt.Errorf("activator: RevisionConfig.MaxWaiting = %d, must be in [0, %d] (0 means %d)", c.MaxWaiting, MaxContainerConcurrency, DefaultMaxWaiting))

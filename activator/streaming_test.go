@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 )
 
@@ -28,7 +28,7 @@ func activatorFor(t *testing.T, replica *httptest.Server, h2c bool) (*Handler, *
 	require.NoError(t, h.SetReplicas("rev", []string{replica.Listener.Addr().String()}))
 	front := httptest.NewUnstartedServer(h)
 	if h2c {
-		front.Config.Protocols = httpx.ServerProtocols()
+		front.Config.Protocols = proxy.ServerProtocols()
 	}
 	front.Start()
 	t.Cleanup(front.Close)
@@ -142,7 +142,7 @@ func TestGRPCOverH2CPassesThrough(t *testing.T) {
 		}
 		w.Header().Set("Grpc-Status", "0")
 	}))
-	replica.Config.Protocols = httpx.ServerProtocols()
+	replica.Config.Protocols = proxy.ServerProtocols()
 	replica.Start()
 	defer replica.Close()
 	_, front := activatorFor(t, replica, true)
@@ -290,7 +290,7 @@ func TestHTTP2RequestToHTTP1Replica(t *testing.T) {
 			require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
 			require.NoError(t, h.SetReplicas("rev", []string{replica.Listener.Addr().String()}))
 			front := httptest.NewUnstartedServer(h)
-			front.Config.Protocols = httpx.ServerProtocols()
+			front.Config.Protocols = proxy.ServerProtocols()
 			front.Start()
 			defer front.Close()
 

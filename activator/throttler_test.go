@@ -6,12 +6,15 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/servingkit/servingkit/balancer"
 )
 
 func acquireN(t *testing.T, th *Throttler, rev string, n int) []Lease {
@@ -401,7 +404,7 @@ func TestSetReplicasValidate(t *testing.T) {
 }
 
 func TestParsePolicy(t *testing.T) {
-	for p := PolicyDefault; p < numPolicies; p++ {
+	for p := PolicyDefault; p.Valid(); p++ {
 		got, err := ParsePolicy(" " + p.String() + " ")
 		require.NoError(t, err)
 		assert.Equal(t, p, got)
@@ -415,7 +418,7 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func FuzzParsePolicy(f *testing.F) {
-	for _, n := range policyNames {
+	for _, n := range strings.Split(balancer.PolicyNames(), ", ") {
 		f.Add(n)
 	}
 	f.Add("ROUND-robin ")
@@ -424,7 +427,7 @@ func FuzzParsePolicy(f *testing.F) {
 		if err != nil {
 			return
 		}
-		require.True(t, p.valid())
+		require.True(t, p.Valid())
 		again, err := ParsePolicy(p.String())
 		require.NoError(t, err)
 		require.Equal(t, p, again)

@@ -35,6 +35,12 @@ type Decision struct {
 	// StableLoad and PanicLoad are the averaged load the decision saw, in
 	// the spec's metric (0 when there was no data).
 	StableLoad, PanicLoad float64
+	// Target is the load per replica the decision aimed for (the spec's
+	// TargetValue), for comparing with the loads.
+	Target float64
+	// Metric is the spec's metric: what StableLoad, PanicLoad and Target
+	// measure.
+	Metric Metric
 }
 
 // ActivatorInPath reports whether requests should go through the activator

@@ -120,6 +120,9 @@ type entry struct {
 	applied int  // last scale the backend accepted (−1: unknown)
 	queued  bool // in the scale queue, being scaled, or parked
 	calling bool // a Scale call for this entry is running
+	// holdUntil, for an adopted revision, is when its windows are full:
+	// until then it is not scaled below its ready count.
+	holdUntil time.Time
 }
 
 // Runner autoscales many revisions: Knative's MultiScaler, MetricCollector
@@ -271,8 +274,24 @@ func (r *Runner) Run(ctx context.Context) error {
 // right away, as creating a Knative revision's Deployment does. It returns
 // ErrRevisionExists if revision is already added and spec.Validate's error
 // if spec is invalid.
-func (r *Runner) Add(revision string, spec Spec) error {
+func (r *Runner) Add(revision string, spec Spec) error { return r.add(revision, spec, false) }
+
+// Adopt starts autoscaling revision, which another runner scaled until now,
+// with spec: a take-over after the owner of the revision's bucket died or
+// let it go (see Shards). Unlike Add it makes no initial-scale call, as
+// the revision was created and scaled before, and for a full
+// spec.StableWindow it does not scale the revision below the replicas
+// ready at each tick, while its windows, empty at first, fill with load
+// (knative/serving#4795: a new autoscaler must not read its half-filled
+// windows as a drop in load). Scale-ups apply at once. It returns
+// ErrRevisionExists and spec.Validate's errors as Add does.
+func (r *Runner) Adopt(revision string, spec Spec) error { return r.add(revision, spec, true) }
+
+func (r *Runner) add(revision string, spec Spec, adopt bool) error {
 	if err := spec.Validate(); err != nil {
+		if adopt {
+			return fmt.Errorf("autoscaler: Adopt(%q): %w", revision, err)
+		}
 		return fmt.Errorf("autoscaler: Add(%q): %w", revision, err)
 	}
 	ready, err := r.opts.Ready.ReadyCount(revision)
@@ -304,8 +323,14 @@ func (r *Runner) Add(revision string, spec Spec) error {
 		Recommended:         -1,
 		Ready:               ready,
 		Activity:            Activating,
+		Target:              spec.TargetValue,
+		Metric:              spec.Metric,
 	}
-	scale := spec.InitialScale > ready
+	scale := spec.InitialScale > ready && !adopt
+	if adopt {
+		e.life.initialized = true
+		e.holdUntil = now.Add(spec.StableWindow)
+	}
 	if scale {
 		e.pending, e.queued = spec.InitialScale, true
 	}
@@ -583,6 +608,11 @@ func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (De
 		desired, ebc = e.rec.Desired, e.rec.ExcessBurstCapacity
 	}
 	want, apply := e.life.step(&e.spec, now, desired, ready, ebc, proxy)
+	if want >= 0 && want < ready && now.Before(e.holdUntil) {
+		// Adopted: no scale-down until the windows hold a full stable
+		// window of load.
+		want = ready
+	}
 	e.inactive.Store(e.life.activity == Inactive)
 	apply = apply && want >= 0
 	if apply {
@@ -608,6 +638,8 @@ func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (De
 		Activity:            e.life.activity,
 		StableLoad:          stable,
 		PanicLoad:           panicLoad,
+		Target:              e.spec.TargetValue,
+		Metric:              e.spec.Metric,
 	}
 	e.last = d
 	e.mu.Unlock()

@@ -42,6 +42,7 @@ func TestRunnerScalesUpWithLoad(t *testing.T) {
 	h.Add(rev, cc10(t, nil))
 	assert.Equal(t, 1, h.Scale(rev), "initial scale at once")
 	assert.Equal(t, autoscaler.Activating, h.Decision(rev).Activity)
+	assert.Equal(t, 7.0, h.Decision(rev).Target, "CC 10 at Knative's 70% utilization")
 
 	h.SetLoad(rev, stats.Stat{Concurrency: 35})
 	h.Advance(60 * time.Second)
@@ -53,6 +54,8 @@ func TestRunnerScalesUpWithLoad(t *testing.T) {
 	assert.Equal(t, autoscaler.Active, d.Activity)
 	assert.True(t, d.Panicking, "one replica with load for five panicked at the first tick")
 	assert.Equal(t, 35.0, d.StableLoad)
+	assert.Equal(t, 7.0, d.Target)
+	assert.Equal(t, autoscaler.Concurrency, d.Metric)
 	assert.Equal(t, 5*10-211-35, d.ExcessBurstCapacity)
 	assert.True(t, d.ActivatorInPath())
 	assert.Len(t, h.Decisions(rev), 30, "one decision per tick")

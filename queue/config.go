@@ -82,6 +82,13 @@ type Config struct {
 	// Logger receives rejected and timed-out requests at debug level and
 	// drain progress at info level. Nil means silent.
 	Logger *slog.Logger
+	// Observer, if not nil, is called once for every request the Handler
+	// accepted, when it has ended (see Observation), on the goroutine that
+	// ends it — the application's, or the one closing a hijacked
+	// connection — outside any lock. It must be safe for simultaneous use
+	// and should be quick: the request's slot is already free, but its
+	// goroutine waits. Nil costs nothing; set, a request costs the call.
+	Observer func(Observation)
 }
 
 // Validate reports every out-of-range field, naming the field, its value and

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // exchange is the response writer the application sees, and the state of
@@ -54,6 +54,13 @@ type exchangeState struct {
 	proxied  bool // set before the application runs
 	acquired bool // holds a breaker slot
 	timed    bool
+	start    time.Time // arrival
+	// For Config.Observer. status is written by the application's
+	// goroutine (under mu when timed), outcome and answered before the
+	// application runs or, by a timeout, under mu.
+	status   int       // the response's status once written; see noteStatus
+	outcome  Outcome   // OutcomeServed unless the queue ended the request
+	answered time.Time // when a timeout answered the client, if one did
 	hijacked atomic.Bool
 	live     atomic.Int32
 	refs     atomic.Int32
@@ -65,7 +72,6 @@ type exchangeState struct {
 	committed bool          // the response has started: headers are in w
 	timedOut  bool          // a timeout answered; writes fail
 	returned  bool          // the application returned; no timeout applies
-	start     time.Time     // arrival
 	lastWrite time.Time     // last write (or arrival), for IdleTimeout
 	panicVal  any           // what the application panicked with, if it returned in time
 }
@@ -84,7 +90,7 @@ func (c wakeChan) signal() {
 }
 
 // copyBuffers serve ReadFrom when the server's writer cannot.
-var copyBuffers httpx.BufferPool
+var copyBuffers proxy.BufferPool
 
 // newExchange is the pool's New. Channels and timers made here belong to the
 // testing/synctest bubble, if any, of the goroutine that made them; the pool
@@ -147,7 +153,11 @@ func (ex *exchange) unlive() {
 	if ex.acquired {
 		h.breaker.Release()
 	}
-	h.rec.Out(h.now(), ex.proxied)
+	now := h.now()
+	h.rec.Out(now, ex.proxied)
+	if h.observer != nil {
+		ex.observe(now)
+	}
 	if ex.hijacked.Load() {
 		h.leave(&h.hijacked)
 	}
@@ -168,6 +178,7 @@ func (ex *exchange) Header() http.Header {
 
 func (ex *exchange) Write(p []byte) (int, error) {
 	if !ex.timed {
+		ex.noteStatus(http.StatusOK)
 		return ex.w.Write(p)
 	}
 	ex.mu.Lock()
@@ -175,6 +186,7 @@ func (ex *exchange) Write(p []byte) (int, error) {
 	if ex.timedOut {
 		return 0, http.ErrHandlerTimeout
 	}
+	ex.noteStatus(http.StatusOK)
 	ex.commitLocked()
 	ex.touchLocked()
 	return ex.w.Write(p)
@@ -183,6 +195,7 @@ func (ex *exchange) Write(p []byte) (int, error) {
 // WriteString keeps the server's allocation-free string path.
 func (ex *exchange) WriteString(s string) (int, error) {
 	if !ex.timed {
+		ex.noteStatus(http.StatusOK)
 		return io.WriteString(ex.w, s)
 	}
 	ex.mu.Lock()
@@ -190,6 +203,7 @@ func (ex *exchange) WriteString(s string) (int, error) {
 	if ex.timedOut {
 		return 0, http.ErrHandlerTimeout
 	}
+	ex.noteStatus(http.StatusOK)
 	ex.commitLocked()
 	ex.touchLocked()
 	return io.WriteString(ex.w, s)
@@ -197,6 +211,7 @@ func (ex *exchange) WriteString(s string) (int, error) {
 
 func (ex *exchange) WriteHeader(code int) {
 	if !ex.timed {
+		ex.noteStatus(code)
 		ex.w.WriteHeader(code)
 		return
 	}
@@ -212,6 +227,7 @@ func (ex *exchange) WriteHeader(code int) {
 		ex.w.WriteHeader(code)
 		return
 	}
+	ex.noteStatus(code)
 	ex.commitLocked()
 	ex.touchLocked()
 	ex.w.WriteHeader(code)
@@ -222,6 +238,7 @@ func (ex *exchange) WriteHeader(code int) {
 func (ex *exchange) ReadFrom(src io.Reader) (int64, error) {
 	if !ex.timed {
 		if rf, ok := ex.w.(io.ReaderFrom); ok {
+			ex.noteStatus(http.StatusOK)
 			return rf.ReadFrom(src)
 		}
 	}
@@ -240,6 +257,7 @@ func (ex *exchange) Flush() { _ = ex.FlushError() }
 // FlushError is Flush with the error, for http.ResponseController.
 func (ex *exchange) FlushError() error {
 	if !ex.timed {
+		ex.noteStatus(http.StatusOK)
 		return http.NewResponseController(ex.w).Flush()
 	}
 	ex.mu.Lock()
@@ -247,6 +265,7 @@ func (ex *exchange) FlushError() error {
 	if ex.timedOut {
 		return http.ErrHandlerTimeout
 	}
+	ex.noteStatus(http.StatusOK)
 	ex.commitLocked()
 	return http.NewResponseController(ex.w).Flush()
 }

@@ -67,6 +67,8 @@ type Handler struct {
 	logger  *slog.Logger
 	epoch   time.Time // origin of lastRequest
 
+	observer func(Observation) // nil: no observation is made
+
 	timed                              bool
 	total, responseStart, idle         time.Duration
 	firstWait                          time.Duration // the shortest timeout on
@@ -109,6 +111,7 @@ func newHandler(app http.Handler, c Config) (*Handler, error) {
 		ready:             c.Readiness,
 		clock:             c.Clock,
 		logger:            c.Logger,
+		observer:          c.Observer,
 		timed:             c.timed(),
 		total:             c.TotalTimeout,
 		responseStart:     c.ResponseStartTimeout,
@@ -164,7 +167,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := h.getExchange(w, false)
 	ex.live.Store(1)
 	ex.refs.Store(1)
-	h.serve(ex, r, h.now())
+	ex.start = h.now()
+	h.serve(ex, r, ex.start)
 	ex.unref()
 }
 
@@ -192,8 +196,9 @@ func (h *Handler) serve(ex *exchange, r *http.Request, now time.Time) {
 }
 
 // reject answers a request that did not get a slot.
-func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) reject(ex *exchange, r *http.Request, err error) {
 	var status int
+	var outcome Outcome
 	var msg string
 	var waited time.Duration
 	if we := (*WaitError)(nil); errors.As(err, &we) {
@@ -201,30 +206,31 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch {
 	case errors.Is(err, ErrQueueFull):
-		status = http.StatusServiceUnavailable
+		status, outcome = http.StatusServiceUnavailable, OutcomeQueueFull
 		msg = fmt.Sprintf("queue: pending request queue full: %d requests in flight and %d waiting", h.breaker.InFlight(), h.breaker.Waiting())
 	case errors.Is(err, ErrQueueTimeout):
-		status = http.StatusServiceUnavailable
+		status, outcome = http.StatusServiceUnavailable, OutcomeMaxWait
 		msg = fmt.Sprintf("queue: request waited %v in the queue without getting a slot (MaxWait)", waited)
 	case errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
+		status, outcome = http.StatusServiceUnavailable, OutcomeDeadline
 		msg = fmt.Sprintf("queue: request deadline passed after waiting %v in the queue", waited)
 	case errors.Is(err, context.Canceled):
 		// The client is gone (or a timeout already answered it): nobody
 		// reads a body.
-		status = StatusClientClosedRequest
+		status, outcome = StatusClientClosedRequest, OutcomeCanceled
 	default:
-		status = http.StatusInternalServerError
+		status, outcome = http.StatusInternalServerError, OutcomeError
 		msg = "queue: " + err.Error()
 	}
 	if h.logger.Enabled(r.Context(), slog.LevelDebug) {
 		h.logger.Debug("queue: request rejected", "status", status, "error", err, "method", r.Method, "path", r.URL.Path)
 	}
+	ex.setOutcome(outcome)
 	if msg == "" {
-		w.WriteHeader(status)
+		ex.WriteHeader(status)
 		return
 	}
-	http.Error(w, msg, status)
+	http.Error(ex, msg, status)
 }
 
 // serveProbe answers a K-Network-Probe: queue request: 200 "queue" when

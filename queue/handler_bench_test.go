@@ -40,6 +40,7 @@ func benchHandlers(b *testing.B) []struct {
 		{"direct", okApp},
 		{"handler", mk(Config{})},
 		{"handler-cc1000", mk(Config{ContainerConcurrency: 1000})},
+		{"handler-cc1000-observer", mk(Config{ContainerConcurrency: 1000, Observer: func(Observation) {}})},
 		{"handler-cc1000-total", mk(Config{ContainerConcurrency: 1000, TotalTimeout: 5 * time.Minute})},
 		{"handler-cc1000-timeouts", mk(Config{ContainerConcurrency: 1000, TotalTimeout: time.Minute, ResponseStartTimeout: time.Minute, IdleTimeout: time.Minute})},
 	}

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // SidecarConfig configures a Handler that proxies to an application on
@@ -76,7 +76,7 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 		if idle == 0 {
 			idle = 1000
 		}
-		transport = httpx.NewTransport(httpx.TransportOptions{MaxIdleConnsPerHost: idle})
+		transport = proxy.NewTransport(proxy.TransportConfig{MaxIdleConnsPerHost: idle})
 	}
 	logger := c.Logger
 	if logger == nil {
@@ -100,7 +100,7 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 			pr.SetXForwarded()
 		},
 		Transport:  transport,
-		BufferPool: &httpx.BufferPool{},
+		BufferPool: &proxy.BufferPool{},
 		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
@@ -125,4 +125,4 @@ var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Hos
 // ServerProtocols returns the protocols the serving http.Server should
 // accept for streaming to work in both modes: HTTP/1.1 (websocket upgrades)
 // and cleartext HTTP/2 with prior knowledge (gRPC without TLS).
-func ServerProtocols() *http.Protocols { return httpx.ServerProtocols() }
+func ServerProtocols() *http.Protocols { return proxy.ServerProtocols() }

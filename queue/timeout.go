@@ -114,7 +114,7 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 		now := h.now()
 		err, wait := ex.checkLocked(now)
 		if err != nil {
-			ex.timeoutLocked(err)
+			ex.timeoutLocked(err, now)
 		}
 		ex.mu.Unlock()
 		if err != nil {
@@ -215,8 +215,9 @@ func (ex *exchange) checkLocked(now time.Time) (*TimeoutError, time.Duration) {
 // timeoutLocked answers the client for a timeout: 504 and the message if
 // the response has not started, else the message appended to the body (the
 // status already went out), as Knative does. ex.mu must be held.
-func (ex *exchange) timeoutLocked(err *TimeoutError) {
+func (ex *exchange) timeoutLocked(err *TimeoutError, now time.Time) {
 	ex.timedOut = true
+	ex.outcome, ex.answered = timeoutOutcome(err.Kind), now
 	msg := err.Error() + "\n"
 	if !ex.committed {
 		ex.committed = true
@@ -225,6 +226,7 @@ func (ex *exchange) timeoutLocked(err *TimeoutError) {
 		hdr.Set("Content-Type", "text/plain; charset=utf-8")
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		ex.w.WriteHeader(http.StatusGatewayTimeout)
+		ex.status = http.StatusGatewayTimeout
 	}
 	_, _ = io.WriteString(ex.w, msg)
 }

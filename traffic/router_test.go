@@ -538,6 +538,7 @@ func BenchmarkRouter(b *testing.B) {
 	route := Route{Name: "hello", Namespace: "default", Table: table(b, Target{RevisionName: "a", Percent: 90}, Target{RevisionName: "b", Percent: 10})}
 	random := newRouter(b, RouterConfig{}, doors, route)
 	sticky := newRouter(b, RouterConfig{StickyCookie: "session"}, doors, route)
+	observed := newRouter(b, RouterConfig{Observer: func(Observation) {}}, doors, route)
 	newReq := func(target string) *http.Request {
 		req := httptest.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local"+target, nil)
 		req.Header.Set("User-Agent", "bench")
@@ -552,6 +553,7 @@ func BenchmarkRouter(b *testing.B) {
 		{"direct", "/", nop},
 		{"router-random", "/", random},
 		{"router-sticky-cookie", "/", sticky},
+		{"router-random-observer", "/", observed},
 		// A long path is scanned for segments to clean; a dot file is
 		// checked and found clean; a traversal is cleaned, copying the
 		// request.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,9 @@ import (
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
@@ -137,7 +138,8 @@ type rev struct {
 	app                App
 	aspec              autoscaler.Spec
 	rec                *revision.Reconciler
-	serve              *balancer
+	serve              *balancer.Balancer
+	eps                *gateway.Endpoints
 	pool               *pool
 	door               http.Handler
 
@@ -230,7 +232,7 @@ func NewPlatform(o Options) (*Platform, error) {
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
-		proxyTr:   httpx.NewTransport(httpx.TransportOptions{}),
+		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
@@ -478,7 +480,15 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 }
 
 func (p *Platform) newRev(s *service, r revision.Revision[template], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
-	nr := &rev{key: r.Key, name: r.Name, service: s.key(), serviceName: s.name, spec: r.Template, app: app, aspec: aspec, serve: newBalancer(p.proxyTr)}
+	nr := &rev{key: r.Key, name: r.Name, service: s.key(), serviceName: s.name, spec: r.Template, app: app, aspec: aspec}
+	var err error
+	if nr.serve, err = balancer.New(balancer.Config{ContainerConcurrency: r.Template.ContainerConcurrency}); err != nil {
+		return nil, err
+	}
+	serve, err := gateway.NewServeHandler(nr.serve, p.proxyTr)
+	if err != nil {
+		return nil, err
+	}
 	nr.pool = newPool(p, nr)
 	nr.logs = newLogRing(revisionLogLines)
 	// The pool reports a replica that misses the progress deadline itself,
@@ -488,11 +498,14 @@ func (p *Platform) newRev(s *service, r revision.Revision[template], app App, as
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
-	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: nr.serve})
+	rec, err := revision.NewReconciler(r.Key, now, rcfg, revision.ReconcilerOptions{Activator: p.act, Serve: serve})
 	if err != nil {
 		return nil, err
 	}
-	rec.SetActivators(now, []string{"activator"})
+	if nr.eps, err = gateway.NewEndpoints(r.Key, gateway.EndpointsConfig{Reconciler: rec, Serve: nr.serve, Activator: p.act}); err != nil {
+		return nil, err
+	}
+	nr.eps.SetActivators(now, []string{"activator"})
 	rec.OnStatus(func(_ string, old, new revision.Status) {
 		if new.IsReady() {
 			nr.everReady.Store(true)
@@ -598,21 +611,17 @@ func (p *Platform) replicaStats(key string) ([]autoscaler.Replica, error) {
 	return out, nil
 }
 
-// replicasChanged tells the activator, the Serve path and the revision's
-// reconciler which replicas are ready now.
+// replicasChanged tells the Serve path, the activator and the revision's
+// reconciler, in that order (gateway.Endpoints), which replicas are ready
+// now.
 func (p *Platform) replicasChanged(r *rev) {
 	var addrs []string
 	for _, pr := range r.pool.readyReplicas() {
 		addrs = append(addrs, pr.hs.Serve)
 	}
-	sort.Strings(addrs)
-	// Order matters on scale-down: the Serve path and the activator stop
-	// sending new requests before the reconciler may switch modes.
-	r.serve.set(addrs)
-	if err := p.act.SetReplicas(r.key, addrs); err != nil {
-		p.log.Warn("activator replicas", "revision", r.key, "error", err)
+	if err := r.eps.SetReady(time.Now(), addrs); err != nil {
+		p.log.Warn("revision replicas", "revision", r.key, "error", err)
 	}
-	r.rec.SetReplicas(time.Now(), addrs)
 }
 
 func (p *Platform) onDecision(d autoscaler.Decision) {

@@ -93,7 +93,7 @@ func (pl *pool) pickVictimsLocked(n int) []*slot {
 		if s.proc == nil || !s.proc.serving() {
 			return -1
 		}
-		return pl.rev.serve.inFlight(s.proc.hs.Serve)
+		return pl.rev.serve.InFlight(s.proc.hs.Serve)
 	}
 	slices.SortStableFunc(order, func(a, b *slot) int { return int(rank(a) - rank(b)) })
 	victims := order[:n]

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/servingkit/servingkit/internal/httpx"
+	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 )
 
@@ -350,7 +350,7 @@ func programTransport(h2c bool, cc int) http.RoundTripper {
 		idle = 1000
 	}
 	if !h2c {
-		return httpx.NewTransport(httpx.TransportOptions{MaxIdleConnsPerHost: idle, DisableH2C: true})
+		return proxy.NewTransport(proxy.TransportConfig{MaxIdleConnsPerHost: idle, DisableH2C: true})
 	}
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)

@@ -1,4 +1,4 @@
-package httpx
+package proxy
 
 import (
 	"io"
@@ -34,11 +34,11 @@ func TestTransportProtocol(t *testing.T) {
 	h2.Protocols.SetUnencryptedHTTP2(true)
 	for _, tc := range []struct {
 		name           string
-		opts           TransportOptions
+		opts           TransportConfig
 		wantH1, wantH2 string
 	}{
-		{"default keeps the protocol", TransportOptions{}, "HTTP/1.1", "HTTP/2.0"},
-		{"DisableH2C sends HTTP/1.1", TransportOptions{DisableH2C: true}, "HTTP/1.1", "HTTP/1.1"},
+		{"default keeps the protocol", TransportConfig{}, "HTTP/1.1", "HTTP/2.0"},
+		{"DisableH2C sends HTTP/1.1", TransportConfig{DisableH2C: true}, "HTTP/1.1", "HTTP/1.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rp := httputil.NewSingleHostReverseProxy(u)
@@ -69,11 +69,11 @@ func TestTransportDisableH2CForHTTP1Backends(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	for _, tc := range []struct {
 		name string
-		opts TransportOptions
+		opts TransportConfig
 		ok   bool
 	}{
-		{"default", TransportOptions{}, false},
-		{"DisableH2C", TransportOptions{DisableH2C: true}, true},
+		{"default", TransportConfig{}, false},
+		{"DisableH2C", TransportConfig{DisableH2C: true}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)

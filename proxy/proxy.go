@@ -1,10 +1,20 @@
-// Package httpx holds the HTTP plumbing that the queue's sidecar proxy and
-// the activator share: a buffer pool for httputil.ReverseProxy, a transport
-// tuned for many short requests to a few nearby backends that also speaks
-// cleartext HTTP/2 (h2c) when the incoming request arrived over HTTP/2
-// (unless TransportOptions.DisableH2C), and server protocol settings that
-// accept h2c.
-package httpx
+// Package proxy is the HTTP plumbing for forwarding requests to replicas
+// and activators, shared by the queue's sidecar proxy, the activator and
+// any host that proxies on its own (the Serve path, a gateway forwarding to
+// remote activators): a buffer pool for httputil.ReverseProxy whose Get and
+// Put do not allocate, a transport tuned for many short requests to a few
+// nearby backends that also speaks cleartext HTTP/2 (h2c) when the
+// incoming request arrived over HTTP/2 (unless TransportConfig.DisableH2C),
+// and server protocol settings that accept h2c.
+//
+// It is a leaf: it imports nothing of servingkit's.
+//
+//	rp := &httputil.ReverseProxy{
+//		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+//		Transport:  proxy.NewTransport(proxy.TransportConfig{}),
+//		BufferPool: new(proxy.BufferPool),
+//	}
+package proxy
 
 import (
 	"net"
@@ -49,8 +59,8 @@ func (b *BufferPool) Put(buf []byte) {
 	b.bufs.Put(h)
 }
 
-// TransportOptions tune NewTransport. Zero values are working defaults.
-type TransportOptions struct {
+// TransportConfig tune NewTransport. Zero values are working defaults.
+type TransportConfig struct {
 	// MaxIdleConnsPerHost is how many idle keep-alive connections to keep per
 	// backend. Zero means 1000 (Knative uses container concurrency, or 1000
 	// when it is unlimited).
@@ -82,7 +92,7 @@ type TransportOptions struct {
 // (queue.ServerProtocols). For backends that do not, an HTTP/2 request
 // fails (the proxy answers 502); set DisableH2C, or use another
 // RoundTripper.
-func NewTransport(o TransportOptions) http.RoundTripper {
+func NewTransport(o TransportConfig) http.RoundTripper {
 	if o.MaxIdleConnsPerHost == 0 {
 		o.MaxIdleConnsPerHost = 1000
 	}

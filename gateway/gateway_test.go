@@ -1,0 +1,261 @@
+package gateway_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/revision"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// orderCheck is an activator that checks the Serve balancer already has
+// each replica set it is given.
+type orderCheck struct {
+	t   *testing.T
+	b   *balancer.Balancer
+	mu  sync.Mutex
+	got [][]string
+}
+
+func (o *orderCheck) SetReplicas(_ string, addrs []string) error {
+	assert.Equal(o.t, nonNil(addrs), nonNil(o.b.Replicas()), "the balancer is updated before the activator")
+	o.mu.Lock()
+	o.got = append(o.got, addrs)
+	o.mu.Unlock()
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// The reconciler sees a replica set only after the Serve path and the
+// activator: when it switches to Serve the balancer has the replicas, and
+// when it switches to Proxy on a scale to zero the balancer and the
+// activator have stopped sending to them.
+func TestEndpointsOrder(t *testing.T) {
+	b, err := balancer.New(balancer.Config{})
+	require.NoError(t, err)
+	act := &orderCheck{t: t, b: b}
+	serve, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	rec, err := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{Activator: http.NotFoundHandler(), Serve: serve})
+	require.NoError(t, err)
+	eps, err := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: b, Activator: act})
+	require.NoError(t, err)
+	var switches []revision.Mode
+	rec.OnEndpoints(func(_ string, e revision.Endpoints) {
+		switches = append(switches, e.Mode)
+		if e.Mode == revision.Serve {
+			assert.Equal(t, e.Addresses, b.Replicas(), "Serve only with the replicas in the balancer")
+			assert.Equal(t, e.Addresses, act.got[len(act.got)-1])
+		} else {
+			assert.Empty(t, b.Replicas(), "Proxy on scale to zero: the balancer is empty first")
+		}
+	})
+	eps.SetActivators(t0, []string{"10.0.1.1:8012", "10.0.1.2:8012"})
+	rec.Decide(t0, revision.Decision{Desired: 2, ExcessBurstCapacity: 10})
+	require.NoError(t, eps.SetReady(t0, []string{"10.0.0.2:8012", "10.0.0.1:8012"}))
+	assert.Equal(t, revision.Serve, rec.FrontDoor().Mode())
+	assert.Equal(t, []string{"10.0.0.1:8012", "10.0.0.2:8012"}, eps.Ready())
+	require.NoError(t, eps.SetReady(t0, nil))
+	assert.Equal(t, revision.Proxy, rec.FrontDoor().Mode())
+	assert.Equal(t, []revision.Mode{revision.Proxy, revision.Proxy, revision.Serve, revision.Proxy}, switches, "created, activators, replicas, scaled to zero")
+	assert.Len(t, act.got, 2)
+
+	err = eps.SetReady(t0, []string{"10.0.0.1:8012", "nope", "10.0.0.1:8012"})
+	assert.ErrorContains(t, err, `address "nope": want host:port`)
+	assert.ErrorContains(t, err, `address "10.0.0.1:8012" listed twice`)
+	assert.Empty(t, b.Replicas(), "a rejected set changes nothing")
+	assert.Len(t, act.got, 2)
+
+	_, err = gateway.NewEndpoints("", gateway.EndpointsConfig{})
+	assert.ErrorContains(t, err, "key is empty")
+	assert.ErrorContains(t, err, "Reconciler is nil")
+	_, err = gateway.NewEndpoints("ns/other", gateway.EndpointsConfig{Reconciler: rec})
+	assert.ErrorContains(t, err, "Reconciler is revision ns/rev's, want ns/other's")
+}
+
+func backend(t *testing.T, name string) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s %s", name, r.Host, r.Header.Get(revision.RevisionHeader), body)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func get(t *testing.T, h http.Handler, body string) (int, string) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "http://hello.default.example/", strings.NewReader(body))
+	r.Header.Set(revision.RevisionHeader, "ns/rev")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String()
+}
+
+func TestServeHandler(t *testing.T) {
+	b, err := balancer.New(balancer.Config{})
+	require.NoError(t, err)
+	h, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	code, body := get(t, h, "")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, "no ready replica")
+
+	seen := map[string]int{}
+	s1, s2 := backend(t, "one"), backend(t, "two")
+	require.NoError(t, b.SetReplicas([]string{s1.Listener.Addr().String(), s2.Listener.Addr().String()}))
+	for range 50 {
+		code, body := get(t, h, "hi")
+		require.Equal(t, http.StatusOK, code, body)
+		name, rest, _ := strings.Cut(body, " ")
+		assert.Equal(t, "hello.default.example ns/rev hi", rest, "host, headers and body pass")
+		seen[name]++
+	}
+	assert.Len(t, seen, 2, "both replicas get requests: %v", seen)
+	for _, a := range b.Replicas() {
+		assert.Zero(t, b.InFlight(a))
+	}
+
+	dead := deadAddr(t)
+	require.NoError(t, b.SetReplicas([]string{dead}))
+	code, body = get(t, h, "")
+	assert.Equal(t, http.StatusBadGateway, code)
+	assert.Contains(t, body, "replica unreachable")
+}
+
+// deadAddr is a loopback address where nothing listens.
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// An activator that refuses connections is left out at once, for every
+// revision, and its request goes to another with its body intact; after
+// DeadTime it is tried again.
+func TestRemoteActivatorsFailOver(t *testing.T) {
+	clk := clock.NewMock()
+	acts, err := gateway.NewActivators(gateway.ActivatorsConfig{Clock: clk, DeadTime: 5 * time.Second})
+	require.NoError(t, err)
+	ra := acts.For("ns/rev")
+	code, body := get(t, ra, "")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "no activator")
+	assert.Contains(t, body, gateway.ErrNoActivator.Error())
+
+	live := backend(t, "live")
+	dead := deadAddr(t)
+	ra.SetAddresses([]string{dead, live.Listener.Addr().String()})
+	for i := range 20 {
+		code, body := get(t, ra, fmt.Sprint("req-", i))
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, fmt.Sprintf("live hello.default.example ns/rev req-%d", i), body, "the revision header and body reach the activator")
+	}
+	assert.False(t, acts.Alive(dead))
+	assert.True(t, acts.Alive(live.Listener.Addr().String()))
+	other := acts.For("ns/other")
+	other.SetAddresses([]string{dead})
+	code, _ = get(t, other, "")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "a dead activator is tried when it is the only one, and fails")
+	clk.Add(5 * time.Second)
+	assert.True(t, acts.Alive(dead), "tried again after DeadTime")
+
+	// A failure after the request was sent is not retried: it may have
+	// had effects.
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		panic(http.ErrAbortHandler)
+	}))
+	t.Cleanup(broken.Close)
+	ra.SetAddresses([]string{broken.Listener.Addr().String()})
+	code, body = get(t, ra, "x")
+	assert.Equal(t, http.StatusBadGateway, code, body)
+
+	_, err = gateway.NewActivators(gateway.ActivatorsConfig{DeadTime: -1})
+	assert.ErrorContains(t, err, "DeadTime = -1ns, must be >= 0")
+}
+
+func BenchmarkEndpointsSetReady(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprint("replicas=", n), func(b *testing.B) {
+			bl, _ := balancer.New(balancer.Config{})
+			serve, _ := gateway.NewServeHandler(bl, nil)
+			rec, _ := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{Activator: http.NotFoundHandler(), Serve: serve})
+			eps, _ := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: bl})
+			sets := [2][]string{}
+			for i := range n {
+				sets[0] = append(sets[0], fmt.Sprintf("10.0.0.%d:8012", i))
+				sets[1] = append(sets[1], fmt.Sprintf("10.0.1.%d:8012", i))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := eps.SetReady(t0, sets[i&1]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// With Remote, the front door's Proxy path follows the revision's
+// activator subset as the reconciler chooses it.
+func TestEndpointsRemoteActivators(t *testing.T) {
+	acts, err := gateway.NewActivators(gateway.ActivatorsConfig{})
+	require.NoError(t, err)
+	ra := acts.For("ns/rev")
+	b, _ := balancer.New(balancer.Config{})
+	serve, _ := gateway.NewServeHandler(b, nil)
+	rec, err := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{Activator: ra, Serve: serve})
+	require.NoError(t, err)
+	eps, err := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: b, Remote: ra})
+	require.NoError(t, err)
+	all := []string{"10.0.1.4:8012", "10.0.1.1:8012", "10.0.1.3:8012", "10.0.1.2:8012"}
+	eps.SetActivators(t0, all)
+	want := revision.ChooseSubset(all, revision.MinActivators, "ns/rev")
+	assert.Len(t, want, 2)
+	assert.Equal(t, want, ra.Addresses())
+	assert.Equal(t, want, rec.State().Endpoints.Addresses)
+	assert.Equal(t, []string{"10.0.1.1:8012", "10.0.1.2:8012", "10.0.1.3:8012", "10.0.1.4:8012"}, eps.Activators())
+}
+
+// The Serve path keeps the client the hops before recorded in
+// X-Forwarded-For and Forwarded.
+func TestServeHandlerKeepsForwardingHeaders(t *testing.T) {
+	b, err := balancer.New(balancer.Config{})
+	require.NoError(t, err)
+	h, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s|%s", r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"))
+	}))
+	defer app.Close()
+	require.NoError(t, b.SetReplicas([]string{app.Listener.Addr().String()}))
+	req := httptest.NewRequest(http.MethodGet, "http://hello.default.example/", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("Forwarded", "for=203.0.113.7")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, "203.0.113.7|for=203.0.113.7", rec.Body.String())
+}
