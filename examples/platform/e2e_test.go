@@ -67,7 +67,7 @@ func startPlatform(t *testing.T) *testPlatform {
 // o's other fields are kept.
 func startPlatformWith(t *testing.T, o Options) *testPlatform {
 	t.Helper()
-	o.Addr, o.ControlAddr = "127.0.0.1:0", "127.0.0.1:0"
+	o.Addr, o.ControlAddr, o.InternalAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	o.ControlTokenFile = filepath.Join(t.TempDir(), "token")
 	o.Autoscaler = fastConfig
 	o.DrainQuietPeriod = 300 * time.Millisecond
@@ -424,7 +424,7 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest+" -f "+forker)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest+" -f "+forker)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
