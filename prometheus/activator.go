@@ -160,6 +160,10 @@ func (a *Activator) add(revision string) *actChild {
 func (a *Activator) Forget(revision string) {
 	a.mu.Lock()
 	old := *a.revs.Load()
+	l, known := RevisionLabels{}, false
+	if ch := old[revision]; ch != nil {
+		l, known = ch.labels, true // what the series carry, whatever Labels says now
+	}
 	next := make(map[string]*actChild, len(old))
 	for k, v := range old {
 		if k != revision {
@@ -169,7 +173,10 @@ func (a *Activator) Forget(revision string) {
 	a.revs.Store(&next)
 	a.mu.Unlock()
 	a.req.forget(revision)
-	m := a.labels(revision).match()
+	if !known {
+		l = a.labels(revision)
+	}
+	m := l.match()
 	a.wait.DeletePartialMatch(m)
 	a.out.DeletePartialMatch(m)
 }
