@@ -138,6 +138,24 @@ func TestDashboardEventsAndMetrics(t *testing.T) {
 	assert.Contains(t, body, `activator_request_count{configuration_name="dash",namespace_name="default",response_code="200",response_code_class="2xx",revision_name="dash-00001",service_name="dash"}`)
 	assert.Contains(t, body, `autoscaler_target_concurrency_per_pod{configuration_name="dash",namespace_name="default",revision_name="dash-00001",service_name="dash"} 3.5`)
 
+	// Each replica serves its queue's metrics.
+	r, ok := tp.revision("default/dash-00001")
+	require.True(t, ok)
+	scraped, counted := 0, 0
+	for _, rep := range r.Replicas {
+		if rep.Metrics == "" {
+			continue
+		}
+		body := getBody(t, rep.Metrics, "")
+		assert.Contains(t, body, `servingkit_breaker_in_flight{configuration_name="",namespace_name="default",pod_name="`+rep.Name+`",revision_name="dash-00001",service_name=""}`)
+		if strings.Contains(body, `revision_request_count{configuration_name="",namespace_name="default",pod_name="`+rep.Name+`",response_code="200",response_code_class="2xx",revision_name="dash-00001",service_name=""}`) {
+			counted++
+		}
+		scraped++
+	}
+	assert.NotZero(t, scraped, "replicas with metrics")
+	assert.NotZero(t, counted, "replicas that counted requests")
+
 	html := getBody(t, base+"/", "text/html,application/xhtml+xml")
 	assert.Contains(t, html, `new EventSource("/events")`)
 	assert.NotContains(t, html, "http://", "the page loads nothing from elsewhere")

@@ -53,3 +53,22 @@ func (p *Platform) revisionLabels(key string) skprom.RevisionLabels {
 	}
 	return l
 }
+
+// replicaMetrics makes a replica's queue collector in a registry of its
+// own. Its Observe goes into the queue's Config, and adminWithMetrics serves
+// the registry next to the admin handler, as Knative's queue-proxy serves
+// its request metrics on a port of its own.
+func replicaMetrics(revision, replica string) (*skprom.Queue, *prom.Registry, error) {
+	reg := prom.NewRegistry()
+	q, err := skprom.NewQueue(skprom.Config{Registerer: reg}, revision, replica)
+	return q, reg, err
+}
+
+// adminWithMetrics serves GET /metrics from reg and everything else from
+// admin.
+func adminWithMetrics(admin http.Handler, reg *prom.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 2}))
+	mux.Handle("/", admin)
+	return mux
+}
