@@ -520,7 +520,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Unlock()
 
 	if created {
-		p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		if program != nil {
+			p.log.Info("revision created", "revision", r.Key, "command", program.Command, "containerConcurrency", spec.ContainerConcurrency)
+		} else {
+			p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		}
 		if err := p.act.SetRevision(nr.key, activator.RevisionConfig{
 			ContainerConcurrency: spec.ContainerConcurrency,
 			Timeout:              spec.Timeout,
