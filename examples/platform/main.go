@@ -1,8 +1,10 @@
 // Command platform runs a complete serverless platform on 127.0.0.1, built
 // from servingkit: a gateway (traffic.Router) → per revision the proxy/serve
 // front door (revision) → the activator in Proxy mode → replicas, each a
-// real OS process running a demo app behind queue; and the autoscaler
-// driving a process scaler backend. It reads Knative Service manifests.
+// real OS process running the user's program (the container's command)
+// or a built-in demo app behind queue, supervised and restarted; and the
+// autoscaler driving a process scaler backend. It reads Knative Service
+// manifests.
 //
 //	go run ./examples/platform                       # hello world
 //	go run ./examples/platform -f examples/platform/manifests/autoscale.yaml
