@@ -105,7 +105,7 @@ func backend(t *testing.T, name string) *httptest.Server {
 func get(t *testing.T, h http.Handler, body string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://hello.default.example/", strings.NewReader(body))
-	r.Header.Set(revision.RevisionHeader, "ns/rev")
+	r.Header.Set(revision.RevisionHeader, "ns/rev") // as a front door sets it
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
