@@ -265,7 +265,7 @@ func TestMultiNode(t *testing.T) {
 	// More load: the new owner scales up.
 	wanted := replicaCount(t, agentURL, rev).Wanted
 	c.load(21, stop, &wg) // five replicas' worth in all
-	took = eventually(t, 20*time.Second, "the new owner scaled up", func() bool { return replicaCount(t, agentURL, rev).Wanted > wanted })
+	eventually(t, 20*time.Second, "the new owner scaled up", func() bool { return replicaCount(t, agentURL, rev).Wanted > wanted })
 	t.Logf("scaled up from %d by the new owner %v after the kill", wanted, time.Since(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
 	assert.Equal(t, before, c.failedAttempts.Load(), "no request failed while the owning autoscaler died:\n%s", c.errors())
