@@ -57,7 +57,7 @@ type testPlatform struct {
 func startPlatform(t *testing.T) *testPlatform {
 	t.Helper()
 	p, err := NewPlatform(Options{
-		Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0",
+		Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", InternalAddr: "127.0.0.1:0",
 		ControlTokenFile: filepath.Join(t.TempDir(), "token"),
 		Autoscaler:       fastConfig,
 		DrainQuietPeriod: 300 * time.Millisecond,
@@ -404,7 +404,7 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,15 @@ type Options struct {
 	// Domain is the {domain} of hosts {name}.{namespace}.{domain}. ""
 	// means "localhost", so http://hello.default.localhost:8080 works.
 	Domain string
+	// InternalAddr is the internal listener's address: it serves every
+	// service, cluster-local ones (label networking.knative.dev/visibility:
+	// cluster-local) included, at {name}.{namespace}.svc.cluster.local and
+	// at /{namespace}/{name}. "" means none: cluster-local services are
+	// served nowhere. The gateway never serves them.
+	InternalAddr string
+	// Gateway bounds the gateway's and the internal listener's clients:
+	// timeouts, header size and connections. Zero values are defaults.
+	Gateway ServerConfig
 	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) that
 	// override Knative's defaults for every revision. max-scale-limit
 	// defaults to what the machine can run (machineMaxScale), and max-scale
@@ -81,12 +91,15 @@ type Platform struct {
 	starts  chan struct{} // one token per replica process starting: bounds parallel starts
 	runner  *autoscaler.Runner
 	act     *activator.Handler
-	router  *traffic.Router
+	router  *traffic.Router // the public gateway's: services not cluster-local
+	inner   *traffic.Router // the internal listener's: every service
 	proxyTr http.RoundTripper
 
-	gateway, control *http.Server
-	gatewayAddr      string
-	controlAddr      string
+	gateway, control, internal *http.Server
+	gatewayAddr                string
+	controlAddr                string
+	internalAddr               string
+	gatewayConns               *limitListener
 
 	mu        sync.Mutex          // protects services, revisions, routes
 	services  map[string]*service // by "namespace/name"
@@ -110,6 +123,8 @@ type service struct {
 	table    *traffic.Table   // what is routed now
 	nextStep time.Time
 	problem  string // why the route could not be updated, for status
+
+	clusterLocal bool // served only on the internal listener
 }
 
 func (s *service) key() string { return s.ns + "/" + s.name }
@@ -161,7 +176,14 @@ func NewPlatform(o Options) (*Platform, error) {
 	if o.ReplicaLog == nil {
 		o.ReplicaLog = io.Discard
 	}
-	for _, a := range []string{o.Addr, o.ControlAddr} {
+	if err := o.Gateway.Validate(); err != nil {
+		return nil, err
+	}
+	o.Gateway = o.Gateway.withDefaults()
+	for _, a := range []string{o.Addr, o.ControlAddr, o.InternalAddr} {
+		if a == "" {
+			continue
+		}
 		host, _, err := net.SplitHostPort(a)
 		if err != nil {
 			return nil, fmt.Errorf("platform: address %q: %w", a, err)
@@ -195,6 +217,10 @@ func NewPlatform(o Options) (*Platform, error) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
+	if err != nil {
+		return nil, err
+	}
+	p.inner, err = traffic.NewRouter(traffic.RouterConfig{Domain: traffic.DefaultDomain})
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +284,26 @@ func (p *Platform) Start() error {
 		cl.Close()
 		return err
 	}
-	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
+	var il net.Listener
+	if p.opts.InternalAddr != "" {
+		if il, err = net.Listen("tcp", p.opts.InternalAddr); err != nil {
+			gl.Close()
+			cl.Close()
+			return fmt.Errorf("platform: internal listener: %w", err)
+		}
+		p.internalAddr = il.Addr().String()
+	}
+	g := p.opts.Gateway
+	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(),
+		ReadHeaderTimeout: g.ReadHeaderTimeout, IdleTimeout: g.IdleTimeout, MaxHeaderBytes: g.MaxHeaderBytes}
+	p.gatewayConns = newLimitListener(gl, g.MaxConns)
+	gl = p.gatewayConns
+	if il != nil {
+		p.internal = &http.Server{Handler: p.inner, Protocols: queue.ServerProtocols(),
+			ReadHeaderTimeout: g.ReadHeaderTimeout, IdleTimeout: g.IdleTimeout, MaxHeaderBytes: g.MaxHeaderBytes}
+		il = newLimitListener(il, g.MaxConns)
+		p.goLoop(func() { _ = p.internal.Serve(il) })
+	}
 	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
@@ -278,6 +323,9 @@ func (p *Platform) goLoop(f func()) {
 func (p *Platform) ControlToken() string     { return p.opts.ControlToken }
 func (p *Platform) ControlTokenFile() string { return p.opts.ControlTokenFile }
 
+// InternalAddr returns the internal listener's address, "" if none.
+func (p *Platform) InternalAddr() string { return p.internalAddr }
+
 // GatewayAddr and ControlAddr return the listening addresses.
 func (p *Platform) GatewayAddr() string { return p.gatewayAddr }
 func (p *Platform) ControlAddr() string { return p.controlAddr }
@@ -292,6 +340,9 @@ func (p *Platform) Stop(ctx context.Context) error {
 	if p.gateway != nil { // started
 		errs = append(errs, p.gateway.Shutdown(ctx))
 		_ = p.control.Shutdown(ctx)
+		if p.internal != nil {
+			errs = append(errs, p.internal.Shutdown(ctx))
+		}
 	}
 	errs = append(errs, p.act.Shutdown(ctx))
 	p.cancel()
@@ -378,6 +429,13 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		}
 		s = &service{ns: ns, name: name, cfg: cfg}
 	}
+	// Refuse a route that would take a host another service serves
+	// (Knative marks such a route DomainTaken); the service that has it
+	// keeps it.
+	if err := p.checkHostsLocked(ns, name, tspec); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
 	// Check the traffic block before creating anything: a revision it names
 	// must exist, or be the one this manifest names.
 	for i, t := range svc.Spec.Traffic {
@@ -396,6 +454,7 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	}
 	p.services[s.key()] = s
 	s.traffic, s.rollout = tspec, ro
+	s.clusterLocal = svc.Metadata.Labels[VisibilityLabel] == VisibilityClusterLocal
 	var nr *rev
 	if created {
 		nr, err = p.newRev(s, r, app, aspec, now)
@@ -420,7 +479,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 		}
 	}
 	p.wake()
-	return svc.Warnings(), nil
+	warnings = svc.Warnings()
+	if s.clusterLocal && p.opts.InternalAddr == "" {
+		warnings = append(warnings, fmt.Sprintf("metadata.labels[%s] is %s and the platform has no internal listener (-internal): the service is not reachable", VisibilityLabel, VisibilityClusterLocal))
+	}
+	return warnings, nil
 }
 
 func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
@@ -618,7 +681,8 @@ func (p *Platform) reconcileRoutes(now time.Time) (next time.Time) {
 }
 
 func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed []*rev) {
-	var routes []traffic.Route
+	var public, internal []traffic.Route
+	var publicOf, internalOf []*service // the service of each route
 	observe := false
 	for _, key := range slices.Sorted(maps.Keys(p.services)) {
 		s := p.services[key]
@@ -637,19 +701,49 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 			}
 		}
 		if s.table != nil {
-			routes = append(routes,
-				traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table},
-				traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table})
+			byHost := traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table}
+			byPath := traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table}
+			if !s.clusterLocal {
+				public = append(public, byHost, byPath)
+				publicOf = append(publicOf, s, s)
+			}
+			internal = append(internal, byHost, byPath)
+			internalOf = append(internalOf, s, s)
 			if !s.nextStep.IsZero() && (next.IsZero() || s.nextStep.Before(next)) {
 				next = s.nextStep
 			}
 		}
 	}
-	if err := p.router.Update(routes, traffic.FrontDoorFunc(p.frontDoorLocked)); err != nil {
-		p.log.Error("router update", "error", err)
-		return next, nil
+	doors := traffic.FrontDoorFunc(p.frontDoorLocked)
+	var routed []traffic.Route
+	for _, u := range []struct {
+		router *traffic.Router
+		routes []traffic.Route
+		of     []*service
+	}{{p.router, public, publicOf}, {p.inner, internal, internalOf}} {
+		refused := map[int]bool{}
+		err := u.router.Update(u.routes, doors)
+		var ue *traffic.UpdateError
+		switch {
+		case errors.As(err, &ue):
+			// Only these routes were left out; every other one is served.
+			for _, re := range ue.Routes {
+				refused[re.Index] = true
+				s := u.of[re.Index]
+				s.problem = re.Reason + ": " + strings.Join(re.Problems, "; ")
+				p.log.Warn("route refused", "service", s.key(), "reason", re.Reason, "problems", re.Problems)
+			}
+		case err != nil:
+			p.log.Error("router update", "error", err)
+			return next, nil
+		}
+		for i, rt := range u.routes {
+			if !refused[i] {
+				routed = append(routed, rt)
+			}
+		}
 	}
-	p.routes = routes
+	p.routes = routed
 	changed = p.markRoutedLocked()
 	if observe {
 		// The tables with the new revision at 1% are live now: time the
@@ -662,6 +756,62 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 		p.wake()
 	}
 	return next, changed
+}
+
+// RouteConflictError is returned by Apply when the service's route would
+// take a host another service's route serves, such as a service named
+// candidate-hello and the candidate tag of hello (Knative marks such a
+// route not ready: DomainTaken). The service that has the host keeps it.
+type RouteConflictError struct {
+	Host    string // the host both would serve
+	Service string // "namespace/name" of the service applied
+	Other   string // "namespace/name" of the service that serves Host
+	Tag     string // Other's tag whose host Host is, "" for its own host
+}
+
+func (e *RouteConflictError) Error() string {
+	by := "service " + e.Other
+	if e.Tag != "" {
+		by = fmt.Sprintf("the tag %q of service %s", e.Tag, e.Other)
+	}
+	return fmt.Sprintf("route conflict (%s): host %q of service %s is already served by %s", traffic.ReasonDomainTaken, e.Host, e.Service, by)
+}
+
+// hostsOf returns the hosts a service's route serves (its own and one
+// per tag), with the tag of each ("" for its own), under both routers'
+// domains.
+func (p *Platform) hostsOf(ns, name string, spec traffic.Spec) map[string]string {
+	hosts := map[string]string{}
+	tags := []string{""}
+	for _, t := range spec.Traffic {
+		if t.Tag != "" {
+			tags = append(tags, t.Tag)
+		}
+	}
+	for _, tag := range tags {
+		hosts[p.router.Host(name, ns, tag)] = tag
+		hosts[p.inner.Host(name, ns, tag)] = tag
+	}
+	return hosts
+}
+
+// checkHostsLocked refuses a service whose hosts another service has.
+// p.mu must be held.
+func (p *Platform) checkHostsLocked(ns, name string, spec traffic.Spec) error {
+	mine := p.hostsOf(ns, name, spec)
+	for _, key := range slices.Sorted(maps.Keys(p.services)) {
+		o := p.services[key]
+		if o.ns == ns && o.name == name {
+			continue
+		}
+		theirs := p.hostsOf(o.ns, o.name, o.traffic)
+		for _, h := range slices.Sorted(maps.Keys(mine)) {
+			if tag, taken := theirs[h]; taken {
+				return &RouteConflictError{Host: h, Service: ns + "/" + name, Other: key, Tag: tag}
+			}
+		}
+	}
+	return nil
 }
 
 // latestReady is the newest revision of a configuration whose Ready

@@ -28,6 +28,9 @@ type ServiceStatus struct {
 	Traffic []TrafficShare    `json:"traffic"`
 	Tags    map[string]string `json:"tags,omitempty"` // tag → URL
 	Problem string            `json:"problem,omitempty"`
+	// Visibility is "cluster-local" for a service served only on the
+	// internal listener (its URLs are the internal listener's then).
+	Visibility string `json:"visibility,omitempty"`
 }
 
 // TrafficShare is one revision's share of a route.
@@ -70,7 +73,10 @@ func (p *Platform) Status() Status {
 	p.mu.Lock()
 	for _, key := range slices.Sorted(maps.Keys(p.services)) {
 		s := p.services[key]
-		ss := ServiceStatus{Name: key, URL: p.url(s.name, s.ns, ""), Problem: s.problem}
+		ss := ServiceStatus{Name: key, URL: p.serviceURL(s, ""), Problem: s.problem}
+		if s.clusterLocal {
+			ss.Visibility = VisibilityClusterLocal
+		}
 		if s.table != nil {
 			for _, sh := range s.table.Default {
 				ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent})
@@ -79,7 +85,7 @@ func (p *Platform) Status() Status {
 				if ss.Tags == nil {
 					ss.Tags = map[string]string{}
 				}
-				ss.Tags[tag] = p.url(s.name, s.ns, tag)
+				ss.Tags[tag] = p.serviceURL(s, tag)
 				for _, sh := range s.table.Tags[tag] {
 					ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent, Tag: tag})
 				}
@@ -127,6 +133,19 @@ func (p *Platform) url(name, ns, tag string) string {
 	host := p.router.Host(name, ns, tag)
 	_, port, _ := strings.Cut(p.gatewayAddr, ":")
 	return "http://" + host + ":" + port
+}
+
+// serviceURL is url, or for a cluster-local service the internal
+// listener's URL ("" without an internal listener).
+func (p *Platform) serviceURL(s *service, tag string) string {
+	if !s.clusterLocal {
+		return p.url(s.name, s.ns, tag)
+	}
+	if p.internalAddr == "" {
+		return ""
+	}
+	_, port, _ := strings.Cut(p.internalAddr, ":")
+	return "http://" + p.inner.Host(s.name, s.ns, tag) + ":" + port
 }
 
 // PrintTable writes the live status table: one line per revision. prev,
@@ -190,6 +209,10 @@ func (p *Platform) controlHandler() http.Handler {
 			return
 		}
 		warnings, err := p.Apply(svc)
+		if rc := (*RouteConflictError)(nil); errors.As(err, &rc) {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
