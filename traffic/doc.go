@@ -26,7 +26,8 @@
 //     and {tag}-{name}), path prefix and, opt-in, the Knative-Serving-Tag
 //     header; strips internal headers from untrusted requests; picks; and
 //     calls the revision's front door. Routes are swapped atomically, with
-//     no lock on the request path.
+//     no lock on the request path; an update refuses only the routes that
+//     are invalid or claim another route's host ([UpdateError]).
 //
 // Usage sketch, in a host that keeps its routes in its own store:
 //
@@ -40,6 +41,7 @@
 //	state = plan.State
 //	err = router.Update([]traffic.Route{{Name: "hello", Namespace: "default", Table: plan.Table}},
 //		traffic.FrontDoorFunc(frontDoorOf)) // each revision's http.Handler
+//	// err, if any, is an *UpdateError naming each refused route; the others are served.
 //	// Once the new table is live and plan.AwaitingReady: state.ObserveReady(now, rollout.Duration), plan again.
 //
 //	http.ListenAndServe(":8080", router)

@@ -359,3 +359,27 @@ func ExampleFrontDoorMap() {
 	fmt.Println(len(doors), doors.FrontDoor("v2") == nil)
 	// Output: 1 true
 }
+
+func ExampleUpdateError() {
+	r, _ := traffic.NewRouter(traffic.RouterConfig{Domain: "example.com"})
+	hello, _ := traffic.Resolve(traffic.Spec{Traffic: []traffic.Target{
+		{RevisionName: "hello-1", Percent: 100}, {RevisionName: "hello-2", Tag: "candidate"}}}, nil)
+	other, _ := traffic.Resolve(traffic.Spec{Traffic: []traffic.Target{{RevisionName: "other-1", Percent: 100}}}, nil)
+	err := r.Update([]traffic.Route{
+		{Name: "hello", Namespace: "default", Table: hello},
+		{Name: "candidate-hello", Namespace: "default", Table: other}, // its host is hello's tag host
+		{Name: "other", Namespace: "team-b", Table: other},
+	}, traffic.FrontDoorMap{})
+	var ue *traffic.UpdateError
+	if errors.As(err, &ue) {
+		for _, re := range ue.Routes {
+			fmt.Println(re.Index, re.Route, re.Reason)
+		}
+	}
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "http://other.team-b.example.com/", nil))
+	fmt.Println(w.Code) // routed: 503 only because the example has no front doors
+	// Output:
+	// 1 default/candidate-hello DomainTaken
+	// 503
+}

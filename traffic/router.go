@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,7 +65,8 @@ type RouterConfig struct {
 	TagHeader bool
 	// Trusted says whether a request comes from inside the platform, so
 	// that its internal headers (RevisionHeader, NamespaceHeader,
-	// ProxyHeader, TagHeader) are kept and a RevisionHeader naming one of
+	// ProxyHeader, TagHeader, and the probe headers K-Network-Probe,
+	// K-Network-Hash and K-Kubelet-Probe) are kept and a RevisionHeader naming one of
 	// the route's revisions picks it. It is called on the request's
 	// goroutine for every request and must be fast. Nil means no request is
 	// trusted: the headers are stripped, so a client cannot bypass a split.
@@ -209,13 +212,15 @@ func (r Route) id() string {
 //
 //   - Unknown host or path: 404 with a body that names the host and path.
 //   - A revision without a front door: 503 with a body that names it.
-//   - Internal headers are stripped from untrusted requests (see
-//     RouterConfig.Trusted); the request is copied only when there is one
-//     to strip.
+//   - Internal headers, including every header that makes a replica's
+//     queue answer a request itself (K-Network-Probe), are stripped from
+//     untrusted requests (see RouterConfig.Trusted); the request is copied
+//     only when there is one to strip.
 //   - A path with dot segments or repeated slashes is routed and forwarded
 //     in its cleaned form (path.Clean, keeping a trailing slash), so that
 //     "/api/../admin" is /admin, not a path under the prefix "/api"; the
-//     request is copied only when cleaning changes its path.
+//     request is copied only when cleaning changes its path. An encoded
+//     slash (%2F) stays inside its segment: it never becomes a separator.
 //
 // Update replaces every route at once: the request path loads an immutable
 // table through an atomic pointer and takes no lock, so a request is
@@ -240,7 +245,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	cfg.setDefaults()
 	r := &Router{cfg: cfg, stickyHeader: http.CanonicalHeaderKey(cfg.StickyHeader)}
-	r.table.Store(&routerTable{hosts: map[string][]*entry{}, splits: map[string]*Split{}})
+	r.table.Store(&routerTable{hosts: map[string][]*entry{}, splits: map[string]*Split{}, installed: map[string]*installedRoute{}})
 	return r, nil
 }
 
@@ -255,9 +260,29 @@ func (r *Router) Host(name, namespace, tag string) string {
 
 // routerTable is immutable once stored.
 type routerTable struct {
-	hosts  map[string][]*entry // by host; longest prefix first
-	splits map[string]*Split   // by route, prefix and tag: the layouts the next Update rebalances
+	hosts     map[string][]*entry        // by host; longest prefix first
+	splits    map[string]*Split          // by route, prefix and tag: the layouts the next Update rebalances
+	installed map[string]*installedRoute // by routeKey: what each route serves, for a later refusal to fall back to
 }
+
+// installedRoute is one route as a table serves it.
+type installedRoute struct {
+	id     string            // Route.id(), for messages
+	claims []claim           // its hosts and prefix
+	splits map[string]*Split // its entries in routerTable.splits
+}
+
+// claim is one host and path prefix a route serves, with its entry.
+type claim struct {
+	host, prefix string
+	e            *entry
+}
+
+func (c claim) id() string { return c.host + " " + c.prefix }
+
+// routeKey identifies a route from one Update to the next: its name (or
+// hosts) and path prefix.
+func routeKey(rt Route) string { return rt.id() + "\x00" + strings.TrimSuffix(rt.PathPrefix, "/") }
 
 // entry is a route as seen from one host.
 type entry struct {
@@ -274,13 +299,70 @@ type group struct {
 	tag   string
 }
 
+// Reasons a route is refused, for RouteError.Reason.
+const (
+	// ReasonDomainTaken: a host and path prefix of the route is served by
+	// another route (Knative marks such a route not ready because its
+	// domain is taken).
+	ReasonDomainTaken = "DomainTaken"
+	// ReasonInvalid: the route itself is invalid (a bad name, host, prefix
+	// or table).
+	ReasonInvalid = "Invalid"
+)
+
+// RouteError is one route that Router.Update refused; the other routes of
+// the update were installed.
+type RouteError struct {
+	Index    int      // in the routes given to Update
+	Route    string   // "namespace/name", or the hosts of a route without a name
+	Reason   string   // ReasonDomainTaken or ReasonInvalid
+	Problems []string // each problem, naming the field or host
+}
+
+func (e *RouteError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = fmt.Sprintf("traffic: routes[%d] (%s): %s", e.Index, e.Route, p)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// UpdateError lists the routes Router.Update refused, in the order given.
+type UpdateError struct {
+	Routes []*RouteError
+}
+
+func (e *UpdateError) Error() string {
+	lines := make([]string, len(e.Routes))
+	for i, r := range e.Routes {
+		lines[i] = r.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the RouteErrors, for errors.As.
+func (e *UpdateError) Unwrap() []error {
+	out := make([]error, len(e.Routes))
+	for i, r := range e.Routes {
+		out[i] = r
+	}
+	return out
+}
+
 // Update replaces all routes with routes, taking each revision's handler
 // from doors at this moment (call Update again when a revision's handler
 // changes). Each split is rebalanced from the previous Update's split of
 // the same route, path prefix and tag, so sticky keys move only as much as
-// the percents did. If any route is invalid — a bad name, host or table,
-// or a host and prefix claimed twice — Update returns every problem and
-// the previous routes stay in force.
+// the percents did.
+//
+// Routes are installed one by one: a route that is invalid (a bad name,
+// host, prefix or table) or that claims a host and prefix another route
+// serves is refused, and every other route is installed. A host and prefix
+// that a route served after the previous Update stays with that route while
+// it is among routes; otherwise the first route to claim it, in the order
+// given, gets it. A refused route that was installed before keeps serving
+// as it was (with the front doors it had then); a new one is not served.
+// Update returns an *UpdateError listing the refused routes, or nil.
 func (r *Router) Update(routes []Route, doors FrontDoors) error {
 	if doors == nil {
 		return errors.New("traffic: Router.Update: doors is nil")
@@ -306,96 +388,83 @@ func (r *Router) Update(routes []Route, doors FrontDoors) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.table.Load()
-	t := &routerTable{hosts: map[string][]*entry{}, splits: map[string]*Split{}}
-	claimed := map[string]string{} // host + " " + prefix → route id
-	var errs []error
+	t := &routerTable{hosts: map[string][]*entry{}, splits: map[string]*Split{}, installed: map[string]*installedRoute{}}
+
+	// Each route's entries, or why it is invalid.
+	built := make([]*installedRoute, len(routes))
+	problems := make([][]string, len(routes))
 	for i, rt := range routes {
-		at := fmt.Sprintf("traffic: routes[%d] (%s)", i, rt.id())
-		fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(at+": "+format, args...)) }
-		if rt.Name == "" && len(rt.Hosts) == 0 {
-			fail("no Name and no Hosts: the route has no host")
+		built[i], problems[i] = r.build(rt, old, door)
+	}
+	// The hosts routes served before stay theirs: those the new version of
+	// a route claims too, and all of them when the new version is invalid
+	// (the old one keeps serving).
+	owner := map[string]string{} // claim id → route key
+	for i, rt := range routes {
+		key := routeKey(rt)
+		prev := old.installed[key]
+		if prev == nil {
 			continue
 		}
-		if rt.Name != "" && (!isDNS1123Label(rt.Name) || !isDNS1123Label(rt.Namespace)) {
-			fail("Name %q and Namespace %q must be DNS-1123 labels", rt.Name, rt.Namespace)
-			continue
-		}
-		prefix := strings.TrimSuffix(rt.PathPrefix, "/")
-		if rt.PathPrefix != "" && !strings.HasPrefix(rt.PathPrefix, "/") {
-			fail("PathPrefix %q must start with /", rt.PathPrefix)
-			continue
-		}
-		if rt.Table == nil {
-			fail("Table is nil")
-			continue
-		}
-		if err := rt.Table.Validate(); err != nil {
-			fail("%v", err)
-			continue
-		}
-		key := func(tag string) string { return rt.id() + "\x00" + prefix + "\x00" + tag }
-		newGroup := func(tag string, shares []Share) *group {
-			s, err := old.splits[key(tag)].Rebalance(shares)
-			if err != nil { // Table.Validate passed, so this cannot happen
-				fail("tag %q: %v", tag, err)
-				return nil
-			}
-			t.splits[key(tag)] = s
-			g := &group{split: s, doors: make([]http.Handler, s.Len()), route: rt.id(), tag: tag}
-			for j := range g.doors {
-				g.doors[j] = door[s.Revision(j)]
-			}
-			return g
-		}
-		def := newGroup("", rt.Table.Default)
-		tags := map[string]*group{}
-		byRevision := map[string]http.Handler{}
-		for j, d := range def.doors {
-			byRevision[def.split.Revision(j)] = d
-		}
-		for tag, shares := range rt.Table.Tags {
-			g := newGroup(tag, shares)
-			tags[tag] = g
-			for j, d := range g.doors {
-				byRevision[g.split.Revision(j)] = d
+		wanted := map[string]bool{}
+		if built[i] != nil {
+			for _, c := range built[i].claims {
+				wanted[c.id()] = true
 			}
 		}
-		// A 0% revision of the default split is still reachable by a
-		// trusted revision header.
-		for _, sh := range rt.Table.Default {
-			if _, ok := byRevision[sh.Revision]; !ok {
-				byRevision[sh.Revision] = door[sh.Revision]
+		for _, c := range prev.claims {
+			if built[i] == nil || wanted[c.id()] {
+				owner[c.id()] = key
 			}
-		}
-		add := func(host string, e *entry) {
-			if !validHost(host) {
-				fail("host %q is not lower-case DNS labels joined by dots", host)
-				return
-			}
-			c := host + " " + prefix
-			if other, dup := claimed[c]; dup {
-				fail("host %q with path prefix %q is also claimed by %s", host, prefix, other)
-				return
-			}
-			claimed[c] = rt.id()
-			t.hosts[host] = append(t.hosts[host], e)
-		}
-		own := &entry{prefix: prefix, group: def, byRevision: byRevision}
-		if r.cfg.TagHeader {
-			own.tags = tags
-		}
-		if rt.Name != "" {
-			add(r.Host(rt.Name, rt.Namespace, ""), own)
-			for tag, g := range tags {
-				add(r.Host(rt.Name, rt.Namespace, tag), &entry{prefix: prefix, group: g, byRevision: byRevision})
-			}
-		}
-		for _, h := range rt.Hosts {
-			add(h, own)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	install := func(key string, ir *installedRoute) {
+		t.installed[key] = ir
+		for _, c := range ir.claims {
+			owner[c.id()] = key
+			t.hosts[c.host] = append(t.hosts[c.host], c.e)
+		}
+		for k, s := range ir.splits {
+			t.splits[k] = s
+		}
+	}
+	var refused []*RouteError
+	for i, rt := range routes {
+		key := routeKey(rt)
+		reason := ReasonInvalid
+		if b := built[i]; b != nil {
+			if _, done := t.installed[key]; done {
+				problems[i] = append(problems[i], fmt.Sprintf("the route %s with path prefix %q is given twice", rt.id(), strings.TrimSuffix(rt.PathPrefix, "/")))
+			}
+			for _, c := range b.claims {
+				if o, taken := owner[c.id()]; taken && o != key {
+					by := o
+					if ir := t.installed[o]; ir != nil {
+						by = ir.id
+					} else if ir := old.installed[o]; ir != nil {
+						by = ir.id
+					}
+					problems[i] = append(problems[i], fmt.Sprintf("host %q with path prefix %q is also claimed by %s", c.host, c.prefix, by))
+				}
+			}
+			if len(problems[i]) == 0 {
+				install(key, b)
+				continue
+			}
+			reason = ReasonDomainTaken
+		}
+		refused = append(refused, &RouteError{Index: i, Route: rt.id(), Reason: reason, Problems: problems[i]})
+		if prev := old.installed[key]; prev != nil && t.installed[key] == nil {
+			// Keep the previous version, without any host another route
+			// has taken since (one its new version no longer claimed).
+			keep := &installedRoute{id: prev.id, splits: prev.splits}
+			for _, c := range prev.claims {
+				if o, taken := owner[c.id()]; !taken || o == key {
+					keep.claims = append(keep.claims, c)
+				}
+			}
+			install(key, keep)
+		}
 	}
 	for _, es := range t.hosts {
 		// Longest prefix first; there are few per host.
@@ -406,7 +475,113 @@ func (r *Router) Update(routes []Route, doors FrontDoors) error {
 		}
 	}
 	r.table.Store(t)
+	if len(refused) > 0 {
+		return &UpdateError{Routes: refused}
+	}
 	return nil
+}
+
+// build makes a route's entries, or says why the route is invalid. Hosts
+// another route claims are not checked here.
+func (r *Router) build(rt Route, old *routerTable, door map[string]http.Handler) (*installedRoute, []string) {
+	var problems []string
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if rt.Name == "" && len(rt.Hosts) == 0 {
+		fail("no Name and no Hosts: the route has no host")
+		return nil, problems
+	}
+	if rt.Name != "" && (!isDNS1123Label(rt.Name) || !isDNS1123Label(rt.Namespace)) {
+		fail("Name %q and Namespace %q must be DNS-1123 labels", rt.Name, rt.Namespace)
+		return nil, problems
+	}
+	prefix := strings.TrimSuffix(rt.PathPrefix, "/")
+	if rt.PathPrefix != "" && !strings.HasPrefix(rt.PathPrefix, "/") {
+		fail("PathPrefix %q must start with /", rt.PathPrefix)
+		return nil, problems
+	}
+	if rt.Table == nil {
+		fail("Table is nil")
+		return nil, problems
+	}
+	if err := rt.Table.Validate(); err != nil {
+		fail("%v", err)
+		return nil, problems
+	}
+	ir := &installedRoute{id: rt.id(), splits: map[string]*Split{}}
+	key := func(tag string) string { return rt.id() + "\x00" + prefix + "\x00" + tag }
+	newGroup := func(tag string, shares []Share) *group {
+		s, err := old.splits[key(tag)].Rebalance(shares)
+		if err != nil { // Table.Validate passed, so this cannot happen
+			fail("tag %q: %v", tag, err)
+			s = &Split{}
+		}
+		ir.splits[key(tag)] = s
+		g := &group{split: s, doors: make([]http.Handler, s.Len()), route: rt.id(), tag: tag}
+		for j := range g.doors {
+			g.doors[j] = door[s.Revision(j)]
+		}
+		return g
+	}
+	def := newGroup("", rt.Table.Default)
+	tags := map[string]*group{}
+	byRevision := map[string]http.Handler{}
+	for j, d := range def.doors {
+		byRevision[def.split.Revision(j)] = d
+	}
+	for tag, shares := range rt.Table.Tags {
+		g := newGroup(tag, shares)
+		tags[tag] = g
+		for j, d := range g.doors {
+			byRevision[g.split.Revision(j)] = d
+		}
+	}
+	// A 0% revision of the default split is still reachable by a trusted
+	// revision header.
+	for _, sh := range rt.Table.Default {
+		if _, ok := byRevision[sh.Revision]; !ok {
+			byRevision[sh.Revision] = door[sh.Revision]
+		}
+	}
+	seen := map[string]bool{}
+	add := func(host string, e *entry) {
+		if !validHost(host) {
+			fail("host %q is not lower-case DNS labels joined by dots", host)
+			return
+		}
+		c := claim{host: host, prefix: prefix, e: e}
+		if seen[c.id()] {
+			fail("host %q with path prefix %q is claimed twice by the route", host, prefix)
+			return
+		}
+		seen[c.id()] = true
+		ir.claims = append(ir.claims, c)
+	}
+	own := &entry{prefix: prefix, group: def, byRevision: byRevision}
+	if r.cfg.TagHeader {
+		own.tags = tags
+	}
+	if rt.Name != "" {
+		add(r.Host(rt.Name, rt.Namespace, ""), own)
+		for _, tag := range sortedKeys(tags) {
+			add(r.Host(rt.Name, rt.Namespace, tag), &entry{prefix: prefix, group: tags[tag], byRevision: byRevision})
+		}
+	}
+	for _, h := range rt.Hosts {
+		add(h, own)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return ir, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // validHost accepts lower-case DNS-1123 labels joined by dots, at most 253
@@ -437,10 +612,10 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func (r *Router) serve(w http.ResponseWriter, req *http.Request, ob *observed) {
 	t := r.table.Load()
 	host := requestHost(req)
-	req = cleanRequestPath(req)
-	e := t.match(host, req.URL.Path)
+	req, routed := cleanRequestPath(req)
+	e := t.match(host, routed)
 	if e == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("traffic: no route for host %q and path %q", host, req.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("traffic: no route for host %q and path %q", host, routed))
 		return
 	}
 	if r.cfg.Trusted != nil && r.cfg.Trusted(req) {
@@ -496,7 +671,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, ob *observed) {
 
 // cleanRequestPath returns req with its path cleaned (dot segments
 // resolved, repeated slashes merged, a trailing slash kept), copying req
-// only if that changes the path.
+// only if that changes the path, and the path to route it by.
 //
 // Matching the raw path would let "/api/../admin" pass the prefix "/api"
 // and reach that route's backend, which resolves it to /admin: a path
@@ -509,11 +684,20 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, ob *observed) {
 // Percent-encoded dots are already decoded in URL.Path, so "%2e%2e" is
 // caught; the encoded form is dropped from the forwarded request when the
 // path changes, since it would no longer match.
-func cleanRequestPath(req *http.Request) *http.Request {
+//
+// An encoded slash (%2F) is part of its segment, never a separator:
+// URL.Path decodes it, so "/default/hello%2F..%2F..%2Facme" would clean to
+// "/acme" and reach another route. A path with one is split on its real
+// slashes only (cleanEncodedPath), routed by a form that keeps %2F, and
+// forwarded with its encoded form.
+func cleanRequestPath(req *http.Request) (*http.Request, string) {
+	if raw := req.URL.RawPath; raw != "" && hasEncodedSlash(raw) {
+		return cleanEncodedPath(req)
+	}
 	p := req.URL.Path
 	c := cleanPath(p)
 	if c == p {
-		return req
+		return req, p
 	}
 	out := req.WithContext(req.Context())
 	u := *req.URL
@@ -522,7 +706,68 @@ func cleanRequestPath(req *http.Request) *http.Request {
 	if out.RequestURI != "" {
 		out.RequestURI = u.RequestURI()
 	}
-	return out
+	return out, c
+}
+
+// hasEncodedSlash reports whether an escaped path holds %2F or %2f,
+// without allocating.
+func hasEncodedSlash(raw string) bool {
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] == '%' && raw[i+1] == '2' && (raw[i+2] == 'f' || raw[i+2] == 'F') {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanEncodedPath cleans a path that has an encoded slash segment by
+// segment of its escaped form: a segment that decodes to "." or ".." is a
+// dot segment, an empty one is dropped, any other is kept whole, slashes
+// and all. It returns the request (copied if the path changed) and the
+// path to route by, in which a slash inside a segment reads %2F.
+func cleanEncodedPath(req *http.Request) (*http.Request, string) {
+	raw := req.URL.EscapedPath()
+	if !strings.HasPrefix(raw, "/") {
+		return req, raw
+	}
+	var rawSegs, decSegs []string
+	segs := strings.Split(raw[1:], "/")
+	for _, sg := range segs {
+		d, err := url.PathUnescape(sg)
+		if err != nil {
+			d = sg
+		}
+		switch d {
+		case "", ".":
+		case "..":
+			if n := len(rawSegs); n > 0 {
+				rawSegs, decSegs = rawSegs[:n-1], decSegs[:n-1]
+			}
+		default:
+			rawSegs, decSegs = append(rawSegs, sg), append(decSegs, d)
+		}
+	}
+	trailing := ""
+	if strings.HasSuffix(raw, "/") && len(rawSegs) > 0 {
+		trailing = "/"
+	}
+	cleanRaw := "/" + strings.Join(rawSegs, "/") + trailing
+	routed := make([]string, len(decSegs))
+	for i, d := range decSegs {
+		routed[i] = strings.ReplaceAll(d, "/", "%2F")
+	}
+	routedPath := "/" + strings.Join(routed, "/") + trailing
+	if cleanRaw == raw {
+		return req, routedPath
+	}
+	out := req.WithContext(req.Context())
+	u := *req.URL
+	u.Path, u.RawPath = "/"+strings.Join(decSegs, "/")+trailing, cleanRaw
+	out.URL = &u
+	if out.RequestURI != "" {
+		out.RequestURI = u.RequestURI()
+	}
+	return out, routedPath
 }
 
 // cleanPath is path.Clean keeping a trailing slash, for rooted paths that
@@ -585,8 +830,19 @@ func requestHost(req *http.Request) string {
 	return h
 }
 
+// probeHeaders are request headers that make a replica's queue answer the
+// request itself instead of passing it to the application: with
+// K-Network-Probe: queue, servingkit's queue (and Knative's queue-proxy)
+// answers a readiness probe, skipping the app and its stats; Knative's
+// queue-proxy treats K-Network-Hash and K-Kubelet-Probe as probes too, and
+// a servingkit router may front Knative replicas. Nobody outside the
+// platform sends them through the router, so they are stripped from every
+// untrusted request.
+var probeHeaders = [...]string{"K-Network-Probe", "K-Network-Hash", "K-Kubelet-Probe"}
+
 // strip returns req without the internal headers, copying it only if it
-// has any: a handler must not modify the request it was given.
+// has any: a handler must not modify the request it was given. With none
+// present it does not allocate.
 func (r *Router) strip(req *http.Request) *http.Request {
 	h := req.Header
 	_, rev := h[RevisionHeader]
@@ -594,7 +850,13 @@ func (r *Router) strip(req *http.Request) *http.Request {
 	_, proxy := h[ProxyHeader]
 	_, tag := h[TagHeader]
 	tag = tag && !r.cfg.TagHeader
-	if !rev && !ns && !proxy && !tag {
+	probe := false
+	for _, k := range probeHeaders {
+		if _, ok := h[k]; ok {
+			probe = true
+		}
+	}
+	if !rev && !ns && !proxy && !tag && !probe {
 		return req
 	}
 	out := req.WithContext(req.Context())
@@ -602,6 +864,9 @@ func (r *Router) strip(req *http.Request) *http.Request {
 	delete(out.Header, RevisionHeader)
 	delete(out.Header, NamespaceHeader)
 	delete(out.Header, ProxyHeader)
+	for _, k := range probeHeaders {
+		delete(out.Header, k)
+	}
 	if tag {
 		delete(out.Header, TagHeader)
 	}

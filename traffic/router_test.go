@@ -146,7 +146,10 @@ func TestRouterCleansPath(t *testing.T) {
 	}{
 		{name: "traversal out of the prefix", path: "/api/../admin", rev: "site", wantPath: "/admin"},
 		{name: "encoded traversal", path: "/api/%2e%2e/admin", rev: "site", wantPath: "/admin"},
-		{name: "encoded slashes and dots", path: "/api/a%2F..%2F..%2Fadmin", rev: "site", wantPath: "/admin"},
+		// Issue 11: an encoded slash is not a separator, so "a%2F..%2F..%2Fadmin" is one segment.
+		{name: "encoded slashes and dots", path: "/api/a%2F..%2F..%2Fadmin", rev: "api", wantPath: "/api/a%2F..%2F..%2Fadmin", same: true},
+		{name: "encoded slashes and real dots", path: "/api/a%2Fb/../c%2fd//e/", rev: "api", wantPath: "/api/c%2fd/e/"},
+		{name: "encoded slash out of the prefix", path: "/api%2F..%2Fadmin", rev: "site", wantPath: "/api%2F..%2Fadmin", same: true},
 		{name: "traversal above the root", path: "/../../api/x", rev: "api", wantPath: "/api/x"},
 		{name: "traversal into the prefix", path: "/static/../api/users", rev: "api", wantPath: "/api/users"},
 		{name: "prefix itself, dot last", path: "/api/x/..", rev: "api", wantPath: "/api"},

@@ -138,7 +138,7 @@ func (g *controlGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !slices.Contains(manifestTypes, mt) {
+	if r.Method != http.MethodDelete && (err != nil || !slices.Contains(manifestTypes, mt)) { // DELETE has no body
 		http.Error(w, fmt.Sprintf("control: Content-Type %q is not accepted; use one of %s", r.Header.Get("Content-Type"), strings.Join(manifestTypes, ", ")), http.StatusUnsupportedMediaType)
 		return
 	}

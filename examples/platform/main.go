@@ -51,6 +51,11 @@ func run(args []string) int {
 	token := fs.String("token", "", "the control endpoint's bearer token (default: a new random token written to -token-file); visible to local users in the process list, so prefer the file")
 	tokenFile := fs.String("token-file", "", "where the generated control token is written, readable only by you (default $XDG_CONFIG_HOME/servingkit/control-token)")
 	domain := fs.String("domain", "localhost", "domain of service hosts {name}.{namespace}.{domain}")
+	internal := fs.String("internal", "127.0.0.1:8082", "internal listener address: every service, cluster-local ones included, at {name}.{namespace}.svc.cluster.local and /{namespace}/{name} (\"\" for none)")
+	readHeader := fs.Duration("read-header-timeout", 10*time.Second, "gateway: how long a client may take to send request headers")
+	idle := fs.Duration("idle-timeout", 30*time.Second, "gateway: close keep-alive connections idle this long")
+	maxHeader := fs.Int("max-header-bytes", 64<<10, "gateway: the largest request header block (431 above)")
+	maxConns := fs.Int("max-conns", 0, "gateway: connections open at once, more are shed (default: from the file-descriptor limit)")
 	tour := fs.Bool("tour", false, "run the guided demo: cold start, burst and panic, scale to zero, a v2 rollout with a split")
 	table := fs.Bool("table", false, "print a live status table every second")
 	quiet := fs.Bool("quiet", false, "log warnings only")
@@ -74,7 +79,8 @@ func run(args []string) int {
 		}
 		cfg[k] = v
 	}
-	opts := Options{Addr: *addr, ControlAddr: *control, ControlToken: *token, ControlTokenFile: *tokenFile, Domain: *domain, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
+	opts := Options{Addr: *addr, ControlAddr: *control, ControlToken: *token, ControlTokenFile: *tokenFile, Domain: *domain, InternalAddr: *internal,
+		Gateway: ServerConfig{ReadHeaderTimeout: *readHeader, IdleTimeout: *idle, MaxHeaderBytes: *maxHeader, MaxConns: *maxConns}, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
 	if *tour {
 		return runTour(opts)
 	}
@@ -98,6 +104,9 @@ func run(args []string) int {
 		return 1
 	}
 	fmt.Printf("servingkit platform: gateway http://%s, status http://%s/status\n", p.GatewayAddr(), p.ControlAddr())
+	if a := p.InternalAddr(); a != "" {
+		fmt.Printf("  internal listener http://%s (every service, cluster-local ones too)\n", a)
+	}
 	if f := p.ControlTokenFile(); f != "" {
 		fmt.Printf("  control token in %s:\n  curl -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/yaml' --data-binary @service.yaml http://%s/apply\n", f, f, p.ControlAddr())
 	}
@@ -168,8 +177,12 @@ func (w *watcher) applyBytes(name string, data []byte) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	s := svc.Metadata
+	url, addr := w.p.url(s.Name, s.Namespace, ""), w.p.GatewayAddr()
+	if s.Labels[VisibilityLabel] == VisibilityClusterLocal {
+		url, addr = w.p.serviceURL(&service{ns: s.Namespace, name: s.Name, clusterLocal: true}, ""), w.p.InternalAddr()
+	}
 	fmt.Printf("applied %s: service %s/%s\n  curl %s/   (or curl http://%s/%s/%s)\n",
-		name, s.Namespace, s.Name, w.p.url(s.Name, s.Namespace, ""), w.p.GatewayAddr(), s.Namespace, s.Name)
+		name, s.Namespace, s.Name, url, addr, s.Namespace, s.Name)
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/servingkit/servingkit/revision"
 )
 
 // Status is the platform's state, served as JSON at /status.
@@ -28,6 +30,9 @@ type ServiceStatus struct {
 	Traffic []TrafficShare    `json:"traffic"`
 	Tags    map[string]string `json:"tags,omitempty"` // tag → URL
 	Problem string            `json:"problem,omitempty"`
+	// Visibility is "cluster-local" for a service served only on the
+	// internal listener (its URLs are the internal listener's then).
+	Visibility string `json:"visibility,omitempty"`
 }
 
 // TrafficShare is one revision's share of a route.
@@ -54,14 +59,36 @@ type RevisionStatus struct {
 	Requests    int64           `json:"requests"`
 	Errors      int64           `json:"errors"`
 	Replicas    []ReplicaStatus `json:"replicas"`
-	LastError   string          `json:"lastError,omitempty"`
+	// State is "Ready", "Failed" (Ready is False: see Conditions) or
+	// "NotReady" (not ready yet: deploying).
+	State      string            `json:"state"`
+	Conditions []ConditionStatus `json:"conditions"`
 }
 
-// ReplicaStatus is one replica process.
+// ConditionStatus is one of a revision's conditions, as Knative shows it.
+type ConditionStatus struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ReplicaStatus is one replica: its process and, for a user's program,
+// the program's.
 type ReplicaStatus struct {
-	Name  string `json:"name"`
-	PID   int    `json:"pid"`
-	Serve string `json:"serve"`
+	Name string `json:"name"`
+	// State is Starting, Ready, NotReady (its readiness probe fails),
+	// CrashLoopBackOff (waiting RetryIn to restart) or Draining.
+	State    string `json:"state"`
+	PID      int    `json:"pid,omitempty"`    // the replica (queue) process
+	AppPID   int    `json:"appPid,omitempty"` // the program, for a user's program
+	Serve    string `json:"serve,omitempty"`
+	Restarts int    `json:"restarts"`
+	RetryIn  string `json:"retryIn,omitempty"`
+	// LastFailure is why the last process ended, until one is ready again.
+	LastFailure string `json:"lastFailure,omitempty"`
+	// Probe is why the program is not ready.
+	Probe string `json:"probe,omitempty"`
 }
 
 // Status returns a snapshot of the platform.
@@ -70,7 +97,10 @@ func (p *Platform) Status() Status {
 	p.mu.Lock()
 	for _, key := range slices.Sorted(maps.Keys(p.services)) {
 		s := p.services[key]
-		ss := ServiceStatus{Name: key, URL: p.url(s.name, s.ns, ""), Problem: s.problem}
+		ss := ServiceStatus{Name: key, URL: p.serviceURL(s, ""), Problem: s.problem}
+		if s.clusterLocal {
+			ss.Visibility = VisibilityClusterLocal
+		}
 		if s.table != nil {
 			for _, sh := range s.table.Default {
 				ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent})
@@ -79,7 +109,7 @@ func (p *Platform) Status() Status {
 				if ss.Tags == nil {
 					ss.Tags = map[string]string{}
 				}
-				ss.Tags[tag] = p.url(s.name, s.ns, tag)
+				ss.Tags[tag] = p.serviceURL(s, tag)
 				for _, sh := range s.table.Tags[tag] {
 					ss.Traffic = append(ss.Traffic, TrafficShare{Revision: sh.Revision, Percent: sh.Percent, Tag: tag})
 				}
@@ -109,14 +139,18 @@ func (p *Platform) Status() Status {
 		if d := r.decision.Load(); d != nil {
 			rs.Desired, rs.Panicking, rs.Concurrency = d.Desired, d.Panicking, d.StableLoad
 		}
-		for _, pr := range r.pool.readyReplicas() {
-			rs.Replicas = append(rs.Replicas, ReplicaStatus{Name: pr.spec.Name, PID: pr.hs.PID, Serve: pr.hs.Serve})
+		rs.Replicas = r.pool.replicaStatus(st.Time)
+		switch state.Status.Ready.Status {
+		case revision.True:
+			rs.State = "Ready"
+		case revision.False:
+			rs.State = "Failed"
+		default:
+			rs.State = "NotReady"
 		}
-		r.pool.mu.Lock()
-		if r.pool.lastErr != nil {
-			rs.LastError = r.pool.lastErr.Error()
+		for _, c := range []revision.Condition{state.Status.Ready, state.Status.ResourcesAvailable, state.Status.ContainerHealthy, state.Status.Active} {
+			rs.Conditions = append(rs.Conditions, ConditionStatus{Type: string(c.Type), Status: c.Status.String(), Reason: c.Reason, Message: c.Message})
 		}
-		r.pool.mu.Unlock()
 		st.Revisions = append(st.Revisions, rs)
 	}
 	return st
@@ -129,11 +163,24 @@ func (p *Platform) url(name, ns, tag string) string {
 	return "http://" + host + ":" + port
 }
 
+// serviceURL is url, or for a cluster-local service the internal
+// listener's URL ("" without an internal listener).
+func (p *Platform) serviceURL(s *service, tag string) string {
+	if !s.clusterLocal {
+		return p.url(s.name, s.ns, tag)
+	}
+	if p.internalAddr == "" {
+		return ""
+	}
+	_, port, _ := strings.Cut(p.internalAddr, ":")
+	return "http://" + p.inner.Host(s.name, s.ns, tag) + ":" + port
+}
+
 // PrintTable writes the live status table: one line per revision. prev,
 // if not nil, is the previous snapshot, for requests per second.
 func PrintTable(w io.Writer, st, prev Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "REVISION\tMODE\tDESIRED\tREADY\tPANIC\tCONCURRENCY\tWAITING\tREQ/S\tERRORS\tACTIVE\t\n")
+	fmt.Fprintf(tw, "REVISION\tSTATE\tMODE\tDESIRED\tREADY\tRESTARTS\tPANIC\tCONCURRENCY\tWAITING\tREQ/S\tERRORS\tACTIVE\t\n")
 	before := map[string]RevisionStatus{}
 	for _, r := range prev.Revisions {
 		before[r.Key] = r
@@ -157,10 +204,19 @@ func PrintTable(w io.Writer, st, prev Status) {
 		if r.Desired < 0 {
 			desired = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%.0f\t%d\t%s\t\n",
-			r.Key, r.Mode, desired, ready, panic, r.Concurrency, r.Waiting, rps, r.Errors, r.Active)
+		restarts := 0
+		for _, rep := range r.Replicas {
+			restarts += rep.Restarts
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f\t%d\t%.0f\t%d\t%s\t\n",
+			r.Key, r.State, r.Mode, desired, ready, restarts, panic, r.Concurrency, r.Waiting, rps, r.Errors, r.Active)
 	}
 	_ = tw.Flush()
+	for _, r := range st.Revisions {
+		if r.State == "Failed" && len(r.Conditions) > 0 {
+			fmt.Fprintf(w, "%s: %s: %s\n", r.Key, r.Conditions[0].Reason, r.Conditions[0].Message)
+		}
+	}
 }
 
 func (p *Platform) controlHandler() http.Handler {
@@ -173,6 +229,16 @@ func (p *Platform) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		PrintTable(w, p.Status(), Status{})
+	})
+	mux.HandleFunc("GET /logs", p.serveLogs)
+	mux.HandleFunc("DELETE /services/{namespace}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		ns, name := r.PathValue("namespace"), r.PathValue("name")
+		if err := p.Delete(ns, name); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"deleted": ns + "/" + name})
 	})
 	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxManifestBytes))
@@ -190,6 +256,10 @@ func (p *Platform) controlHandler() http.Handler {
 			return
 		}
 		warnings, err := p.Apply(svc)
+		if rc := (*RouteConflictError)(nil); errors.As(err, &rc) {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
