@@ -135,7 +135,19 @@ func validHeaderName(s string) bool {
 //     was removed, or the Handler is shutting down;
 //   - 504 "activator request timeout" when the revision timeout passed
 //     before the replica answered;
-//   - 502 when the replica could not be reached.
+//   - 502 when the replica did not answer, with a body that names the
+//     revision, the replica and the cause.
+//
+// A request is not lost to a replica that cannot be connected to. When the
+// connection for a request fails before any byte of it was sent — the dial
+// was refused, reset or timed out, and nothing of its body was read — the
+// replica is taken out of rotation (it is probed until it accepts a
+// connection, or passes the Prober's probe) and the request goes to
+// another replica, or back in line for one, with its deadline unchanged: up
+// to ConnectTries tries, then 502. A request that was sent, even in part,
+// is never sent again, since the replica may have acted on it: when its
+// replica dies in the middle, it gets 502 saying that the connection closed
+// before the replica answered.
 //
 // The host drives it through the embedded Throttler (SetRevision,
 // SetReplicas, RemoveRevision, SetSubset), runs Run for the stats, and calls
@@ -274,28 +286,85 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 		ob.waited = l.waited
 	}
 	if err != nil {
-		outcome := h.reject(w, rv, l, err)
+		outcome := h.reject(w, rv, l, err, nil)
 		if ob != nil {
 			ob.outcome = outcome
 		}
 		return
 	}
-	defer l.Release()
 	if l.queued {
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
 	}
-	if h.waitHeader != "" {
-		w = h.withWaitHeader(w, l.waited)
-	}
-	l.r.proxy.ServeHTTP(w, r)
-	if ob != nil {
-		ob.proxied = true
-		switch r.Context().Err() {
-		case context.DeadlineExceeded:
-			ob.outcome = OutcomeTimeout
-		case context.Canceled:
-			ob.outcome = OutcomeCanceled
+	h.forward(w, r, rv, l, ob)
+}
+
+// forward sends the request to l's replica and, while the connection to
+// the replica fails before anything was sent, to others (see Handler). ob,
+// if not nil, collects what the observer is told.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, l Lease, ob *observed) {
+	// Released on return, and if the proxy panics (http.ErrAbortHandler
+	// when the response is cut off).
+	defer func() {
+		if l.r != nil {
+			l.Release()
 		}
+	}()
+	fw := newForward(w)
+	defer fw.free()
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		orig := r.Body
+		fw.body = &sentBody{ReadCloser: orig}
+		r.Body = fw.body
+		defer func() { r.Body = orig }()
+	}
+	waited := l.waited
+	for tries := 1; ; tries++ {
+		if h.waitHeader != "" {
+			fw.setWait(h.waitHeader, waited)
+		}
+		l.r.proxy.ServeHTTP(fw, r)
+		unsent := fw.unsent
+		if unsent == nil {
+			if ob != nil {
+				ob.proxied = true
+				switch r.Context().Err() {
+				case context.DeadlineExceeded:
+					ob.outcome = OutcomeTimeout
+				case context.Canceled:
+					ob.outcome = OutcomeCanceled
+				}
+			}
+			return
+		}
+		fw.unsent = nil
+		// Out of rotation first, so that the slot released next does not
+		// go to a waiter for the same replica.
+		rv.markUnreachable(l.r)
+		l.Release()
+		l = Lease{}
+		h.log.Warn("activator: replica unreachable; trying again", "revision", rv.name, "try", tries, "error", unsent)
+		if tries == ConnectTries {
+			if ob != nil {
+				ob.proxied = true // tried: a 502, as for a replica that did not answer
+			}
+			http.Error(fw, fmt.Sprintf("activator: revision %q: could not connect to a replica in %d tries; last, %v",
+				rv.name, tries, unsent), http.StatusBadGateway)
+			return
+		}
+		next, err := rv.acquire(r.Context())
+		waited += next.waited
+		if ob != nil {
+			ob.waited = waited
+		}
+		if err != nil {
+			next.waited = waited
+			outcome := h.reject(fw, rv, next, err, unsent)
+			if ob != nil {
+				ob.outcome = outcome
+			}
+			return
+		}
+		l = next
 	}
 }
 
@@ -323,56 +392,15 @@ func waitValue(waited time.Duration) string {
 	return "0s"
 }
 
-// withWaitHeader sets the wait header for a proxied response, so that the
-// activator's value is its only one, whatever path the reverse proxy
-// takes:
-//   - it is set now, for the proxy's error answers and for a 101, which
-//     the proxy writes itself on the hijacked connection;
-//   - the proxy's ModifyResponse drops the replica's values of the header
-//     (the proxy adds the replica's headers to those already set);
-//   - the returned writer sets it again when the final status is written,
-//     because the proxy clears the header map after passing on a 1xx
-//     response such as 103 Early Hints.
-func (h *Handler) withWaitHeader(w http.ResponseWriter, waited time.Duration) http.ResponseWriter {
-	v := []string{waitValue(waited)}
-	w.Header()[h.waitHeader] = v
-	return &waitWriter{ResponseWriter: w, key: h.waitHeader, value: v}
-}
-
-// waitWriter puts the wait header on the final response header. Unwrap
-// keeps the proxy's flushing and hijacking working through it.
-type waitWriter struct {
-	http.ResponseWriter
-	key   string
-	value []string
-	final bool
-}
-
-func (w *waitWriter) WriteHeader(code int) {
-	if !w.final && code >= 200 {
-		w.final = true
-		w.Header()[w.key] = w.value
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *waitWriter) Write(b []byte) (int, error) {
-	if !w.final {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *waitWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 func (h *Handler) report(c ColdStart) {
 	if h.onColdStart != nil {
 		h.onColdStart(c)
 	}
 }
 
-// reject answers a request that got no replica, and returns the outcome.
-func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error) Outcome {
+// reject answers a request that got no replica, and returns the outcome;
+// unsent, if not nil, is why an earlier try of it failed.
+func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error, unsent error) Outcome {
 	status, outcome := http.StatusInternalServerError, Outcome(-1)
 	switch {
 	case errors.Is(err, ErrQueueFull):
@@ -390,7 +418,11 @@ func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: outcome})
 	}
 	h.setWaitHeader(w, l.waited)
-	http.Error(w, err.Error(), status)
+	msg := err.Error()
+	if unsent != nil {
+		msg += "; it was back in line because an earlier try " + unsent.Error()
+	}
+	http.Error(w, msg, status)
 	return outcome
 }
 
@@ -433,7 +465,7 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 	var modify func(*http.Response) error
 	if h.waitHeader != "" {
 		modify = func(res *http.Response) error {
-			delete(res.Header, h.waitHeader) // the activator's value is set; see withWaitHeader
+			delete(res.Header, h.waitHeader) // the activator's value is set; see forward.setWait
 			return nil
 		}
 	}
@@ -477,8 +509,12 @@ func (h *Handler) proxyError(w http.ResponseWriter, req *http.Request, err error
 	case context.Canceled:
 		w.WriteHeader(StatusClientClosedRequest)
 	default:
+		if fw, ok := w.(*forward); ok && fw.retryable(req, err) {
+			fw.unsent = &unsentError{addr: r.addr, err: err}
+			return // ServeHTTP tries again
+		}
 		name := r.rev.Load().name
 		h.log.Warn("activator: forwarding failed", "revision", name, "replica", r.addr, "error", err)
-		http.Error(w, fmt.Sprintf("activator: revision %q, replica %s: %v", name, r.addr, err), http.StatusBadGateway)
+		http.Error(w, fmt.Sprintf("activator: revision %q, replica %s: %s", name, r.addr, failure(err)), http.StatusBadGateway)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -95,27 +96,47 @@ func (t *Throttler) startProbe(rv *revision, r *replica) bool {
 	if t.opts.Prober == nil {
 		return false
 	}
+	t.startProbeWith(rv, r, t.opts.Prober)
+	return true
+}
+
+// startProbeWith starts probing r with p; r takes requests once a probe
+// passes. rv.mu must be held.
+func (t *Throttler) startProbeWith(rv *revision, r *replica, p Prober) {
 	t.probeMu.Lock()
 	defer t.probeMu.Unlock()
 	if t.closed {
 		// Closed: the replica stays unused rather than unchecked.
-		return true
+		return
 	}
 	ctx, cancel := context.WithCancel(t.probeCtx)
 	r.cancelProbe = cancel
 	t.probes.Add(1)
-	go t.probeLoop(ctx, rv, r)
-	return true
+	go t.probeLoop(ctx, rv, r, p)
+}
+
+// dialProber passes a replica that accepts a TCP connection: the check
+// that lets a replica whose connection failed back in when the Throttler
+// has no Prober.
+type dialProber struct{}
+
+func (dialProber) Probe(ctx context.Context, addr string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // probeLoop probes r until it passes, backing off between failures, or
 // until ctx ends (r unlisted, or the throttler closed).
-func (t *Throttler) probeLoop(ctx context.Context, rv *revision, r *replica) {
+func (t *Throttler) probeLoop(ctx context.Context, rv *revision, r *replica, p Prober) {
 	defer t.probes.Done()
 	delay := t.opts.ProbeInterval
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := t.clock.WithTimeout(ctx, t.opts.ProbeTimeout)
-		err := t.opts.Prober.Probe(pctx, r.addr)
+		err := p.Probe(pctx, r.addr)
 		cancel()
 		if ctx.Err() != nil {
 			return

@@ -234,6 +234,26 @@ func (rv *revision) markReady(r *replica) {
 	rv.publishLocked()
 }
 
+// markUnreachable takes r out of rotation after a connection to it failed:
+// no new request goes to it until it passes a probe — the Prober's, or
+// without one a TCP connection — or the host lists it again after
+// unlisting it. Requests in flight to it finish.
+func (rv *revision) markUnreachable(r *replica) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if rv.removed || rv.replicas[r.addr] != r || !r.ready {
+		return // already out, or the host's list changed meanwhile
+	}
+	r.ready = false
+	r.markRemoved()
+	p := rv.t.opts.Prober
+	if p == nil {
+		p = dialProber{}
+	}
+	rv.t.startProbeWith(rv, r, p)
+	rv.publishLocked()
+}
+
 // remove drops every replica and turns every waiter away. It returns the
 // replicas, listed or retired, that still have requests in flight.
 func (rv *revision) remove() (busy []*replica) {

@@ -252,10 +252,9 @@ func TestWaitHeaderIsTheActivatorsOnly(t *testing.T) {
 		})
 	}
 
-	// The activator's own answers carry it too: here the replica is gone.
-	gone := httptest.NewServer(http.NotFoundHandler())
-	addr := gone.Listener.Addr().String()
-	gone.Close()
+	// The activator's own answers carry it too: here the replica dies
+	// before it answers.
+	addr, _ := dyingReplica(t)
 	h := newTestHandler(t, Options{WaitHeader: strings.ToLower(waitHeader)})
 	require.NoError(t, h.SetRevision("rev", RevisionConfig{}))
 	require.NoError(t, h.SetReplicas("rev", []string{addr}))

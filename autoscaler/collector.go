@@ -41,6 +41,14 @@ func (s CollectorSpec) validate() error {
 
 // collection is one revision's four windows: Knative's collection, with
 // the buckets of all four in one allocation.
+//
+// The stats of the newest second are held back from the windows while
+// that second may still get more (open), so that a read through the last
+// complete second (completeAverages) finds that second's bucket whole even
+// in a one-bucket window, whose only slot the open second would otherwise
+// take. They are replayed into the windows, in the order they came, as soon
+// as a later second's stat arrives or a read needs them, so the windows
+// hold exactly what Knative's would after the same records.
 type collection struct {
 	mu          sync.Mutex // protects the rest
 	stableConc  Window
@@ -48,7 +56,12 @@ type collection struct {
 	stableRPS   Window
 	panicRPS    Window
 	requireData bool
+	openSec     int64        // Unix second of the stats in open
+	open        []stagedStat // not yet in the windows; capacity kept
 }
+
+// stagedStat is one stat of the open second, proxied load taken out.
+type stagedStat struct{ conc, rps float64 }
 
 func newCollection(spec CollectorSpec) *collection {
 	ns, np := bucketCount(spec.StableWindow), bucketCount(spec.PanicWindow)
@@ -70,29 +83,75 @@ func (c *collection) record(now time.Time, s stats.Stat) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("autoscaler: %w", err)
 	}
-	conc := s.Concurrency - s.ProxiedConcurrency
-	rps := s.RPS - s.ProxiedRPS
+	st := stagedStat{conc: s.Concurrency - s.ProxiedConcurrency, rps: s.RPS - s.ProxiedRPS}
+	sec := now.Unix()
 	c.mu.Lock()
-	c.stableConc.Record(now, conc)
-	c.panicConc.Record(now, conc)
-	c.stableRPS.Record(now, rps)
-	c.panicRPS.Record(now, rps)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if len(c.open) > 0 && sec != c.openSec {
+		if sec < c.openSec {
+			// A late stat for a closed second: into the windows at once,
+			// which keep it if it is within a window of their newest data.
+			c.put(sec, st)
+			return nil
+		}
+		c.commit()
+	}
+	c.openSec = sec
+	c.open = append(c.open, st)
 	return nil
 }
 
-// averages returns the stable and panic averages of metric at now.
+// put records st into the four windows at second sec.
+func (c *collection) put(sec int64, st stagedStat) {
+	t := time.Unix(sec, 0)
+	c.stableConc.Record(t, st.conc)
+	c.panicConc.Record(t, st.conc)
+	c.stableRPS.Record(t, st.rps)
+	c.panicRPS.Record(t, st.rps)
+}
+
+// commit replays the open second's stats into the windows.
+func (c *collection) commit() {
+	for _, st := range c.open {
+		c.put(c.openSec, st)
+	}
+	c.open = c.open[:0]
+}
+
+// averages returns the stable and panic averages of metric at now, with
+// every stat recorded so far, as Knative's collector reads them: a second
+// that is still under way counts with what it has.
 func (c *collection) averages(metric Metric, now time.Time) (stable, panicLoad float64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.commit()
+	return c.read(metric, now)
+}
+
+// completeAverages returns the stable and panic averages of metric through
+// the last complete second before now: the windows read as of that
+// second, without the second now is in, whose stats may still be on their
+// way. Ticks decide on these, so that a decision does not depend on whether
+// a reporter whose period ends with the tick got its stat in first.
+func (c *collection) completeAverages(metric Metric, now time.Time) (stable, panicLoad float64, err error) {
+	through := now.Unix() - 1
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.open) > 0 && c.openSec <= through {
+		c.commit()
+	}
+	return c.read(metric, time.Unix(through, 0))
+}
+
+func (c *collection) read(metric Metric, at time.Time) (stable, panicLoad float64, err error) {
 	s, p := &c.stableConc, &c.panicConc
 	if metric == RPS {
 		s, p = &c.stableRPS, &c.panicRPS
 	}
-	if c.requireData && s.IsEmpty(now) {
+	if c.requireData && s.IsEmpty(at) {
 		return 0, 0, ErrNoData
 	}
-	return s.Average(now), p.Average(now), nil
+	return s.Average(at), p.Average(at), nil
 }
 
 // update resizes the windows (Knative's updateMetric) and switches the

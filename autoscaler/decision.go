@@ -33,7 +33,9 @@ type Decision struct {
 	// Activity is the revision's Active condition after this decision.
 	Activity Activity
 	// StableLoad and PanicLoad are the averaged load the decision saw, in
-	// the spec's metric (0 when there was no data).
+	// the spec's metric (0 when there was no data). A tick's windows end
+	// with the last whole second before Time (see Runner); a poke's include
+	// the second under way.
 	StableLoad, PanicLoad float64
 	// Target is the load per replica the decision aimed for (the spec's
 	// TargetValue), for comparing with the loads.

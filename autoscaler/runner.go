@@ -133,10 +133,25 @@ type entry struct {
 // goroutines makes the resulting Scale calls, and another scrapes. At 10,000
 // revisions a tick takes a few milliseconds of one core.
 //
+// A tick decides on the load through the last complete second: at a tick
+// at 12:00:04.3 the windows end with the second 12:00:03–12:00:04, and the
+// stats stamped within 12:00:04 wait for the next tick. So a decision does
+// not depend on whether a reporter or a scrape whose period ends with the
+// tick (an activator and a runner started together report and tick at the
+// same instants) got its stat in before the tick, and a one-bucket panic
+// window always reads a whole second of data; the price is that a tick
+// sees a stat up to a second later than Knative's would when the stat wins
+// that race. A stat that arrives after the tick that read its second is
+// still recorded, for the windows that cover it at later ticks. Knative's
+// windows read "now", with the current, partial second: a race its own
+// 2 s tick and 1 s scrapes and reports, started together, mostly lose, so
+// that a one-second panic window reads 0. The arithmetic of the windows and
+// the decider is Knative's either way.
+//
 // Load comes in through Send (the runner is a stats.Sink), Poke, Record and
 // the Scraper. Poke is the scale-from-zero fast path: when a revision whose
 // last recommendation was zero gets load, it is decided at once instead of
-// at the next tick.
+// at the next tick, on everything recorded so far, its own stat included.
 //
 // The ready count of every revision is read from Options.Ready on each tick
 // and when it is added (more than one ready replica then starts its decider
@@ -541,7 +556,7 @@ func (r *Runner) tick(now time.Time) {
 	r.mu.RLock()
 	r.snap = append(r.snap[:0], r.order...)
 	r.mu.RUnlock()
-	r.decideAll(r.snap, now)
+	r.decideAll(r.snap, now, true)
 	clear(r.snap)
 }
 
@@ -553,13 +568,15 @@ func (r *Runner) decidePoked() {
 		e.poked = false
 	}
 	r.pokeMu.Unlock()
-	r.decideAll(r.batch, r.clock.Now())
+	r.decideAll(r.batch, r.clock.Now(), false)
 	clear(r.batch)
 }
 
 // decideAll decides each entry and publishes the decisions, with no lock
-// held while calling the ReadyCounter, the ProxyTimer or subscribers.
-func (r *Runner) decideAll(entries []*entry, now time.Time) {
+// held while calling the ReadyCounter, the ProxyTimer or subscribers. A
+// tick (complete) decides on the load through the last complete second; a
+// poke on everything recorded, its own stat included.
+func (r *Runner) decideAll(entries []*entry, now time.Time, complete bool) {
 	out := r.out[:0]
 	for _, e := range entries {
 		ready, err := r.opts.Ready.ReadyCount(e.name)
@@ -574,7 +591,7 @@ func (r *Runner) decideAll(entries []*entry, now time.Time) {
 			proxy.d, proxy.known = pt.ProxyFor(e.name, now)
 			proxy.d = max(proxy.d, 0)
 		}
-		if d, ok := r.decide(e, now, ready, proxy); ok {
+		if d, ok := r.decide(e, now, ready, proxy, complete); ok {
 			out = append(out, d)
 		}
 	}
@@ -589,15 +606,21 @@ func (r *Runner) decideAll(entries []*entry, now time.Time) {
 	clear(out) // drop the revision names for the garbage collector
 }
 
-// decide runs one revision's decider and lifecycle at now. It does not
-// allocate.
-func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime) (Decision, bool) {
+// decide runs one revision's decider and lifecycle at now, on the load
+// through the last complete second if complete. It does not allocate.
+func (r *Runner) decide(e *entry, now time.Time, ready int, proxy proxyTime, complete bool) (Decision, bool) {
 	e.mu.Lock()
 	if e.removed {
 		e.mu.Unlock()
 		return Decision{}, false
 	}
-	stable, panicLoad, err := e.coll.averages(e.spec.Metric, now)
+	var stable, panicLoad float64
+	var err error
+	if complete {
+		stable, panicLoad, err = e.coll.completeAverages(e.spec.Metric, now)
+	} else {
+		stable, panicLoad, err = e.coll.averages(e.spec.Metric, now)
+	}
 	if err == nil {
 		e.rec = e.dec.Step(now, ready, stable, panicLoad)
 		e.hasRec = true

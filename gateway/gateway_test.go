@@ -105,7 +105,7 @@ func backend(t *testing.T, name string) *httptest.Server {
 func get(t *testing.T, h http.Handler, body string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://hello.default.example/", strings.NewReader(body))
-	r.Header.Set(revision.RevisionHeader, "ns/rev")
+	r.Header.Set(revision.RevisionHeader, "ns/rev") // as a front door sets it
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
@@ -238,4 +238,24 @@ func TestEndpointsRemoteActivators(t *testing.T) {
 	assert.Equal(t, want, ra.Addresses())
 	assert.Equal(t, want, rec.State().Endpoints.Addresses)
 	assert.Equal(t, []string{"10.0.1.1:8012", "10.0.1.2:8012", "10.0.1.3:8012", "10.0.1.4:8012"}, eps.Activators())
+}
+
+// The Serve path keeps the client the hops before recorded in
+// X-Forwarded-For and Forwarded.
+func TestServeHandlerKeepsForwardingHeaders(t *testing.T) {
+	b, err := balancer.New(balancer.Config{})
+	require.NoError(t, err)
+	h, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s|%s", r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"))
+	}))
+	defer app.Close()
+	require.NoError(t, b.SetReplicas([]string{app.Listener.Addr().String()}))
+	req := httptest.NewRequest(http.MethodGet, "http://hello.default.example/", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("Forwarded", "for=203.0.113.7")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, "203.0.113.7|for=203.0.113.7", rec.Body.String())
 }

@@ -43,6 +43,13 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 			addr, _ := pr.In.Context().Value(replicaKey{}).(string)
 			pr.SetURL(&url.URL{Scheme: "http", Host: addr})
 			pr.Out.Host = pr.In.Host
+			// Keep the client the hops before recorded: Rewrite starts
+			// without the forwarding headers.
+			for _, k := range forwardedHeaders {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
 		},
 		Transport:  transport,
 		BufferPool: new(proxy.BufferPool),
@@ -55,6 +62,9 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 	}
 	return h, nil
 }
+
+// forwardedHeaders are what httputil.ReverseProxy removes before Rewrite.
+var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // Balancer returns the handler's balancer.
 func (h *ServeHandler) Balancer() *balancer.Balancer { return h.b }

@@ -87,8 +87,16 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = target
-			// The application sees the Host the client asked for.
+			// The application sees the Host the client asked for, and the
+			// client in X-Forwarded-For and Forwarded as the hops before
+			// recorded it (Rewrite starts without them), with this hop's
+			// client appended.
 			pr.Out.Host = pr.In.Host
+			for _, k := range forwardedHeaders {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
 			pr.SetXForwarded()
 		},
 		Transport:  transport,
@@ -110,6 +118,9 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 	}
 	return newHandler(proxy, c.Config)
 }
+
+// forwardedHeaders are what httputil.ReverseProxy removes before Rewrite.
+var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // ServerProtocols returns the protocols the serving http.Server should
 // accept for streaming to work in both modes: HTTP/1.1 (websocket upgrades)

@@ -141,7 +141,7 @@ func (g *controlGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// bodies cross-site without asking (no CORS preflight); these types
 	// it cannot. A request without a body (a delete) needs no type.
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if r.ContentLength != 0 && (err != nil || !slices.Contains(manifestTypes, mt)) {
+	if r.ContentLength != 0 && r.Method != http.MethodDelete && (err != nil || !slices.Contains(manifestTypes, mt)) {
 		http.Error(w, fmt.Sprintf("control: Content-Type %q is not accepted; use one of %s", r.Header.Get("Content-Type"), strings.Join(manifestTypes, ", ")), http.StatusUnsupportedMediaType)
 		return
 	}

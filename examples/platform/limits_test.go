@@ -70,6 +70,6 @@ func TestReplicaStartsAreBounded(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = p.startReplica(ctx, ReplicaSpec{Name: "r-1"})
+	_, err = p.startReplica(ctx, ReplicaSpec{Name: "r-1"}, func(string) {}, nil)
 	assert.ErrorContains(t, err, "replica r-1: waiting to start: context canceled")
 }

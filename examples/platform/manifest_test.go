@@ -74,6 +74,8 @@ spec:
       containers:
         - image: helloworld-go
           ports: [{containerPort: 8080}]
+          resources: {limits: {memory: 128Mi}}
+          volumeMounts: [{name: data, mountPath: /data}]
           env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]
   traffic:
     - {latestRevision: true, percent: 100, url: "http://x"}
@@ -83,7 +85,8 @@ spec:
 		"metadata.labels.team is not supported by the platform and is ignored",
 		"metadata.uid is not supported by the platform and is ignored",
 		"spec.template.spec.containers[0].env[0].valueFrom is not supported by the platform and is ignored",
-		"spec.template.spec.containers[0].ports is not supported by the platform and is ignored",
+		"spec.template.spec.containers[0].resources is not supported by the platform and is ignored",
+		"spec.template.spec.containers[0].volumeMounts is not supported by the platform and is ignored",
 		"spec.template.spec.serviceAccountName is not supported by the platform and is ignored",
 		"spec.traffic[0].url is not supported by the platform and is ignored",
 	}, svc.Warnings())

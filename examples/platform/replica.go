@@ -28,6 +28,9 @@ func runReplica(specJSON string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", spec.Name)
+	if spec.Program != nil {
+		return runProgramReplica(spec, log)
+	}
 
 	parentGone := make(chan struct{})
 	go func() {
