@@ -345,7 +345,10 @@ func (p *Platform) Start() error {
 		il = newLimitListener(il, g.MaxConns)
 		p.goLoop(func() { _ = p.internal.Serve(il) })
 	}
-	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
+	// No ReadTimeout: it would end long-lived GET streams; /apply bounds
+	// its body's read itself.
+	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
+	cl = newLimitListener(cl, controlConns)
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
