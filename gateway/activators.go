@@ -20,6 +20,7 @@ import (
 
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/proxy"
+	"github.com/servingkit/servingkit/revision"
 )
 
 // DefaultDeadTime is ActivatorsConfig.DeadTime's zero value.
@@ -60,6 +61,11 @@ func (c ActivatorsConfig) Validate() error {
 // activator address, whether it is alive; For returns a revision's
 // handler, which forwards to that revision's activator subset.
 //
+// Each forwarded request carries the revision's key in
+// revision.RevisionHeader, which the activator's default resolver reads.
+// The activators' port must be reachable by gateways only: the header is
+// trusted.
+//
 // An activator that refuses a connection (dial error: nothing of the
 // request was sent) is left out at once, for every revision, for DeadTime,
 // and the request is sent to another activator of the revision; a request
@@ -83,6 +89,7 @@ type activatorState struct {
 
 // attempt is one forwarding try, passed to the proxy in the context.
 type attempt struct {
+	key    string // the revision's
 	addr   string
 	body   *countingBody
 	refuse bool // the connection was refused: retry elsewhere
@@ -113,9 +120,9 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 			at := pr.In.Context().Value(attemptKey{}).(*attempt)
 			pr.SetURL(&url.URL{Scheme: "http", Host: at.addr})
 			pr.Out.Host = pr.In.Host
-			// The revision header the front door set must reach the
-			// activator; Rewrite keeps every header of In but hop-by-hop
-			// ones.
+			// The activator's default resolver reads the revision from
+			// this header; set here, so any front door will do.
+			pr.Out.Header.Set(revision.RevisionHeader, at.key)
 		},
 		Transport:  cfg.Transport,
 		BufferPool: new(proxy.BufferPool),
@@ -240,7 +247,7 @@ func (ra *RevisionActivators) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 			break
 		}
 		tried[i] = true
-		at := &attempt{addr: set.addrs[i], body: body}
+		at := &attempt{key: ra.key, addr: set.addrs[i], body: body}
 		ra.a.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, at)))
 		set.slots[i].Release()
 		if !at.refuse {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/gateway"
 	"github.com/servingkit/servingkit/revision"
@@ -105,7 +106,7 @@ func backend(t *testing.T, name string) *httptest.Server {
 func get(t *testing.T, h http.Handler, body string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://hello.default.example/", strings.NewReader(body))
-	r.Header.Set(revision.RevisionHeader, "ns/rev")
+	r.Header.Set(revision.RevisionHeader, "ns/rev") // as a front door sets it
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
@@ -201,7 +202,10 @@ func BenchmarkEndpointsSetReady(b *testing.B) {
 			bl, _ := balancer.New(balancer.Config{})
 			serve, _ := gateway.NewServeHandler(bl, nil)
 			rec, _ := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{Activator: http.NotFoundHandler(), Serve: serve})
-			eps, _ := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: bl})
+			act, _ := activator.NewThrottler(activator.ThrottlerOptions{})
+			defer act.Close()
+			_ = act.SetRevision("ns/rev", activator.RevisionConfig{ContainerConcurrency: 10})
+			eps, _ := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: bl, Activator: act})
 			sets := [2][]string{}
 			for i := range n {
 				sets[0] = append(sets[0], fmt.Sprintf("10.0.0.%d:8012", i))
