@@ -241,6 +241,8 @@ func (p *Platform) controlHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]any{"deleted": ns + "/" + name})
 	})
 	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
+		// A slow body cannot hold the connection: 30 s to send 1 MiB.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Second))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxManifestBytes))
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			http.Error(w, fmt.Sprintf("control: the manifest is larger than the limit of %d bytes (1 MiB); nothing was applied", MaxManifestBytes), http.StatusRequestEntityTooLarge)
