@@ -92,8 +92,9 @@ const rolloutAnnotation = "serving.knative.dev/rollout-duration"
 
 // Platform is a complete local serving plane: gateway (traffic.Router) →
 // per revision a front door (revision) → activator in Proxy mode →
-// replica processes running the demo app behind queue, scaled by the
-// autoscaler through a process backend.
+// replica processes running the user's program (or a demo app) behind
+// queue, scaled by the autoscaler through a process backend that keeps
+// them running (pool).
 type Platform struct {
 	opts       Options
 	log        *slog.Logger
@@ -523,7 +524,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Unlock()
 
 	if created {
-		p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		if program != nil {
+			p.log.Info("revision created", "revision", r.Key, "command", program.Command, "containerConcurrency", spec.ContainerConcurrency)
+		} else {
+			p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		}
 		if err := p.act.SetRevision(nr.key, activator.RevisionConfig{
 			ContainerConcurrency: spec.ContainerConcurrency,
 			Timeout:              spec.Timeout,
