@@ -137,3 +137,19 @@ func TestLogRing(t *testing.T) {
 	assert.Equal(t, []string{"c", "d", "e"}, l.last(10))
 	assert.Equal(t, []string{"d", "e"}, l.last(2))
 }
+
+// serving.knative.dev/progress-deadline sets a revision's deadline; a bad
+// value is refused naming the annotation.
+func TestProgressDeadlineAnnotation(t *testing.T) {
+	p := &Platform{opts: Options{ProgressDeadline: 600 * time.Second}}
+	d, err := p.progressDeadline(nil)
+	require.NoError(t, err)
+	assert.Equal(t, 600*time.Second, d)
+	d, err = p.progressDeadline(map[string]string{progressDeadlineAnnotation: "45s"})
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Second, d)
+	for _, bad := range []string{"0s", "-1s", "soon", "25h"} {
+		_, err = p.progressDeadline(map[string]string{progressDeadlineAnnotation: bad})
+		assert.ErrorContains(t, err, `spec.template.metadata.annotations[serving.knative.dev/progress-deadline] = "`+bad+`"`)
+	}
+}
