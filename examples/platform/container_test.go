@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -126,6 +127,17 @@ func TestProbeDefaultsAndBackOff(t *testing.T) {
 	// Kubernetes' CrashLoopBackOff: at once, then 10 s doubling to 5 min.
 	assert.Equal(t, []time.Duration{0, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second,
 		160 * time.Second, 300 * time.Second, 300 * time.Second}, got)
+}
+
+// The back-off starts over after a process that ran 10 minutes.
+func TestBackOffResetsAfterTenMinutes(t *testing.T) {
+	pl := &pool{p: &Platform{log: slog.New(slog.DiscardHandler)}}
+	s := &slot{name: "r-1", crashes: 5}
+	pl.crashed(s, &proc{start: time.Now().Add(-9 * time.Minute), exit: &exitInfo{Reason: "ExitCode1"}}, nil)
+	assert.Equal(t, 6, s.crashes, "9 minutes: still crashing")
+	pl.crashed(s, &proc{start: time.Now().Add(-11 * time.Minute), exit: &exitInfo{Reason: "ExitCode1"}}, nil)
+	assert.Equal(t, 1, s.crashes, "11 minutes: the next restart is at once again")
+	assert.Equal(t, "ExitCode1", s.fail.Reason)
 }
 
 func TestLogRing(t *testing.T) {

@@ -160,6 +160,7 @@ func (pl *pool) supervise(s *slot) {
 		s.restarts++
 		s.retryAt = time.Time{}
 		pl.mu.Unlock()
+		pl.changed() // no longer backing off
 	}
 }
 
