@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +166,37 @@ func TestProgressDeadlineAnnotation(t *testing.T) {
 	for _, bad := range []string{"0s", "-1s", "soon", "25h"} {
 		_, err = p.progressDeadline(map[string]string{progressDeadlineAnnotation: bad})
 		assert.ErrorContains(t, err, `spec.template.metadata.annotations[serving.knative.dev/progress-deadline] = "`+bad+`"`)
+	}
+}
+
+// A line longer than maxLogLine is cut and marked; the lines after it
+// still come.
+func TestReadLinesCutsLongLines(t *testing.T) {
+	long := strings.Repeat("x", 40<<10)
+	var got []string
+	readLines(strings.NewReader("first\r\n"+long+"\nnext\nlast without newline"), func(l string) { got = append(got, l) })
+	require.Len(t, got, 4)
+	assert.Equal(t, "first", got[0])
+	assert.Equal(t, strings.Repeat("x", maxLogLine)+" [line cut at 16 KiB]", got[1])
+	assert.Equal(t, []string{"next", "last without newline"}, got[2:])
+}
+
+func TestLogsEndpointErrors(t *testing.T) {
+	p, err := NewPlatform(Options{Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t"})
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		query string
+		code  int
+		body  string
+	}{
+		{"", http.StatusBadRequest, "/logs needs ?revision=namespace/name"},
+		{"?revision=default/nope", http.StatusNotFound, `revision "default/nope" not found`},
+		{"?revision=default/nope&lines=0", http.StatusBadRequest, `lines="0", want an integer in [1, 1000]`},
+		{"?revision=default/nope&lines=x", http.StatusBadRequest, `lines="x"`},
+	} {
+		rec := httptest.NewRecorder()
+		p.serveLogs(rec, httptest.NewRequest(http.MethodGet, "/logs"+tt.query, nil))
+		assert.Equal(t, tt.code, rec.Code, tt.query)
+		assert.Contains(t, rec.Body.String(), tt.body, tt.query)
 	}
 }
