@@ -19,8 +19,8 @@ import (
 // runAutoscaler is one autoscaler process: a Runner for the revisions it
 // owns, Shards with a FileLease over -lock-dir for the ownership, the
 // agent as scaler backend and ready counter. It serves /stats (the first
-// hop, from activators and replicas), /stats/forwarded (from its peers)
-// and /owner.
+// hop, from activators and replicas), /stats/forwarded (from its peers),
+// /decision (the owner's decisions, for the gateways) and /owner.
 func runAutoscaler(args []string) error {
 	fs := flag.NewFlagSet("autoscaler", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
@@ -29,6 +29,7 @@ func runAutoscaler(args []string) error {
 	revisions := fs.String("revisions", "", "comma-separated revision keys")
 	cc := fs.Int("cc", 0, "the revisions' container concurrency")
 	buckets := fs.Int("buckets", 1, "ownership buckets")
+	proxied := fs.String("always-proxy", "", "comma-separated revision keys that keep the activator in their path (target-burst-capacity -1)")
 	var cfgKeys kv
 	fs.Var(&cfgKeys, "config", "config-autoscaler key=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -63,8 +64,16 @@ func runAutoscaler(args []string) error {
 	if err != nil {
 		return err
 	}
+	alwaysProxy := map[string]bool{}
+	for _, rev := range splitList(*proxied) {
+		alwaysProxy[rev] = true
+	}
 	for _, rev := range splitList(*revisions) {
-		spec, err := cfg.RevisionSpec(nil, *cc)
+		var ann map[string]string
+		if alwaysProxy[rev] {
+			ann = map[string]string{autoscaler.TargetBurstCapacityAnnotation: "-1"}
+		}
+		spec, err := cfg.RevisionSpec(ann, *cc)
 		if err != nil {
 			return err
 		}
@@ -80,6 +89,16 @@ func runAutoscaler(args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST /stats", stats.Handler(shards.Send))
 	mux.Handle("POST /stats/forwarded", stats.Handler(shards.Deliver))
+	mux.HandleFunc("GET /decision", func(w http.ResponseWriter, r *http.Request) {
+		rev := r.URL.Query().Get("revision")
+		d, ok := runner.Decision(rev)
+		if !ok || !shards.Owns(rev) {
+			http.Error(w, "autoscaler: not the owner of "+rev, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(decision{Desired: d.Desired, ExcessBurstCapacity: d.ExcessBurstCapacity, Panicking: d.Panicking})
+	})
 	mux.HandleFunc("GET /owner", func(w http.ResponseWriter, r *http.Request) {
 		owner, _ := shards.Owner(r.URL.Query().Get("revision"))
 		w.Header().Set("Content-Type", "application/json")
@@ -90,6 +109,14 @@ func runAutoscaler(args []string) error {
 	announce(map[string]string{"addr": l.Addr().String(), "holder": holder})
 	serve(ctx, l, mux)
 	return lease.Close()
+}
+
+// decision is what GET /decision answers: the owner's latest decision, as
+// the gateways' reconcilers take it.
+type decision struct {
+	Desired             int  `json:"desired"`
+	ExcessBurstCapacity int  `json:"excessBurstCapacity"`
+	Panicking           bool `json:"panicking"`
 }
 
 // agentBackend is the scaler backend and ready counter over the agent's

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -51,7 +54,10 @@ func runGateway(args []string) error {
 		return err
 	}
 	sink := newFailoverSink(splitList(*statsURLs))
-	act, err := activator.New(activator.Options{Poker: sink, Sink: sink, ThrottlerOptions: activator.ThrottlerOptions{Logger: log}})
+	act, err := activator.New(activator.Options{
+		Poker: sink, Sink: sink, WaitHeader: ActivatorWaitHeader,
+		ThrottlerOptions: activator.ThrottlerOptions{Logger: log},
+	})
 	if err != nil {
 		return err
 	}
@@ -98,6 +104,10 @@ func runGateway(args []string) error {
 		eps.SetActivators(now, allActivators)
 		go rec.Run(ctx)
 		go followAgent(ctx, log, *agentURL, eps)
+		go followDecisions(ctx, splitList(*statsURLs), rec)
+		rec.OnEndpoints(func(key string, e revision.Endpoints) {
+			log.Info("mode", "revision", key, "mode", e.Mode, "addresses", len(e.Addresses))
+		})
 		doors[key] = rec.FrontDoor()
 		routes = append(routes, traffic.Route{Name: name, Namespace: "default", Table: &traffic.Table{
 			Default: []traffic.Share{{Revision: key, Percent: 100}},
@@ -115,6 +125,54 @@ func runGateway(args []string) error {
 	announce(map[string]string{"addr": gl.Addr().String(), "activator": al.Addr().String()})
 	serve(ctx, gl, router)
 	return nil
+}
+
+// ActivatorWaitHeader is on every response that went through an
+// activator (Proxy mode), not on those served straight from a replica.
+const ActivatorWaitHeader = "X-Activator-Wait"
+
+// followDecisions polls the autoscalers for the owner's decision on the
+// revision and hands it to the reconciler, which switches the front door
+// between the activators and the replicas (a Kubernetes host would read
+// it from the PodAutoscaler's status instead).
+func followDecisions(ctx context.Context, statsURLs []string, rec *revision.Reconciler) {
+	c := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, u := range statsURLs {
+			var d decision
+			if getDecision(ctx, c, strings.TrimSuffix(u, "/stats")+"/decision?revision="+rec.Key(), &d) == nil {
+				rec.Decide(time.Now(), revision.Decision{
+					Desired:             int32(min(d.Desired, math.MaxInt32)),
+					ExcessBurstCapacity: int32(max(min(d.ExcessBurstCapacity, math.MaxInt32), math.MinInt32)),
+					Panicking:           d.Panicking,
+				})
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func getDecision(ctx context.Context, c *http.Client, url string, d *decision) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(d)
 }
 
 // followAgent polls the agent for the revision's ready replicas and hands

@@ -1,11 +1,12 @@
 // Command multinode runs servingkit as several processes, the shape of a
 // deployment on several machines, on one machine's loopback:
 //
-//	client ─▶ gateway A or B (router ▶ front door ▶ remote activators)
-//	              ├─ activator A ─┐
-//	              └─ activator B ─┴─▶ replica processes (queue ▶ app)
+//	client ─▶ gateway A or B (router ▶ front door)
+//	              ├─ Serve ─▶ balancer ──────────┐
+//	              └─ Proxy ─▶ activator A or B ──┴─▶ replica processes (queue ▶ app)
 //	autoscaler 1, 2: one owns the revisions (FileLease); stats from
-//	   activators and replicas go to either and reach the owner
+//	   activators and replicas go to either and reach the owner; the
+//	   gateways poll the owner's decisions (Proxy or Serve)
 //	agent: starts and stops replica processes (the "kubelet"), lists the
 //	   ready ones
 //

@@ -115,6 +115,7 @@ type client struct {
 	next     atomic.Uint64
 
 	ok, failedAttempts, lost atomic.Int64
+	served                   atomic.Int64 // ok without the activator's header: Serve mode
 	mu                       sync.Mutex
 	errs                     []string
 }
@@ -131,6 +132,9 @@ func (c *client) do() bool {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && strings.HasPrefix(string(body), "hello") {
 				c.ok.Add(1)
+				if resp.Header.Get(ActivatorWaitHeader) == "" {
+					c.served.Add(1)
+				}
 				return true
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
@@ -204,7 +208,8 @@ func TestMultiNode(t *testing.T) {
 	asArgs := func(addr string) []string {
 		return []string{"autoscaler", "-addr", addr, "-lock-dir", lockDir, "-agent", agentURL, "-revisions", revs, "-cc", cc,
 			"-config", "allow-zero-initial-scale=true", "-config", "initial-scale=0",
-			"-config", "stable-window=6s", "-config", "target-burst-capacity=-1"}
+			"-config", "stable-window=6s", "-config", "target-burst-capacity=0",
+			"-always-proxy", "default/two-00001"}
 	}
 	autoscalers := map[string]*proc{
 		"http://" + as1Addr + "/stats/forwarded": start(t, "autoscaler-1", asArgs(as1Addr)...),
@@ -229,9 +234,13 @@ func TestMultiNode(t *testing.T) {
 		assert.GreaterOrEqual(t, replicaCount(t, agentURL, rev).Ready, 1)
 	}
 
-	// Steady load on "one" through both gateways.
+	// Steady load through both gateways: "one" goes to Serve mode on the
+	// owner's decisions (target-burst-capacity 0), "two" keeps the
+	// activators in its path (-1).
+	one := &client{gateways: gateways, host: "one.default.example.com", http: httpc}
+	two := &client{gateways: gateways, host: "two.default.example.com", http: httpc}
+	clients := []*client{one, two}
 	const rev = "default/one-00001"
-	c := &client{gateways: gateways, host: "one.default.example.com", http: httpc}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() {
@@ -242,10 +251,20 @@ func TestMultiNode(t *testing.T) {
 		}
 		wg.Wait()
 	}()
-	c.load(14, stop, &wg) // two replicas' worth
-	eventually(t, 30*time.Second, "scaled to 2 under load", func() bool { return replicaCount(t, agentURL, rev).Ready >= 2 })
+	one.load(14, stop, &wg) // two replicas' worth
+	two.load(14, stop, &wg)
+	eventually(t, 30*time.Second, "scaled to 2 under load", func() bool {
+		return replicaCount(t, agentURL, rev).Ready >= 2 && replicaCount(t, agentURL, "default/two-00001").Ready >= 2
+	})
+	failed := func() (n int64) {
+		for _, c := range clients {
+			n += c.failedAttempts.Load()
+		}
+		return n
+	}
+	errs := func() string { return one.errors() + "\n" + two.errors() }
 
-	// Kill the autoscaler that owns the revision.
+	// Kill the autoscaler that owns the revisions (one bucket: it owns both).
 	var owner struct{ Owner string }
 	require.NoError(t, getJSON(t, "http://"+as1Addr+"/owner?revision="+rev, &owner))
 	victim := autoscalers[owner.Owner]
@@ -254,7 +273,7 @@ func TestMultiNode(t *testing.T) {
 	if strings.Contains(owner.Owner, as1Addr) {
 		survivor = as2Addr
 	}
-	before := c.failedAttempts.Load()
+	before := failed()
 	victim.kill(t)
 	killed := time.Now()
 	took := eventually(t, 5*time.Second, "the survivor owns the revision", func() bool {
@@ -264,18 +283,23 @@ func TestMultiNode(t *testing.T) {
 	t.Logf("take-over %v after the owner was killed", took.Round(time.Millisecond))
 	// More load: the new owner scales up.
 	wanted := replicaCount(t, agentURL, rev).Wanted
-	c.load(21, stop, &wg) // five replicas' worth in all
+	one.load(21, stop, &wg) // five replicas' worth in all
 	eventually(t, 20*time.Second, "the new owner scaled up", func() bool { return replicaCount(t, agentURL, rev).Wanted > wanted })
 	t.Logf("scaled up from %d by the new owner %v after the kill", wanted, time.Since(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	assert.Equal(t, before, c.failedAttempts.Load(), "no request failed while the owning autoscaler died:\n%s", c.errors())
+	assert.Equal(t, before, failed(), "no request failed while the owning autoscaler died:\n%s", errs())
 
 	// Kill gateway A (and its activator): clients retry on B.
 	gwA.kill(t)
 	time.Sleep(5 * time.Second)
 	close(stop)
 	wg.Wait()
-	t.Logf("requests: %d ok, %d failed attempts (retried), %d lost", c.ok.Load(), c.failedAttempts.Load(), c.lost.Load())
-	assert.Zero(t, c.lost.Load(), "no request lost when a gateway died:\n%s", c.errors())
-	assert.Greater(t, c.ok.Load(), int64(500), "enough requests to mean something")
+	for _, c := range clients {
+		t.Logf("%s: %d ok (%d of them in Serve mode, from a gateway's balancer), %d failed attempts (retried), %d lost",
+			c.host, c.ok.Load(), c.served.Load(), c.failedAttempts.Load(), c.lost.Load())
+		assert.Zero(t, c.lost.Load(), "no request lost when a gateway died:\n%s", c.errors())
+		assert.Greater(t, c.ok.Load(), int64(300), "enough requests to mean something")
+	}
+	assert.Greater(t, one.served.Load(), int64(0), "one switched to Serve mode on the owner's decisions")
+	assert.Zero(t, two.served.Load(), "two kept the activators in its path")
 }
