@@ -11,11 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Every shipped manifest parses without a warning and selects an app.
+// Every shipped manifest parses without a warning and selects an app or
+// runs a program.
 func TestShippedManifests(t *testing.T) {
 	names, err := fs.Glob(builtin, "manifests/*.yaml")
 	require.NoError(t, err)
-	require.Len(t, names, 4)
+	require.Len(t, names, 6)
+	programs := 0
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			data, err := builtin.ReadFile(name)
@@ -23,10 +25,16 @@ func TestShippedManifests(t *testing.T) {
 			svc, err := ParseService(data)
 			require.NoError(t, err)
 			assert.Empty(t, svc.Warnings())
-			_, err = AppForImage(svc.Spec.Template.Spec.Containers[0].Image)
+			c := svc.Spec.Template.Spec.Containers[0]
+			if len(c.Command) > 0 {
+				programs++
+				return
+			}
+			_, err = AppForImage(c.Image)
 			assert.NoError(t, err)
 		})
 	}
+	assert.Equal(t, 2, programs, "the Go and the Python program")
 }
 
 func TestParseServiceFields(t *testing.T) {

@@ -92,8 +92,9 @@ const rolloutAnnotation = "serving.knative.dev/rollout-duration"
 
 // Platform is a complete local serving plane: gateway (traffic.Router) →
 // per revision a front door (revision) → activator in Proxy mode →
-// replica processes running the demo app behind queue, scaled by the
-// autoscaler through a process backend.
+// replica processes running the user's program (or a demo app) behind
+// queue, scaled by the autoscaler through a process backend that keeps
+// them running (pool).
 type Platform struct {
 	opts       Options
 	log        *slog.Logger
@@ -163,8 +164,9 @@ type rev struct {
 
 	requests, errors atomic.Int64
 	decision         atomic.Pointer[autoscaler.Decision]
-	everReady        atomic.Bool // Ready was True once: routes keep to it (Knative's latest ready revision)
-	routed           bool        // under Platform.mu
+	scaleUpAt        atomic.Int64 // when the autoscaler last began to want more replicas than were ready (Unix ns)
+	everReady        atomic.Bool  // Ready was True once: routes keep to it (Knative's latest ready revision)
+	routed           bool         // under Platform.mu
 }
 
 func (r *rev) replicaSpec(name string, o Options) ReplicaSpec {
@@ -278,6 +280,7 @@ func NewPlatform(o Options) (*Platform, error) {
 		ThrottlerOptions: activator.ThrottlerOptions{Logger: o.Log},
 		Poker:            p.runner,
 		Sink:             stats.SinkFunc(p.runner.Send),
+		ServerTiming:     p.serverTiming,
 	})
 	if err != nil {
 		return nil, err
@@ -523,7 +526,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Unlock()
 
 	if created {
-		p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		if program != nil {
+			p.log.Info("revision created", "revision", r.Key, "command", program.Command, "containerConcurrency", spec.ContainerConcurrency)
+		} else {
+			p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		}
 		if err := p.act.SetRevision(nr.key, activator.RevisionConfig{
 			ContainerConcurrency: spec.ContainerConcurrency,
 			Timeout:              spec.Timeout,
@@ -694,12 +701,30 @@ func (p *Platform) onDecision(d autoscaler.Decision) {
 	if r == nil {
 		return
 	}
-	r.decision.Store(&d)
+	if prev := r.decision.Swap(&d); d.Desired > d.Ready && (prev == nil || prev.Desired <= prev.Ready) {
+		r.scaleUpAt.Store(d.Time.UnixNano())
+	}
 	r.rec.Decide(d.Time, revision.Decision{
 		Desired:             int32(d.Desired),
 		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
 		Panicking:           d.Panicking,
 	})
+}
+
+// serverTiming is the activator's Server-Timing hook: for a cold start it
+// puts the autoscaler's decision to scale up before the activator's
+// breakdown (replica ready, queued, forwarded).
+func (p *Platform) serverTiming(t activator.Timing) string {
+	b := make([]byte, 0, 160)
+	if r := p.rev(t.Revision); r != nil && t.Cold {
+		if at := r.scaleUpAt.Load(); at != 0 {
+			if d := time.Unix(0, at).Sub(t.Arrived); d >= 0 {
+				b = activator.AppendServerTimingMetric(b, "scale", d, "scale decision")
+				b = append(b, ", "...)
+			}
+		}
+	}
+	return string(t.AppendServerTiming(b))
 }
 
 func (p *Platform) wake() {
