@@ -85,6 +85,14 @@ type Options struct {
 	// OnColdStart, if not nil, is called for every request that waited for
 	// capacity or was turned away for a full queue. See ColdStart.
 	OnColdStart func(ColdStart)
+	// ServerTiming, if not nil, gives the Server-Timing header of every
+	// forwarded request that waited for capacity: it is called with the
+	// request's Timing on the request's goroutine, just before the
+	// response header is written, and its result, unless "", is added to
+	// the header (after the replica's own Server-Timing values, if any).
+	// Timing.ServerTiming formats the activator's breakdown; a host can
+	// add its own metrics, such as when its autoscaler decided to scale.
+	ServerTiming func(Timing) string
 	// Observer, if not nil, is called for every request once the Handler
 	// has answered it (see Observation), on the request's goroutine,
 	// outside any lock. It must be safe for simultaneous use. Nil costs
@@ -159,6 +167,7 @@ type Handler struct {
 	transport   http.RoundTripper
 	poker       Poker
 	onColdStart func(ColdStart)
+	timing      func(Timing) string
 	observer    func(Observation) // nil: no observation is made
 	waitHeader  string
 	clock       clock.Clock
@@ -189,6 +198,7 @@ func New(o Options) (*Handler, error) {
 		transport:   o.Transport,
 		poker:       o.Poker,
 		onColdStart: o.OnColdStart,
+		timing:      o.ServerTiming,
 		observer:    o.Observer,
 		waitHeader:  http.CanonicalHeaderKey(o.WaitHeader),
 		clock:       t.clock,
@@ -295,13 +305,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 	if l.queued {
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
 	}
-	h.forward(w, r, ctx, rv, l, ob)
+	h.forward(w, r, ctx, rv, l, now, ob)
 }
 
 // forward sends the request to l's replica and, while the connection to
 // the replica fails before anything was sent, to others (see Handler). ob,
 // if not nil, collects what the observer is told.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, rv *revision, l Lease, ob *observed) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, rv *revision, l Lease, arrived time.Time, ob *observed) {
 	// Released on return, and if the proxy panics (http.ErrAbortHandler
 	// when the response is cut off).
 	defer func() {
@@ -318,9 +328,21 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Co
 		defer func() { r.Body = orig }()
 	}
 	waited := l.waited
+	if l.queued && h.timing != nil {
+		fw.timing = h.timing
+		fw.clk = h.clock
+		fw.t = Timing{Revision: rv.name, Arrived: arrived, Cold: l.cold}
+	}
 	for tries := 1; ; tries++ {
 		if h.waitHeader != "" {
 			fw.setWait(h.waitHeader, waited)
+		}
+		if fw.timing != nil {
+			fw.leased = h.clock.Now()
+			fw.t.Queued = waited
+			if at := rv.readyAt.Load(); fw.t.Cold && at != 0 {
+				fw.t.Ready = max(time.Unix(0, at).Sub(arrived), 0)
+			}
 		}
 		l.r.proxy.Forward(fw, r, ctx, nil)
 		unsent := fw.unsent

@@ -249,6 +249,30 @@ func validateAddrs(addrs []string) error {
 	return errors.Join(errs...)
 }
 
+// SetRevisionSubset changes only the revision's share of its replicas
+// (RevisionConfig.Subset), for a host that learns this activator's place
+// among the revision's activators, as gateway.Endpoints does when
+// activators run in several processes. Waiting requests get the new share
+// at once. A later SetRevision replaces it with its config's Subset. It
+// returns an error wrapping ErrUnknownRevision for a revision not set.
+func (t *Throttler) SetRevisionSubset(rev string, s Subset) error {
+	if err := s.validate("Subset"); err != nil {
+		return fmt.Errorf("activator: SetRevisionSubset(%q): %w", rev, err)
+	}
+	rv := t.lookup(rev)
+	if rv == nil {
+		return fmt.Errorf("%w %q: call SetRevision first", ErrUnknownRevision, rev)
+	}
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if rv.removed {
+		return fmt.Errorf("%w %q: removed", ErrUnknownRevision, rev)
+	}
+	rv.cfg.Subset = s
+	rv.publishLocked()
+	return nil
+}
+
 // RemoveRevision forgets the revision rev. Requests waiting for it get a
 // *WaitError wrapping ErrRevisionRemoved; requests in flight finish; new
 // ones get ErrUnknownRevision. It reports whether rev was known.

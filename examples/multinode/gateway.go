@@ -97,7 +97,7 @@ func runGateway(args []string) error {
 		if err != nil {
 			return err
 		}
-		eps, err := gateway.NewEndpoints(key, gateway.EndpointsConfig{Reconciler: rec, Serve: b, Activator: act, Remote: remote})
+		eps, err := gateway.NewEndpoints(key, gateway.EndpointsConfig{Reconciler: rec, Serve: b, Activator: act, Self: al.Addr().String(), Remote: remote})
 		if err != nil {
 			return err
 		}

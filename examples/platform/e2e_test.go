@@ -208,12 +208,30 @@ func TestE2EFirstRequestFromZero(t *testing.T) {
 	require.Equal(t, 0, r.ReadyCount, "initial-scale 0 starts with no replica")
 	require.Equal(t, "Proxy", r.Mode)
 
-	code, body, err := tp.get("hello", "")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+tp.GatewayAddr()+"/", nil)
+	req.Host = "hello.default.localhost"
+	resp, err := tp.client.Do(req)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, code)
-	assert.Equal(t, "Hello zero!\n", body)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello zero!\n", string(b))
 	r, _ = tp.revision("default/hello-00001")
 	assert.GreaterOrEqual(t, r.ReadyCount, 1, "the first request started a replica")
+
+	// The cold start's breakdown: scale decision and replica ready (from
+	// arrival), queued, forwarded.
+	m := regexp.MustCompile(`^scale;dur=([0-9.]+);desc="scale decision", ready;dur=([0-9.]+);desc="replica ready", queued;dur=([0-9.]+);desc="queued", forwarded;dur=([0-9.]+);desc="forwarded"$`).
+		FindStringSubmatch(resp.Header.Get("Server-Timing"))
+	require.NotNil(t, m, "Server-Timing: %q", resp.Header.Get("Server-Timing"))
+	var ms [4]float64
+	for i := range ms {
+		ms[i], err = strconv.ParseFloat(m[i+1], 64)
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, ms[0], ms[1], "decided before the replica was ready")
+	assert.Positive(t, ms[2], "it waited")
 }
 
 const autoscaleAtZero = `

@@ -1,8 +1,10 @@
 // Command platform runs a complete serverless platform on 127.0.0.1, built
 // from servingkit: a gateway (traffic.Router) → per revision the proxy/serve
 // front door (revision) → the activator in Proxy mode → replicas, each a
-// real OS process running a demo app behind queue; and the autoscaler
-// driving a process scaler backend. It reads Knative Service manifests.
+// real OS process running the user's program (the container's command)
+// or a built-in demo app behind queue, supervised and restarted; and the
+// autoscaler driving a process scaler backend. It reads Knative Service
+// manifests.
 //
 //	go run ./examples/platform                       # hello world
 //	go run ./examples/platform -f examples/platform/manifests/autoscale.yaml
@@ -60,6 +62,9 @@ func run(args []string) int {
 	table := fs.Bool("table", false, "print a live status table every second")
 	quiet := fs.Bool("quiet", false, "log warnings only")
 	startup := fs.Duration("startup-delay", 0, "simulated application start-up time of each replica")
+	progress := fs.Duration("progress-deadline", 0, "how long a replica may take to become ready before its revision fails (default 10m, Knative's progress-deadline)")
+	backOff := fs.Duration("restart-backoff", 0, "first back-off before restarting a crashing replica, doubling per crash (default 10s, Kubernetes' CrashLoopBackOff)")
+	maxBackOff := fs.Duration("max-restart-backoff", 0, "longest back-off before restarting a crashing replica (default 5m)")
 	bare := fs.String("bare-app", "", "serve only a demo app (hello or autoscale) on -addr, without queue or anything else: a baseline for load tests")
 	bareProxy := fs.String("bare-proxy", "", "serve only a plain httputil.ReverseProxy to this host:port on -addr: the cost of one extra hop, a baseline for load tests")
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +86,7 @@ func run(args []string) int {
 	}
 	opts := Options{Addr: *addr, ControlAddr: *control, ControlToken: *token, ControlTokenFile: *tokenFile, Domain: *domain, InternalAddr: *internal,
 		Gateway: ServerConfig{ReadHeaderTimeout: *readHeader, IdleTimeout: *idle, MaxHeaderBytes: *maxHeader, MaxConns: *maxConns}, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
+	opts.ProgressDeadline, opts.RestartBackOff, opts.MaxRestartBackOff = *progress, *backOff, *maxBackOff
 	if *tour {
 		return runTour(opts)
 	}

@@ -92,8 +92,9 @@ const rolloutAnnotation = "serving.knative.dev/rollout-duration"
 
 // Platform is a complete local serving plane: gateway (traffic.Router) →
 // per revision a front door (revision) → activator in Proxy mode →
-// replica processes running the demo app behind queue, scaled by the
-// autoscaler through a process backend.
+// replica processes running the user's program (or a demo app) behind
+// queue, scaled by the autoscaler through a process backend that keeps
+// them running (pool).
 type Platform struct {
 	opts       Options
 	log        *slog.Logger
@@ -157,14 +158,16 @@ type rev struct {
 	pool               *pool
 	door               http.Handler
 
-	logs    *logRing
-	stopRun context.CancelFunc // ends the reconciler's Run
-	waiting waiters            // requests held while the revision is in Proxy mode
+	progress time.Duration // the progress deadline
+	logs     *logRing
+	stopRun  context.CancelFunc // ends the reconciler's Run
+	waiting  waiters            // requests held while the revision is in Proxy mode
 
 	requests, errors atomic.Int64
 	decision         atomic.Pointer[autoscaler.Decision]
-	everReady        atomic.Bool // Ready was True once: routes keep to it (Knative's latest ready revision)
-	routed           bool        // under Platform.mu
+	scaleUpAt        atomic.Int64 // when the autoscaler last began to want more replicas than were ready (Unix ns)
+	everReady        atomic.Bool  // Ready was True once: routes keep to it (Knative's latest ready revision)
+	routed           bool         // under Platform.mu
 }
 
 func (r *rev) replicaSpec(name string, o Options) ReplicaSpec {
@@ -278,6 +281,7 @@ func NewPlatform(o Options) (*Platform, error) {
 		ThrottlerOptions: activator.ThrottlerOptions{Logger: o.Log},
 		Poker:            p.runner,
 		Sink:             stats.SinkFunc(p.runner.Send),
+		ServerTiming:     p.serverTiming,
 	})
 	if err != nil {
 		return nil, err
@@ -450,6 +454,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := p.progressDeadline(spec.Annotations); err != nil {
+		return nil, err
+	}
 	ro := traffic.RolloutConfig{Duration: p.opts.RolloutDuration}
 	if v, ok := svc.Metadata.Annotations[rolloutAnnotation]; ok {
 		if ro.Duration, err = traffic.ParseRolloutDuration(v); err != nil {
@@ -523,7 +530,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Unlock()
 
 	if created {
-		p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		if program != nil {
+			p.log.Info("revision created", "revision", r.Key, "command", program.Command, "containerConcurrency", spec.ContainerConcurrency)
+		} else {
+			p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		}
 		if err := p.act.SetRevision(nr.key, activator.RevisionConfig{
 			ContainerConcurrency: spec.ContainerConcurrency,
 			Timeout:              spec.Timeout,
@@ -559,7 +570,10 @@ func (p *Platform) newRev(s *service, r revision.Revision[template], app App, as
 	// The pool reports a replica that misses the progress deadline itself,
 	// with its readiness check's last failure; the reconciler's own check,
 	// a little later, is the backstop.
-	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: p.progressDeadline() + progressBackstop}
+	if nr.progress, err = p.progressDeadline(r.Template.Annotations); err != nil {
+		return nil, err
+	}
+	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: nr.progress + progressBackstop}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
@@ -694,12 +708,30 @@ func (p *Platform) onDecision(d autoscaler.Decision) {
 	if r == nil {
 		return
 	}
-	r.decision.Store(&d)
+	if prev := r.decision.Swap(&d); d.Desired > d.Ready && (prev == nil || prev.Desired <= prev.Ready) {
+		r.scaleUpAt.Store(d.Time.UnixNano())
+	}
 	r.rec.Decide(d.Time, revision.Decision{
 		Desired:             int32(d.Desired),
 		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
 		Panicking:           d.Panicking,
 	})
+}
+
+// serverTiming is the activator's Server-Timing hook: for a cold start it
+// puts the autoscaler's decision to scale up before the activator's
+// breakdown (replica ready, queued, forwarded).
+func (p *Platform) serverTiming(t activator.Timing) string {
+	b := make([]byte, 0, 160)
+	if r := p.rev(t.Revision); r != nil && t.Cold {
+		if at := r.scaleUpAt.Load(); at != 0 {
+			if d := time.Unix(0, at).Sub(t.Arrived); d >= 0 {
+				b = activator.AppendServerTimingMetric(b, "scale", d, "scale decision")
+				b = append(b, ", "...)
+			}
+		}
+	}
+	return string(t.AppendServerTiming(b))
 }
 
 func (p *Platform) wake() {
