@@ -830,6 +830,7 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 	}
 	doors := traffic.FrontDoorFunc(p.frontDoorLocked)
 	var routed []traffic.Route
+	marked := map[*service]bool{} // refused by a router this time
 	for _, u := range []struct {
 		router *traffic.Router
 		routes []traffic.Route
@@ -844,7 +845,11 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 			for _, re := range ue.Routes {
 				refused[re.Index] = true
 				s := u.of[re.Index]
-				s.problem = re.Reason + ": " + strings.Join(re.Problems, "; ")
+				msg := re.Reason + ": " + strings.Join(re.Problems, "; ")
+				if marked[s] {
+					msg = s.problem + "; " + msg
+				}
+				s.problem, marked[s] = msg, true
 				p.log.Warn("route refused", "service", s.key(), "reason", re.Reason, "problems", re.Problems)
 			}
 		case err != nil:

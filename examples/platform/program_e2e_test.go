@@ -410,3 +410,33 @@ func TestE2ELivenessProbeFailureRestarts(t *testing.T) {
 			strings.Contains(r.Replicas[0].LastFailure, "LivenessProbeFailed: liveness probe failed 1 times in a row: tcpSocket 127.0.0.1:9")
 	})
 }
+
+// The issue's report: with min- and max-scale 3, two replicas of a built-in
+// app killed with SIGKILL are replaced, and the revision is back to three.
+func TestE2EKilledDemoReplicasReplaced(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	key := "default/three-00001"
+	m := strings.Replace(fmt.Sprintf(helloAtZero, "three"), `autoscaling.knative.dev/initial-scale: "0"`,
+		"autoscaling.knative.dev/min-scale: \"3\"\n        autoscaling.knative.dev/max-scale: \"3\"", 1)
+	m = strings.Replace(m, "name: hello,", "name: three,", 1)
+	tp.deploy(m, key, "default/three")
+	tp.waitFor("three ready", 20*time.Second, func() bool { r, _ := tp.revision(key); return r.ReadyCount == 3 })
+	r, _ := tp.revision(key)
+	killed := []int{r.Replicas[0].PID, r.Replicas[1].PID}
+	for _, pid := range killed {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	}
+	tp.waitFor("three ready again, two restarted", 15*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		restarts := 0
+		for _, rep := range r.Replicas {
+			restarts += rep.Restarts
+		}
+		return r.ReadyCount == 3 && restarts == 2
+	})
+	code, body, err := tp.get("three", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "Hello three!\n", body)
+}
