@@ -277,8 +277,14 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return code
 	}
 
+	qm, metricsReg, err := replicaMetrics(spec.Revision, spec.Name)
+	if err != nil {
+		log.Error("replica metrics", "error", err)
+		return 2
+	}
 	h, err := queue.NewSidecar(queue.SidecarConfig{
 		Config: queue.Config{
+			Observer:             qm.Observe,
 			ContainerConcurrency: spec.ContainerConcurrency,
 			TotalTimeout:         spec.Timeout,
 			QuietPeriod:          spec.DrainQuietPeriod,
@@ -314,7 +320,8 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return 1
 	}
 	srv := &http.Server{Handler: h, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
-	admin := &http.Server{Handler: queue.AdminHandler(h, rep), ReadHeaderTimeout: 10 * time.Second}
+	qm.Watch(h)
+	admin := &http.Server{Handler: adminWithMetrics(queue.AdminHandler(h, rep), metricsReg), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(serveLn) }()
 	go func() { _ = admin.Serve(adminLn) }()
 	defer func() {
