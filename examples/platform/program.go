@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,21 @@ type program struct {
 // forked.
 func startProgram(spec ReplicaSpec, env []string) (*program, error) {
 	c := spec.Program
-	cmd := exec.Command(c.Command[0], append(c.Command[1:len(c.Command):len(c.Command)], c.Args...)...)
+	// $(NAME) in command and args names a variable of the manifest's env
+	// or of the runtime contract ($(PORT)), as in Kubernetes.
+	vars := map[string]string{}
+	for k, v := range spec.Env {
+		vars[k] = v
+	}
+	for _, kv := range env[len(env)-len(reservedEnv):] { // programEnv puts the contract's last
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	argv := make([]string, 0, len(c.Command)+len(c.Args))
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		argv = append(argv, expandVars(a, vars))
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, c.WorkingDir
 	cmd.Stdin = nil // reads see end of file, as in a container
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -68,7 +68,8 @@ func startProgramPlatform(t *testing.T, o Options) *testPlatform {
 func TestE2EProgramServedWithPORT(t *testing.T) {
 	t.Parallel()
 	tp := startProgramPlatform(t, Options{})
-	tp.deploy(programManifest(t, "prog", "serve", "", ""), "default/prog-00001", "default/prog")
+	m := strings.Replace(programManifest(t, "prog", "serve", "", ""), `args: ["-test.run=^$"]`, `args: ["-test.run=^$", "$(TARGET)/$(K_REVISION)/$$/$(NOPE)/$(PORT)"]`, 1)
+	tp.deploy(m, "default/prog-00001", "default/prog")
 	code, body, err := tp.get("prog", "")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code, body)
@@ -78,6 +79,7 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 	assert.Contains(t, body, `forwarded=for=127.0.0.1;host="prog.default.localhost";proto=http`)
 	assert.Contains(t, body, `stdin=""`, "the program's stdin is empty")
 	assert.Contains(t, body, "proto=HTTP/1.1")
+	assert.Regexp(t, `args=\["-test.run=\^\$" "programs/prog-00001/\$/\$\(NOPE\)/\d+"\]`, body, "$(VAR) in args is expanded as in Kubernetes")
 
 	r, _ := tp.revision("default/prog-00001")
 	require.Len(t, r.Replicas, 1)
