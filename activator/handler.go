@@ -25,8 +25,8 @@ const DefaultName = "activator"
 
 // StatusClientClosedRequest is the status logged for a request whose
 // client went away before it was answered (nginx's 499); the client never
-// sees it.
-const StatusClientClosedRequest = 499
+// sees it. It is the queue's.
+const StatusClientClosedRequest = queue.StatusClientClosedRequest
 
 // Poker is told about a revision's first request (the first after a period
 // without load) at once, so that an autoscaler at zero can scale up without
