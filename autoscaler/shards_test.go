@@ -287,3 +287,51 @@ func TestRunnerAdoptHoldsScaleDown(t *testing.T) {
 		assert.Less(t, calls[len(calls)-1], 4, "scaled down once the window was full")
 	})
 }
+
+// Before the first renewal nobody is known to own anything: stats are
+// refused with ErrNotOwner, never silently dropped, and pokes are ignored.
+func TestShardsSendWithoutOwner(t *testing.T) {
+	backend := autoscalertest.NewFakeScaler()
+	r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: backend, Ready: backend})
+	require.NoError(t, err)
+	lease, err := autoscaler.NewMemoryLease(nil, time.Second)
+	require.NoError(t, err)
+	s, err := autoscaler.NewShards(autoscaler.ShardsConfig{Runner: r, Lease: lease, Holder: "a"})
+	require.NoError(t, err)
+	require.NoError(t, s.Add(rev, cc10(t, nil)))
+	_, ok := s.Owner(rev)
+	assert.False(t, ok)
+	err = s.Send(context.Background(), []stats.Message{{Revision: rev, Stat: stats.Stat{Concurrency: 1}}, {Revision: rev}})
+	assert.ErrorIs(t, err, autoscaler.ErrNotOwner)
+	assert.ErrorContains(t, err, "2 stats dropped, their bucket has no known owner yet")
+	s.Poke(rev, stats.Stat{Concurrency: 1})
+	assert.Zero(t, r.Len(), "the runner has nothing until this autoscaler owns a bucket")
+	assert.ErrorIs(t, s.Update("other", cc10(t, nil)), autoscaler.ErrUnknownRevision)
+}
+
+func ExampleShards() {
+	backend := autoscalertest.NewFakeScaler()
+	lease, _ := autoscaler.NewMemoryLease(nil, 3*time.Second) // FileLease on one machine; a Kubernetes Lease across
+	runner, _ := autoscaler.NewRunner(autoscaler.Options{Scaler: backend, Ready: backend})
+	shards, _ := autoscaler.NewShards(autoscaler.ShardsConfig{
+		Runner: runner, Lease: lease, Buckets: 4,
+		Holder: "http://10.0.0.7:9090/stats/forwarded", // where this autoscaler serves stats.Handler(shards.Deliver)
+	})
+	spec, _ := autoscaler.DefaultConfig().RevisionSpec(nil, 10)
+	_ = shards.Add("default/hello-00001", spec) // on every autoscaler, for every revision
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = shards.Run(ctx); close(done) }()
+	for len(shards.OwnedBuckets()) < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	owner, _ := shards.Owner("default/hello-00001")
+	fmt.Println(owner, runner.Len())
+	cancel() // releases the buckets for the other autoscalers
+	<-done
+	fmt.Println(lease.Holder(autoscaler.BucketName(0, 4)) == "", runner.Len())
+	// Output:
+	// http://10.0.0.7:9090/stats/forwarded 1
+	// true 0
+}

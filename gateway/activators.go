@@ -93,6 +93,7 @@ type attempt struct {
 	addr   string
 	body   *countingBody
 	refuse bool // the connection was refused: retry elsewhere
+	last   bool // no retry left: answer the error
 }
 
 type attemptKey struct{}
@@ -123,6 +124,11 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 			// The activator's default resolver reads the revision from
 			// this header; set here, so any front door will do.
 			pr.Out.Header.Set(revision.RevisionHeader, at.key)
+			for _, k := range forwardedHeaders {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
 		},
 		Transport:  cfg.Transport,
 		BufferPool: new(proxy.BufferPool),
@@ -227,14 +233,7 @@ func (ra *RevisionActivators) Addresses() []string { return slices.Clone(ra.set.
 // reachable, it answers 503 with Retry-After.
 func (ra *RevisionActivators) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	set := ra.set.Load()
-	body := &countingBody{}
-	if r.Body != nil && r.Body != http.NoBody {
-		body.rc = r.Body
-		r = r.Clone(r.Context())
-		r.Body = body
-	} else {
-		body.rc = http.NoBody
-	}
+	r, body := withCountingBody(r)
 	tried := make([]bool, len(set.addrs))
 	for range set.addrs {
 		i := ra.pick(set, tried, true)
@@ -282,6 +281,18 @@ func (ra *RevisionActivators) pick(set *activatorSet, tried []bool, live bool) i
 		return -1
 	}
 	return index[j]
+}
+
+// withCountingBody returns r with its body, if any, wrapped in a
+// countingBody (on a shallow copy: the caller's request is not modified).
+func withCountingBody(r *http.Request) (*http.Request, *countingBody) {
+	body := &countingBody{rc: http.NoBody}
+	if r.Body != nil && r.Body != http.NoBody {
+		body.rc = r.Body
+		r = r.WithContext(r.Context())
+		r.Body = body
+	}
+	return r, body
 }
 
 // countingBody passes a request body through, ignoring Close from the

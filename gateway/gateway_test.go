@@ -137,11 +137,37 @@ func TestServeHandler(t *testing.T) {
 		assert.Zero(t, b.InFlight(a))
 	}
 
+	// A replica that died before the endpoints caught up: its requests,
+	// refused before anything was sent, go to another, body and all.
 	dead := deadAddr(t)
+	require.NoError(t, b.SetReplicas([]string{dead, s1.Listener.Addr().String()}))
+	for i := range 20 {
+		code, body := get(t, h, fmt.Sprint("req-", i))
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, fmt.Sprintf("one hello.default.example ns/rev req-%d", i), body)
+	}
+	for _, a := range b.Replicas() {
+		assert.Zero(t, b.InFlight(a), "every reservation released, %s", a)
+	}
 	require.NoError(t, b.SetReplicas([]string{dead}))
 	code, body = get(t, h, "")
 	assert.Equal(t, http.StatusBadGateway, code)
-	assert.Contains(t, body, "replica unreachable")
+	assert.Contains(t, body, "replica unreachable: connection refused by "+dead)
+}
+
+// First available would send every retry to the same dead first replica;
+// the retry skips it.
+func TestServeHandlerRetriesPastFirstAvailable(t *testing.T) {
+	b, err := balancer.New(balancer.Config{ContainerConcurrency: 1})
+	require.NoError(t, err)
+	require.Equal(t, balancer.PolicyFirstAvailable, b.Policy())
+	h, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	live := backend(t, "live")
+	require.NoError(t, b.SetReplicas([]string{"127.0.0.1:1", deadAddr(t), live.Listener.Addr().String()}))
+	code, body := get(t, h, "x")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, "live hello.default.example ns/rev x", body)
 }
 
 // deadAddr is a loopback address where nothing listens.

@@ -203,7 +203,9 @@ func TestConnLimitLeavesHeadroom(t *testing.T) {
 	}
 	assert.Equal(t, 7436, connLimit(20000))
 	assert.Equal(t, 16, connLimit(100), "a floor for tiny limits")
-	assert.Equal(t, connLimit(nofile()), ServerConfig{}.withDefaults().MaxConns)
+	d := ServerConfig{}.withDefaults()
+	assert.Equal(t, ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10, MaxConns: connLimit(nofile())}, d,
+		"the defaults examples/README states")
 	assert.EqualError(t, ServerConfig{IdleTimeout: -1, MaxConns: -2}.Validate(),
 		"platform: ServerConfig.IdleTimeout = -1, must be ≥ 0 (0 means the default)\nplatform: ServerConfig.MaxConns = -2, must be ≥ 0 (0 means the default)")
 }

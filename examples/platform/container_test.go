@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +132,17 @@ func TestProbeDefaultsAndBackOff(t *testing.T) {
 		160 * time.Second, 300 * time.Second, 300 * time.Second}, got)
 }
 
+// The back-off starts over after a process that ran 10 minutes.
+func TestBackOffResetsAfterTenMinutes(t *testing.T) {
+	pl := &pool{p: &Platform{log: slog.New(slog.DiscardHandler)}}
+	s := &slot{name: "r-1", crashes: 5}
+	pl.crashed(s, &proc{start: time.Now().Add(-9 * time.Minute), exit: &exitInfo{Reason: "ExitCode1"}}, nil)
+	assert.Equal(t, 6, s.crashes, "9 minutes: still crashing")
+	pl.crashed(s, &proc{start: time.Now().Add(-11 * time.Minute), exit: &exitInfo{Reason: "ExitCode1"}}, nil)
+	assert.Equal(t, 1, s.crashes, "11 minutes: the next restart is at once again")
+	assert.Equal(t, "ExitCode1", s.fail.Reason)
+}
+
 func TestLogRing(t *testing.T) {
 	l := newLogRing(3)
 	assert.Empty(t, l.last(10))
@@ -136,4 +151,52 @@ func TestLogRing(t *testing.T) {
 	}
 	assert.Equal(t, []string{"c", "d", "e"}, l.last(10))
 	assert.Equal(t, []string{"d", "e"}, l.last(2))
+}
+
+// serving.knative.dev/progress-deadline sets a revision's deadline; a bad
+// value is refused naming the annotation.
+func TestProgressDeadlineAnnotation(t *testing.T) {
+	p := &Platform{opts: Options{ProgressDeadline: 600 * time.Second}}
+	d, err := p.progressDeadline(nil)
+	require.NoError(t, err)
+	assert.Equal(t, 600*time.Second, d)
+	d, err = p.progressDeadline(map[string]string{progressDeadlineAnnotation: "45s"})
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Second, d)
+	for _, bad := range []string{"0s", "-1s", "soon", "25h"} {
+		_, err = p.progressDeadline(map[string]string{progressDeadlineAnnotation: bad})
+		assert.ErrorContains(t, err, `spec.template.metadata.annotations[serving.knative.dev/progress-deadline] = "`+bad+`"`)
+	}
+}
+
+// A line longer than maxLogLine is cut and marked; the lines after it
+// still come.
+func TestReadLinesCutsLongLines(t *testing.T) {
+	long := strings.Repeat("x", 40<<10)
+	var got []string
+	readLines(strings.NewReader("first\r\n"+long+"\nnext\nlast without newline"), func(l string) { got = append(got, l) })
+	require.Len(t, got, 4)
+	assert.Equal(t, "first", got[0])
+	assert.Equal(t, strings.Repeat("x", maxLogLine)+" [line cut at 16 KiB]", got[1])
+	assert.Equal(t, []string{"next", "last without newline"}, got[2:])
+}
+
+func TestLogsEndpointErrors(t *testing.T) {
+	p, err := NewPlatform(Options{Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", ControlToken: "t"})
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		query string
+		code  int
+		body  string
+	}{
+		{"", http.StatusBadRequest, "/logs needs ?revision=namespace/name"},
+		{"?revision=default/nope", http.StatusNotFound, `revision "default/nope" not found`},
+		{"?revision=default/nope&lines=0", http.StatusBadRequest, `lines="0", want an integer in [1, 1000]`},
+		{"?revision=default/nope&lines=x", http.StatusBadRequest, `lines="x"`},
+	} {
+		rec := httptest.NewRecorder()
+		p.serveLogs(rec, httptest.NewRequest(http.MethodGet, "/logs"+tt.query, nil))
+		assert.Equal(t, tt.code, rec.Code, tt.query)
+		assert.Contains(t, rec.Body.String(), tt.body, tt.query)
+	}
 }

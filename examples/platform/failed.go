@@ -147,4 +147,20 @@ func (ws *waiters) cancelAll(cause error) {
 // the progress deadline.
 const progressBackstop = 5 * time.Second
 
-func (p *Platform) progressDeadline() time.Duration { return p.opts.ProgressDeadline }
+// progressDeadlineAnnotation sets a revision's progress deadline, as in
+// Knative.
+const progressDeadlineAnnotation = "serving.knative.dev/progress-deadline"
+
+// progressDeadline is the revision's progress deadline: its annotation, or
+// Options.ProgressDeadline.
+func (p *Platform) progressDeadline(annotations map[string]string) (time.Duration, error) {
+	v, ok := annotations[progressDeadlineAnnotation]
+	if !ok {
+		return p.opts.ProgressDeadline, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > 24*time.Hour {
+		return 0, fmt.Errorf("spec.template.metadata.annotations[%s] = %q: want a duration in (0, 24h], such as \"120s\"", progressDeadlineAnnotation, v)
+	}
+	return d, nil
+}

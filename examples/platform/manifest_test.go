@@ -142,6 +142,8 @@ func TestParseServiceRefusesWhatItCannotApplyWhole(t *testing.T) {
 			`metadata.labels[networking.knative.dev/visibility] = "public", want "cluster-local"`},
 		{"only empty documents", "---\n---\n", "manifest: empty"},
 		{"over 1 MiB", svc + "# " + strings.Repeat("x", MaxManifestBytes) + "\n", "more than the limit of 1048576 bytes (1 MiB)"},
+		{"nested 500,000 deep", "a: " + strings.Repeat("[", 500_000), "exceeded max depth"},
+		{"a billion laughs", laughs(svc), "excessive aliasing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,4 +246,14 @@ func FuzzParseService(f *testing.F) {
 			}
 		}
 	})
+}
+
+// laughs is a manifest whose aliases expand to 10^10 strings.
+func laughs(svc string) string {
+	var b strings.Builder
+	b.WriteString(svc + "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 10), ", "))
+	}
+	return b.String()
 }

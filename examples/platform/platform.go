@@ -158,9 +158,10 @@ type rev struct {
 	pool               *pool
 	door               http.Handler
 
-	logs    *logRing
-	stopRun context.CancelFunc // ends the reconciler's Run
-	waiting waiters            // requests held while the revision is in Proxy mode
+	progress time.Duration // the progress deadline
+	logs     *logRing
+	stopRun  context.CancelFunc // ends the reconciler's Run
+	waiting  waiters            // requests held while the revision is in Proxy mode
 
 	requests, errors atomic.Int64
 	decision         atomic.Pointer[autoscaler.Decision]
@@ -453,6 +454,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := p.progressDeadline(spec.Annotations); err != nil {
+		return nil, err
+	}
 	ro := traffic.RolloutConfig{Duration: p.opts.RolloutDuration}
 	if v, ok := svc.Metadata.Annotations[rolloutAnnotation]; ok {
 		if ro.Duration, err = traffic.ParseRolloutDuration(v); err != nil {
@@ -566,7 +570,10 @@ func (p *Platform) newRev(s *service, r revision.Revision[template], app App, as
 	// The pool reports a replica that misses the progress deadline itself,
 	// with its readiness check's last failure; the reconciler's own check,
 	// a little later, is the backstop.
-	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: p.progressDeadline() + progressBackstop}
+	if nr.progress, err = p.progressDeadline(r.Template.Annotations); err != nil {
+		return nil, err
+	}
+	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: nr.progress + progressBackstop}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}

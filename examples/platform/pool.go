@@ -160,6 +160,7 @@ func (pl *pool) supervise(s *slot) {
 		s.restarts++
 		s.retryAt = time.Time{}
 		pl.mu.Unlock()
+		pl.changed() // no longer backing off
 	}
 }
 
@@ -170,7 +171,7 @@ func (pl *pool) run(s *slot, pr *proc) bool {
 	pl.mu.Lock()
 	s.proc, s.started, s.stuck = pr, pr.start, false
 	pl.mu.Unlock()
-	deadline := time.NewTimer(pl.p.progressDeadline())
+	deadline := time.NewTimer(pl.rev.progress)
 	defer deadline.Stop()
 	for waiting := true; waiting; {
 		select {
@@ -285,7 +286,7 @@ func (pl *pool) failures(now time.Time) []revision.Failure {
 			}
 			resources = &revision.Failure{Condition: revision.ResourcesAvailable, Reason: revision.ReasonProgressDeadlineExceeded,
 				Message: fmt.Sprintf("replica %s did not become ready within the progress deadline (%v): %s%s",
-					s.name, pl.p.progressDeadline(), why, lastOutput(tail))}
+					s.name, pl.rev.progress, why, lastOutput(tail))}
 		}
 	}
 	var fs []revision.Failure
