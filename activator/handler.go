@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -298,12 +297,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, key string, ob *
 	if first && h.poker != nil {
 		h.poker.Poke(key, stats.Stat{Source: h.name, Concurrency: 1, RPS: 1, Uptime: now.Sub(h.start), Time: now})
 	}
+	ctx := r.Context()
 	if d := rv.set.Load().cfg.Timeout; d > 0 {
-		ctx, cancel := h.clock.WithTimeout(r.Context(), d)
+		var cancel context.CancelFunc
+		ctx, cancel = h.clock.WithTimeout(ctx, d)
 		defer cancel()
-		r = r.WithContext(ctx)
 	}
-	l, err := rv.acquire(r.Context())
+	l, err := rv.acquire(ctx)
 	if ob != nil {
 		ob.waited = l.waited
 	}
@@ -317,13 +317,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, key string, ob *
 	if l.queued {
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
 	}
-	h.forward(w, r, rv, l, now, ob)
+	h.forward(w, r, ctx, rv, l, now, ob)
 }
 
 // forward sends the request to l's replica and, while the connection to
 // the replica fails before anything was sent, to others (see Handler). ob,
 // if not nil, collects what the observer is told.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, l Lease, arrived time.Time, ob *observed) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, rv *revision, l Lease, arrived time.Time, ob *observed) {
 	// Released on return, and if the proxy panics (http.ErrAbortHandler
 	// when the response is cut off).
 	defer func() {
@@ -356,12 +356,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, 
 				fw.t.Ready = max(time.Unix(0, at).Sub(arrived), 0)
 			}
 		}
-		l.r.proxy.ServeHTTP(fw, r)
+		l.r.proxy.Forward(fw, r, ctx, nil)
 		unsent := fw.unsent
 		if unsent == nil {
 			if ob != nil {
 				ob.proxied = true
-				switch r.Context().Err() {
+				switch ctx.Err() {
 				case context.DeadlineExceeded:
 					ob.outcome = OutcomeTimeout
 				case context.Canceled:
@@ -385,7 +385,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, 
 				rv.name, tries, unsent), http.StatusBadGateway)
 			return
 		}
-		next, err := rv.acquire(r.Context())
+		next, err := rv.acquire(ctx)
 		waited += next.waited
 		if ob != nil {
 			ob.waited = waited
@@ -491,10 +491,14 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 // them on as they came.
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
+// proxiedValue is the ProxyHeader's value, shared by every outbound
+// request's header (never written into).
+var proxiedValue = []string{queue.ProxyHeaderValue}
+
 // newProxy builds the reverse proxy of one replica. The request keeps its
 // Host, path and query; the activator marks it as proxied, drops the
 // revision header and appends the client to X-Forwarded-For.
-func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
+func (h *Handler) newProxy(r *replica) *proxy.Forwarder {
 	addr := r.addr
 	var modify func(*http.Response) error
 	if h.waitHeader != "" {
@@ -503,8 +507,8 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 			return nil
 		}
 	}
-	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
+	return &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, _ any) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
@@ -513,20 +517,15 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 					pr.Out.Header[k] = v
 				}
 			}
-			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-					ip = strings.Join(prior, ", ") + ", " + ip
-				}
-				pr.Out.Header.Set("X-Forwarded-For", ip)
-			}
-			pr.Out.Header.Set(queue.ProxyHeader, queue.ProxyHeaderValue)
-			pr.Out.Header.Del(RevisionHeader)
+			pr.Out.Header[queue.ProxyHeader] = proxiedValue
+			delete(pr.Out.Header, RevisionHeader)
 		},
-		ModifyResponse: modify,
-		Transport:      h.transport,
-		BufferPool:     h.bufPool,
-		ErrorLog:       h.errLog,
-		ErrorHandler:   func(w http.ResponseWriter, req *http.Request, err error) { h.proxyError(w, req, err, r) },
+		AppendForwardedFor: true,
+		ModifyResponse:     modify,
+		Transport:          h.transport,
+		BufferPool:         h.bufPool,
+		ErrorLog:           h.errLog,
+		ErrorHandler:       func(w http.ResponseWriter, req *http.Request, err error, _ any) { h.proxyError(w, req, err, r) },
 	}
 }
 

@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/http/httputil"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
+
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // ThrottlerOptions configure a Throttler. The zero value of each field is a
@@ -101,7 +102,7 @@ type Throttler struct {
 	orphans map[string][]*replica
 
 	// newProxy, set by a Handler, builds the forwarding proxy of a replica.
-	newProxy func(*replica) *httputil.ReverseProxy
+	newProxy func(*replica) *proxy.Forwarder
 
 	// rand, if set (by tests, before any pick), replaces math/rand/v2's
 	// generator in the balancing policies.

@@ -335,3 +335,43 @@ func ExampleShards() {
 	// http://10.0.0.7:9090/stats/forwarded 1
 	// true 0
 }
+
+// slowLease never answers for one bucket until the caller gives up.
+type slowLease struct {
+	autoscaler.Lease
+	slow string
+}
+
+func (l slowLease) TryAcquire(ctx context.Context, bucket, holder string) (string, error) {
+	if bucket == l.slow {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	return l.Lease.TryAcquire(ctx, bucket, holder)
+}
+
+// A bucket whose lease call does not answer within the round's deadline is
+// not owned; the others are, in the same round.
+func TestShardsDropBucketNotConfirmedInTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem, err := autoscaler.NewMemoryLease(nil, 3*time.Second)
+		require.NoError(t, err)
+		backend := autoscalertest.NewFakeScaler()
+		r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: backend, Ready: backend})
+		require.NoError(t, err)
+		s, err := autoscaler.NewShards(autoscaler.ShardsConfig{
+			Runner: r, Lease: slowLease{mem, autoscaler.BucketName(1, 4)}, Holder: "a", Buckets: 4,
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.Run(ctx) })
+		defer func() { cancel(); wg.Wait() }()
+		time.Sleep(autoscaler.DefaultRenewInterval / 2)
+		synctest.Wait()
+		assert.Empty(t, s.OwnedBuckets(), "the first round is still waiting for bucket 1")
+		time.Sleep(autoscaler.DefaultRenewInterval / 2)
+		synctest.Wait()
+		assert.Equal(t, []int{0, 2, 3}, s.OwnedBuckets())
+	})
+}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,7 +73,7 @@ type Activators struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	deadTime time.Duration
-	rp       *httputil.ReverseProxy
+	rp       *proxy.Forwarder
 
 	mu    sync.Mutex // protects state
 	state map[string]*activatorState
@@ -87,7 +85,7 @@ type activatorState struct {
 	deadUntil atomic.Int64 // unix nanoseconds; 0 means alive
 }
 
-// attempt is one forwarding try, passed to the proxy in the context.
+// attempt is one forwarding try, passed to the Forwarder as its arg.
 type attempt struct {
 	key    string // the revision's
 	addr   string
@@ -95,8 +93,6 @@ type attempt struct {
 	refuse bool // the connection was refused: retry elsewhere
 	last   bool // no retry left: answer the error
 }
-
-type attemptKey struct{}
 
 // NewActivators returns an Activators, or an error for an invalid cfg.
 func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
@@ -116,10 +112,10 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Activators{clock: cfg.Clock, log: cfg.Logger, deadTime: cfg.DeadTime, state: map[string]*activatorState{}}
-	a.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			at := pr.In.Context().Value(attemptKey{}).(*attempt)
-			pr.SetURL(&url.URL{Scheme: "http", Host: at.addr})
+	a.rp = &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, arg any) {
+			at := arg.(*attempt)
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", at.addr
 			pr.Out.Host = pr.In.Host
 			// The activator's default resolver reads the revision from
 			// this header; set here, so any front door will do.
@@ -132,8 +128,8 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 		},
 		Transport:  cfg.Transport,
 		BufferPool: new(proxy.BufferPool),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			at := r.Context().Value(attemptKey{}).(*attempt)
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, arg any) {
+			at := arg.(*attempt)
 			if refused(err) && !at.body.read.Load() {
 				at.refuse = true
 				return
@@ -247,7 +243,7 @@ func (ra *RevisionActivators) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 		}
 		tried[i] = true
 		at := &attempt{key: ra.key, addr: set.addrs[i], body: body}
-		ra.a.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, at)))
+		ra.a.rp.Forward(w, r, r.Context(), at)
 		set.slots[i].Release()
 		if !at.refuse {
 			return

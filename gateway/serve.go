@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 
 	"github.com/servingkit/servingkit/balancer"
@@ -27,7 +25,7 @@ import (
 // sent. Safe for simultaneous use.
 type ServeHandler struct {
 	b  *balancer.Balancer
-	rp *httputil.ReverseProxy
+	rp *proxy.Forwarder
 }
 
 // MaxServeAttempts is how many replicas a ServeHandler tries for one
@@ -44,10 +42,10 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 		transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	h := &ServeHandler{b: b}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			at := pr.In.Context().Value(attemptKey{}).(*attempt)
-			pr.SetURL(&url.URL{Scheme: "http", Host: at.addr})
+	h.rp = &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, arg any) {
+			at := arg.(*attempt)
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", at.addr
 			pr.Out.Host = pr.In.Host
 			// Keep the client the hops before recorded: Rewrite starts
 			// without the forwarding headers.
@@ -59,8 +57,8 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 		},
 		Transport:  transport,
 		BufferPool: new(proxy.BufferPool),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			at := r.Context().Value(attemptKey{}).(*attempt)
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, arg any) {
+			at := arg.(*attempt)
 			if refused(err) && !at.body.read.Load() && !at.last {
 				at.refuse = true
 				return
@@ -74,7 +72,7 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 	return h, nil
 }
 
-// forwardedHeaders are what httputil.ReverseProxy removes before Rewrite.
+// forwardedHeaders are what the Forwarder removes before Rewrite.
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // Balancer returns the handler's balancer.
@@ -102,7 +100,7 @@ func (h *ServeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		at := &attempt{addr: res.Addr(), body: body, last: i == MaxServeAttempts-1}
-		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, at)))
+		h.rp.Forward(w, r, r.Context(), at)
 		res.Release()
 		if !at.refuse {
 			return

@@ -200,3 +200,19 @@ func TestLogsEndpointErrors(t *testing.T) {
 		assert.Contains(t, rec.Body.String(), tt.body, tt.query)
 	}
 }
+
+func TestExpandVars(t *testing.T) {
+	vars := map[string]string{"PORT": "8080", "A": "x$(PORT)"}
+	for in, want := range map[string]string{
+		"--port=$(PORT)":  "--port=8080",
+		"$(A)":            "x$(PORT)", // no recursion
+		"$$(PORT)":        "$(PORT)",
+		"$(NOPE)-$(PORT)": "$(NOPE)-8080",
+		"$PORT":           "$PORT",
+		"a$":              "a$",
+		"$(PORT":          "$(PORT",
+		"no vars":         "no vars",
+	} {
+		assert.Equal(t, want, expandVars(in, vars), in)
+	}
+}

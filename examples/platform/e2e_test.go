@@ -152,7 +152,7 @@ func (tp *testPlatform) waitFor(what string, timeout time.Duration, cond func() 
 
 func (tp *testPlatform) waitReady(key string) {
 	tp.t.Helper()
-	tp.waitFor(key+" Ready", 20*time.Second, func() bool {
+	tp.waitFor(key+" Ready", 60*time.Second, func() bool {
 		r, ok := tp.revision(key)
 		return ok && r.Ready
 	})
@@ -162,7 +162,7 @@ func (tp *testPlatform) waitReady(key string) {
 // revision turns Ready a moment before the route to it is installed.
 func (tp *testPlatform) waitRouted(service string) {
 	tp.t.Helper()
-	tp.waitFor(service+" routed", 20*time.Second, func() bool {
+	tp.waitFor(service+" routed", 60*time.Second, func() bool {
 		for _, s := range tp.Status().Services {
 			if s.Name == service && len(s.Traffic) > 0 {
 				return true
@@ -461,11 +461,11 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	var url string
 	select {
 	case url = <-statusURL:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the platform process did not report its status URL")
 	}
 	var pids []int
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		require.False(t, time.Now().After(deadline), "replicas did not start: %v", pids)
 		time.Sleep(50 * time.Millisecond)

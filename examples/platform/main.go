@@ -49,7 +49,7 @@ func run(args []string) int {
 	fs.Var(&files, "f", "a Knative Service manifest to apply (repeatable; default: the built-in hello world)")
 	fs.Var(&config, "config", "a config-autoscaler key=value, e.g. -config stable-window=6s (repeatable)")
 	addr := fs.String("addr", "127.0.0.1:8080", "gateway address (loopback only)")
-	control := fs.String("control", "127.0.0.1:8081", "control address: GET /status, POST /apply (with the token)")
+	control := fs.String("control", "127.0.0.1:8081", "control address: GET / (dashboard), /metrics, /status; POST /apply (with the token)")
 	token := fs.String("token", "", "the control endpoint's bearer token (default: a new random token written to -token-file); visible to local users in the process list, so prefer the file")
 	tokenFile := fs.String("token-file", "", "where the generated control token is written, readable only by you (default $XDG_CONFIG_HOME/servingkit/control-token)")
 	domain := fs.String("domain", "localhost", "domain of service hosts {name}.{namespace}.{domain}")
@@ -109,7 +109,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("servingkit platform: gateway http://%s, status http://%s/status\n", p.GatewayAddr(), p.ControlAddr())
+	fmt.Printf("servingkit platform: gateway http://%s, dashboard http://%s/, metrics http://%s/metrics, status http://%s/status\n", p.GatewayAddr(), p.ControlAddr(), p.ControlAddr(), p.ControlAddr())
 	if a := p.InternalAddr(); a != "" {
 		fmt.Printf("  internal listener http://%s (every service, cluster-local ones too)\n", a)
 	}

@@ -108,7 +108,10 @@ type Platform struct {
 	act     *activator.Handler
 	router  *traffic.Router // the public gateway's: services not cluster-local
 	inner   *traffic.Router // the internal listener's: every service
-	proxyTr http.RoundTripper
+	metrics *metrics
+	// dashSlots holds a token per dashboard event stream open.
+	dashSlots chan struct{}
+	proxyTr   http.RoundTripper
 
 	gateway, control, internal *http.Server
 	gatewayAddr                string
@@ -256,14 +259,18 @@ func NewPlatform(o Options) (*Platform, error) {
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
+		dashSlots: make(chan struct{}, maxDashboards),
 		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
+	if p.metrics, err = newMetrics(p.revisionLabels); err != nil {
+		return nil, err
+	}
+	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain, Observer: p.metrics.router.Observe})
 	if err != nil {
 		return nil, err
 	}
-	p.inner, err = traffic.NewRouter(traffic.RouterConfig{Domain: traffic.DefaultDomain})
+	p.inner, err = traffic.NewRouter(traffic.RouterConfig{Domain: traffic.DefaultDomain, Observer: p.metrics.router.Observe})
 	if err != nil {
 		return nil, err
 	}
@@ -281,12 +288,15 @@ func NewPlatform(o Options) (*Platform, error) {
 		ThrottlerOptions: activator.ThrottlerOptions{Logger: o.Log},
 		Poker:            p.runner,
 		Sink:             stats.SinkFunc(p.runner.Send),
+		Observer:         p.metrics.activator.Observe,
 		ServerTiming:     p.serverTiming,
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.metrics.activator.Watch(p.act, p.act.Reporter())
 	p.runner.Subscribe(p.onDecision)
+	p.runner.Subscribe(p.metrics.autoscaler.Observe)
 	return p, nil
 }
 
@@ -830,6 +840,7 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 	}
 	doors := traffic.FrontDoorFunc(p.frontDoorLocked)
 	var routed []traffic.Route
+	marked := map[*service]bool{} // refused by a router this time
 	for _, u := range []struct {
 		router *traffic.Router
 		routes []traffic.Route
@@ -844,7 +855,11 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 			for _, re := range ue.Routes {
 				refused[re.Index] = true
 				s := u.of[re.Index]
-				s.problem = re.Reason + ": " + strings.Join(re.Problems, "; ")
+				msg := re.Reason + ": " + strings.Join(re.Problems, "; ")
+				if marked[s] {
+					msg = s.problem + "; " + msg
+				}
+				s.problem, marked[s] = msg, true
 				p.log.Warn("route refused", "service", s.key(), "reason", re.Reason, "problems", re.Problems)
 			}
 		case err != nil:
@@ -1042,9 +1057,12 @@ func (p *Platform) Delete(namespace, name string) error {
 	p.log.Info("service deleted", "service", key, "revisions", len(revs))
 	for _, r := range revs {
 		p.runner.Remove(r.key)
+		p.metrics.autoscaler.Forget(r.key)
+		p.metrics.router.Forget(r.key)
 		p.goLoop(func() {
 			r.pool.stopAll()
 			p.act.RemoveRevision(r.key)
+			p.metrics.activator.Forget(r.key)
 			r.stopRun()
 		})
 	}

@@ -380,6 +380,7 @@ func (pl *pool) replicaStatus(now time.Time) []ReplicaStatus {
 			pr.mu.Unlock()
 			if pr.isListening() {
 				rs.Serve = pr.hs.Serve
+				rs.Metrics = "http://" + pr.hs.Admin + "/metrics"
 			}
 		}
 		return rs

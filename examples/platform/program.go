@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,21 @@ type program struct {
 // forked.
 func startProgram(spec ReplicaSpec, env []string) (*program, error) {
 	c := spec.Program
-	cmd := exec.Command(c.Command[0], append(c.Command[1:len(c.Command):len(c.Command)], c.Args...)...)
+	// $(NAME) in command and args names a variable of the manifest's env
+	// or of the runtime contract ($(PORT)), as in Kubernetes.
+	vars := map[string]string{}
+	for k, v := range spec.Env {
+		vars[k] = v
+	}
+	for _, kv := range env[len(env)-len(reservedEnv):] { // programEnv puts the contract's last
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	argv := make([]string, 0, len(c.Command)+len(c.Args))
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		argv = append(argv, expandVars(a, vars))
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, c.WorkingDir
 	cmd.Stdin = nil // reads see end of file, as in a container
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -277,8 +292,14 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return code
 	}
 
+	qm, metricsReg, err := replicaMetrics(spec.Revision, spec.Name)
+	if err != nil {
+		log.Error("replica metrics", "error", err)
+		return 2
+	}
 	h, err := queue.NewSidecar(queue.SidecarConfig{
 		Config: queue.Config{
+			Observer:             qm.Observe,
 			ContainerConcurrency: spec.ContainerConcurrency,
 			TotalTimeout:         spec.Timeout,
 			QuietPeriod:          spec.DrainQuietPeriod,
@@ -314,7 +335,8 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return 1
 	}
 	srv := &http.Server{Handler: h, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
-	admin := &http.Server{Handler: queue.AdminHandler(h, rep), ReadHeaderTimeout: 10 * time.Second}
+	qm.Watch(h)
+	admin := &http.Server{Handler: adminWithMetrics(queue.AdminHandler(h, rep), metricsReg), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(serveLn) }()
 	go func() { _ = admin.Serve(adminLn) }()
 	defer func() {

@@ -68,7 +68,8 @@ func startProgramPlatform(t *testing.T, o Options) *testPlatform {
 func TestE2EProgramServedWithPORT(t *testing.T) {
 	t.Parallel()
 	tp := startProgramPlatform(t, Options{})
-	tp.deploy(programManifest(t, "prog", "serve", "", ""), "default/prog-00001", "default/prog")
+	m := strings.Replace(programManifest(t, "prog", "serve", "", ""), `args: ["-test.run=^$"]`, `args: ["-test.run=^$", "$(TARGET)/$(K_REVISION)/$$/$(NOPE)/$(PORT)"]`, 1)
+	tp.deploy(m, "default/prog-00001", "default/prog")
 	code, body, err := tp.get("prog", "")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code, body)
@@ -78,6 +79,7 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 	assert.Contains(t, body, `forwarded=for=127.0.0.1;host="prog.default.localhost";proto=http`)
 	assert.Contains(t, body, `stdin=""`, "the program's stdin is empty")
 	assert.Contains(t, body, "proto=HTTP/1.1")
+	assert.Regexp(t, `args=\["-test.run=\^\$" "programs/prog-00001/\$/\$\(NOPE\)/\d+"\]`, body, "$(VAR) in args is expanded as in Kubernetes")
 
 	r, _ := tp.revision("default/prog-00001")
 	require.Len(t, r.Replicas, 1)
@@ -90,7 +92,7 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 	assert.NotContains(t, body, "port=8080", "PORT is a free port the platform picked, not the container port")
 
 	// The program's output reaches the revision's log, prefixed.
-	tp.waitFor("the request in the log", 10*time.Second, func() bool {
+	tp.waitFor("the request in the log", 30*time.Second, func() bool {
 		resp, err := http.Get("http://" + tp.ControlAddr() + "/logs?revision=default/prog-00001")
 		if err != nil {
 			return false
@@ -136,7 +138,7 @@ func TestE2ECrashingProgramRestartedWithBackOff(t *testing.T) {
 	tp := startProgramPlatform(t, Options{RestartBackOff: 200 * time.Millisecond, MaxRestartBackOff: 400 * time.Millisecond})
 	key := "default/crash-00001"
 	tp.apply(programManifest(t, "crash", "crash", "", ""))
-	tp.waitFor("three restarts", 20*time.Second, func() bool {
+	tp.waitFor("three restarts", 45*time.Second, func() bool {
 		r, _ := tp.revision(key)
 		return len(r.Replicas) == 1 && r.Replicas[0].Restarts >= 3
 	})
@@ -158,7 +160,7 @@ func TestE2ECrashingProgramRestartedWithBackOff(t *testing.T) {
 	assert.Contains(t, body, "boom: the program failed on purpose")
 
 	// The back-off grows: it is in CrashLoopBackOff between starts.
-	tp.waitFor("a CrashLoopBackOff condition", 10*time.Second, func() bool {
+	tp.waitFor("a CrashLoopBackOff condition", 30*time.Second, func() bool {
 		r, _ := tp.revision(key)
 		c := condition(t, r, "ResourcesAvailable")
 		return c.Reason == "CrashLoopBackOff" && strings.Contains(c.Message, "exited with code 3")
@@ -201,7 +203,7 @@ func TestE2EKilledReplicaIsReplaced(t *testing.T) {
 			return err == nil && code == http.StatusOK
 		})
 		t.Logf("killed the %s: serving again after %v", which, time.Since(killed).Round(time.Millisecond))
-		tp.waitFor("the killed process gone", 10*time.Second, func() bool { return !alive(pid) || isZombieOrGone(pid) })
+		tp.waitFor("the killed process gone", 30*time.Second, func() bool { return !alive(pid) || isZombieOrGone(pid) })
 	}
 }
 
@@ -309,7 +311,7 @@ func TestE2EDeleteServiceDrainsThenTermThenKill(t *testing.T) {
 		code, body, err := tp.get("gone", "?sleep=1000")
 		slow <- fmt.Sprint(code, " ", err, " ", body)
 	}()
-	tp.waitFor("the slow request in flight", 5*time.Second, func() bool {
+	tp.waitFor("the slow request in flight", 15*time.Second, func() bool {
 		r, _ := tp.revision(key)
 		return r.Requests >= 1
 	})
@@ -338,7 +340,7 @@ func TestE2EDeleteServiceDrainsThenTermThenKill(t *testing.T) {
 	assert.False(t, ok, "the revision is gone from /status")
 
 	assert.True(t, strings.HasPrefix(<-slow, "200 <nil> revision=gone-00001"), "the request in flight finished")
-	tp.waitFor("the program killed", 10*time.Second, func() bool { return !alive(appPID) || isZombieOrGone(appPID) })
+	tp.waitFor("the program killed", 30*time.Second, func() bool { return !alive(appPID) || isZombieOrGone(appPID) })
 	out := logs.String()
 	served := strings.Index(out, "[default/gone-00001 gone-00001-1] request GET /")
 	termed := strings.Index(out, "[default/gone-00001 gone-00001-1] got SIGTERM")
@@ -381,7 +383,7 @@ func TestE2EExecReadinessProbe(t *testing.T) {
             exec: {command: [sh, -c, "test -f $READY_FILE"]}
             periodSeconds: 1
 `), "READY_FILE", flag))
-	tp.waitFor("the probe's failure in /status", 10*time.Second, func() bool {
+	tp.waitFor("the probe's failure in /status", 30*time.Second, func() bool {
 		r, _ := tp.revision(key)
 		return len(r.Replicas) == 1 && strings.Contains(r.Replicas[0].Probe, "exec") && r.State == "NotReady"
 	})
@@ -404,9 +406,39 @@ func TestE2ELivenessProbeFailureRestarts(t *testing.T) {
             periodSeconds: 1
             failureThreshold: 1
 `))
-	tp.waitFor("a restart for liveness", 20*time.Second, func() bool {
+	tp.waitFor("a restart for liveness", 45*time.Second, func() bool {
 		r, _ := tp.revision(key)
 		return len(r.Replicas) == 1 && r.Replicas[0].Restarts >= 1 &&
 			strings.Contains(r.Replicas[0].LastFailure, "LivenessProbeFailed: liveness probe failed 1 times in a row: tcpSocket 127.0.0.1:9")
 	})
+}
+
+// The issue's report: with min- and max-scale 3, two replicas of a built-in
+// app killed with SIGKILL are replaced, and the revision is back to three.
+func TestE2EKilledDemoReplicasReplaced(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	key := "default/three-00001"
+	m := strings.Replace(fmt.Sprintf(helloAtZero, "three"), `autoscaling.knative.dev/initial-scale: "0"`,
+		"autoscaling.knative.dev/min-scale: \"3\"\n        autoscaling.knative.dev/max-scale: \"3\"", 1)
+	m = strings.Replace(m, "name: hello,", "name: three,", 1)
+	tp.deploy(m, key, "default/three")
+	tp.waitFor("three ready", 60*time.Second, func() bool { r, _ := tp.revision(key); return r.ReadyCount == 3 })
+	r, _ := tp.revision(key)
+	killed := []int{r.Replicas[0].PID, r.Replicas[1].PID}
+	for _, pid := range killed {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	}
+	tp.waitFor("three ready again, two restarted", 30*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		restarts := 0
+		for _, rep := range r.Replicas {
+			restarts += rep.Restarts
+		}
+		return r.ReadyCount == 3 && restarts == 2
+	})
+	code, body, err := tp.get("three", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "Hello three!\n", body)
 }

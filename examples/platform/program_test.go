@@ -71,9 +71,9 @@ func runTestProgram(mode string) int {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
 		fmt.Printf("request %s %s\n", r.Method, r.URL.Path)
-		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s\n",
+		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s args=%q\n",
 			os.Getenv("K_REVISION"), os.Getenv("K_SERVICE"), os.Getenv("K_CONFIGURATION"), os.Getenv("TARGET"),
-			r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), stdin, r.Proto, port)
+			r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), stdin, r.Proto, port, os.Args[1:])
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if mode == "h2c" {

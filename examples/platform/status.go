@@ -79,10 +79,12 @@ type ReplicaStatus struct {
 	Name string `json:"name"`
 	// State is Starting, Ready, NotReady (its readiness probe fails),
 	// CrashLoopBackOff (waiting RetryIn to restart) or Draining.
-	State    string `json:"state"`
-	PID      int    `json:"pid,omitempty"`    // the replica (queue) process
-	AppPID   int    `json:"appPid,omitempty"` // the program, for a user's program
-	Serve    string `json:"serve,omitempty"`
+	State  string `json:"state"`
+	PID    int    `json:"pid,omitempty"`    // the replica (queue) process
+	AppPID int    `json:"appPid,omitempty"` // the program, for a user's program
+	Serve  string `json:"serve,omitempty"`
+	// Metrics is the URL of the replica's queue metrics (Prometheus).
+	Metrics  string `json:"metrics,omitempty"`
 	Restarts int    `json:"restarts"`
 	RetryIn  string `json:"retryIn,omitempty"`
 	// LastFailure is why the last process ended, until one is ready again.
@@ -227,9 +229,9 @@ func (p *Platform) controlHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(p.Status())
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		PrintTable(w, p.Status(), Status{})
-	})
+	mux.HandleFunc("GET /{$}", p.serveDashboard)
+	mux.HandleFunc("GET /events", p.serveEvents)
+	mux.Handle("GET /metrics", p.metrics.handler())
 	mux.HandleFunc("GET /logs", p.serveLogs)
 	mux.HandleFunc("DELETE /services/{namespace}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		ns, name := r.PathValue("namespace"), r.PathValue("name")
