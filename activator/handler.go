@@ -24,8 +24,8 @@ const DefaultName = "activator"
 
 // StatusClientClosedRequest is the status logged for a request whose
 // client went away before it was answered (nginx's 499); the client never
-// sees it.
-const StatusClientClosedRequest = 499
+// sees it. It is the queue's.
+const StatusClientClosedRequest = queue.StatusClientClosedRequest
 
 // Poker is told about a revision's first request (the first after a period
 // without load) at once, so that an autoscaler at zero can scale up without
@@ -237,22 +237,32 @@ func (h *Handler) Run(ctx context.Context) { h.reporter.Run(ctx) }
 // SendErrors count.
 func (h *Handler) Reporter() *stats.Reporter { return h.reporter }
 
-// ServeHTTP handles one request as the type's doc describes.
+// ServeHTTP handles one request as the type's doc describes, for the
+// revision its Resolver finds.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.ServeRevision(w, r, "")
+}
+
+// ServeRevision handles one request for revision as ServeHTTP does, without
+// asking the Resolver: the entry point of a caller that knows the revision,
+// such as a revision's front door, which then need not mark the request
+// (and must not write into the request's header map, which net/http leaves
+// to the caller). An empty revision means ask the Resolver.
+func (h *Handler) ServeRevision(w http.ResponseWriter, r *http.Request, revision string) {
 	// Counted before the draining check, so that Shutdown, which sets
 	// draining and then waits for the count to drop, cannot miss it.
 	h.active.Add(1)
 	defer h.leave()
 	if h.observer != nil {
-		h.serveObserved(w, r)
+		h.serveObserved(w, r, revision)
 		return
 	}
-	h.serve(w, r, nil)
+	h.serve(w, r, revision, nil)
 }
 
-// serve handles one request; ob, if not nil, collects what the observer
-// is told.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
+// serve handles one request for key ("": the Resolver's); ob, if not nil,
+// collects what the observer is told.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, key string, ob *observed) {
 	if h.draining.Load() {
 		if ob != nil {
 			ob.outcome = OutcomeShuttingDown
@@ -260,13 +270,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 		http.Error(w, ErrShuttingDown.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	key, err := h.resolver.Revision(r)
-	if err != nil {
-		if ob != nil {
-			ob.outcome = OutcomeUnknownRevision
+	if key == "" {
+		var err error
+		if key, err = h.resolver.Revision(r); err != nil {
+			if ob != nil {
+				ob.outcome = OutcomeUnknownRevision
+			}
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
 		}
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
 	}
 	rv := h.Throttler.lookup(key)
 	if rv == nil {

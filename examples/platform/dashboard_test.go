@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -213,22 +215,17 @@ func chromium() string {
 	return ""
 }
 
-// TestDashboardInBrowser loads the dashboard in headless Chromium, sends a
-// burst, and checks through the DOM that the plots and numbers moved. It
-// saves a screenshot to $SERVINGKIT_SCREENSHOT, or to
-// servingkit-dashboard.png in the temporary directory.
-func TestDashboardInBrowser(t *testing.T) {
+// browser starts headless Chromium for a test, or skips the test (fails it
+// under CI=true) when there is none.
+func browser(t *testing.T) context.Context {
+	t.Helper()
 	path := chromium()
 	if path == "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("headless Chromium not found, and CI requires the browser test: .ci/run installs Debian's chromium package")
+			t.Fatal("headless Chromium not found, and CI requires the browser tests: .ci/run installs Debian's chromium package")
 		}
 		t.Skip("headless Chromium not found (install Debian's chromium package, as .ci/run does): skipping the browser test")
 	}
-	t.Parallel()
-	tp := startPlatform(t)
-	tp.deploy(helloService, "default/dash-00001", "default/dash")
-
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
@@ -240,11 +237,38 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1400, 1100),
 	)
-	defer cancel()
+	t.Cleanup(cancel)
 	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// screenshot saves the page to $SERVINGKIT_SCREENSHOT_DIR (or the
+// temporary directory) as name.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	dir := os.Getenv("SERVINGKIT_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	out := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(out, png, 0o644))
+	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+}
+
+// TestDashboardInBrowser loads the dashboard in headless Chromium, sends a
+// burst, and checks through the DOM that the plots and numbers moved. It
+// saves a screenshot, servingkit-dashboard.png, to
+// $SERVINGKIT_SCREENSHOT_DIR or the temporary directory.
+func TestDashboardInBrowser(t *testing.T) {
+	ctx := browser(t)
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.deploy(helloService, "default/dash-00001", "default/dash")
 
 	type view struct {
 		Events                     int
@@ -315,12 +339,70 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Logf("before the burst: %+v", before)
 	t.Logf("after the burst: %+v", after)
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	screenshot(t, ctx, "servingkit-dashboard.png")
+}
+
+// TestDashboardDuringTour runs the guided tour (the platform binary with
+// -tour) and watches it in the dashboard: both revisions appear with their
+// plots, the 80/20 split is drawn, and the panic of the burst shows.
+func TestDashboardDuringTour(t *testing.T) {
+	ctx := browser(t)
+	t.Parallel()
+	exe, err := os.Executable()
 	require.NoError(t, err)
-	out := os.Getenv("SERVINGKIT_SCREENSHOT")
-	if out == "" {
-		out = filepath.Join(os.TempDir(), "servingkit-dashboard.png")
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-tour -addr 127.0.0.1:0 -control 127.0.0.1:0 -token-file "+filepath.Join(t.TempDir(), "token"))
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	dashboard := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`watch it live at (http://\S+/) in a browser`)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				dashboard <- m[1]
+			}
+		}
+	}()
+	var url string
+	select {
+	case url = <-dashboard:
+	case <-time.After(time.Minute):
+		t.Fatal("the tour did not print its dashboard address within a minute")
 	}
-	require.NoError(t, os.WriteFile(out, png, 0o644))
-	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+	_, err = chromedp.Run(ctx, chromedp.Navigate(url))
+	require.NoError(t, err)
+
+	type tourView struct {
+		Cards    []string
+		Splits   []int
+		Panic    bool
+		RPSPlots []int
+	}
+	const read = `(() => ({
+		Cards: [...document.querySelectorAll('.revision')].map(c => c.dataset.revision),
+		Splits: [...document.querySelectorAll('.service .split div')].map(d => Number(d.dataset.percent)),
+		Panic: [...document.querySelectorAll('[data-field="panicking"]')].some(e => e.textContent === "PANIC"),
+		RPSPlots: [...document.querySelectorAll('[data-plot="rps"]')].map(c => Number(c.dataset.nonzero || 0)),
+	}))()`
+	var v tourView
+	sawPanic := false
+	for {
+		v, err = chromedp.Run(ctx, chromedp.Evaluate[tourView](read))
+		require.NoError(t, err)
+		sawPanic = sawPanic || v.Panic
+		if len(v.Cards) == 2 && slices.Contains(v.Splits, 80) && slices.Contains(v.Splits, 20) && sawPanic &&
+			len(v.RPSPlots) == 2 && v.RPSPlots[0] > 0 && v.RPSPlots[1] > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the dashboard never showed both revisions with traffic, the 80/20 split and a panic: %+v, panic seen %v", v, sawPanic)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	assert.Equal(t, []string{"default/tour-00001", "default/tour-00002"}, v.Cards)
+	screenshot(t, ctx, "servingkit-dashboard-tour.png")
 }
