@@ -42,4 +42,20 @@
 // and an excess burst capacity. The runner applies bounds and scale-to-zero
 // rules and calls the host's scaler backend; the revision package turns the
 // decision into the revision's conditions and its proxy/serve mode.
+//
+// # Running on several machines
+//
+// Gateways (router, front doors), activators and autoscalers run as
+// several processes that talk over HTTP. In each gateway process, one
+// gateway.Endpoints per revision takes the ready replicas and hands them to
+// the Serve balancer, the activator and the reconciler, in that order; the
+// Proxy path reaches the revision's activators, local or remote, through
+// gateway.RevisionActivators, which leaves out an activator that refuses
+// connections. Every autoscaler knows every revision; autoscaler.Shards
+// gives each bucket of revisions to one of them through an
+// autoscaler.Lease (in memory, a flock file, or a Kubernetes Lease), and
+// stats pushed to any autoscaler reach the owner. A new owner adopts a
+// revision without scaling it down until a full stable window of load has
+// been seen. The README's "Running on several machines" says what runs
+// where; examples/multinode runs it on loopback.
 package servingkit

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 // ConnectTries is how many replicas one request is sent to, at most, when
@@ -29,6 +31,12 @@ type forward struct {
 	final     bool     // a final (non-1xx) status was written
 	body      *sentBody
 	unsent    error // the last try could not connect; nothing was written either way
+
+	// For Options.ServerTiming; timing is nil when the request gets none.
+	timing func(Timing) string
+	clk    clock.Clock
+	t      Timing
+	leased time.Time // when the current try got its replica
 }
 
 var forwardPool = sync.Pool{New: func() any { return new(forward) }}
@@ -63,6 +71,12 @@ func (fw *forward) WriteHeader(code int) {
 		fw.final = true
 		if fw.waitKey != "" {
 			fw.Header()[fw.waitKey] = fw.waitValue
+		}
+		if fw.timing != nil {
+			fw.t.Forwarded = fw.clk.Now().Sub(fw.leased)
+			if v := fw.timing(fw.t); v != "" {
+				fw.Header().Add("Server-Timing", v)
+			}
 		}
 	}
 	fw.ResponseWriter.WriteHeader(code)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -25,8 +24,8 @@ const DefaultName = "activator"
 
 // StatusClientClosedRequest is the status logged for a request whose
 // client went away before it was answered (nginx's 499); the client never
-// sees it.
-const StatusClientClosedRequest = 499
+// sees it. It is the queue's.
+const StatusClientClosedRequest = queue.StatusClientClosedRequest
 
 // Poker is told about a revision's first request (the first after a period
 // without load) at once, so that an autoscaler at zero can scale up without
@@ -86,6 +85,14 @@ type Options struct {
 	// OnColdStart, if not nil, is called for every request that waited for
 	// capacity or was turned away for a full queue. See ColdStart.
 	OnColdStart func(ColdStart)
+	// ServerTiming, if not nil, gives the Server-Timing header of every
+	// forwarded request that waited for capacity: it is called with the
+	// request's Timing on the request's goroutine, just before the
+	// response header is written, and its result, unless "", is added to
+	// the header (after the replica's own Server-Timing values, if any).
+	// Timing.ServerTiming formats the activator's breakdown; a host can
+	// add its own metrics, such as when its autoscaler decided to scale.
+	ServerTiming func(Timing) string
 	// Observer, if not nil, is called for every request once the Handler
 	// has answered it (see Observation), on the request's goroutine,
 	// outside any lock. It must be safe for simultaneous use. Nil costs
@@ -160,6 +167,7 @@ type Handler struct {
 	transport   http.RoundTripper
 	poker       Poker
 	onColdStart func(ColdStart)
+	timing      func(Timing) string
 	observer    func(Observation) // nil: no observation is made
 	waitHeader  string
 	clock       clock.Clock
@@ -190,6 +198,7 @@ func New(o Options) (*Handler, error) {
 		transport:   o.Transport,
 		poker:       o.Poker,
 		onColdStart: o.OnColdStart,
+		timing:      o.ServerTiming,
 		observer:    o.Observer,
 		waitHeader:  http.CanonicalHeaderKey(o.WaitHeader),
 		clock:       t.clock,
@@ -228,22 +237,32 @@ func (h *Handler) Run(ctx context.Context) { h.reporter.Run(ctx) }
 // SendErrors count.
 func (h *Handler) Reporter() *stats.Reporter { return h.reporter }
 
-// ServeHTTP handles one request as the type's doc describes.
+// ServeHTTP handles one request as the type's doc describes, for the
+// revision its Resolver finds.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.ServeRevision(w, r, "")
+}
+
+// ServeRevision handles one request for revision as ServeHTTP does, without
+// asking the Resolver: the entry point of a caller that knows the revision,
+// such as a revision's front door, which then need not mark the request
+// (and must not write into the request's header map, which net/http leaves
+// to the caller). An empty revision means ask the Resolver.
+func (h *Handler) ServeRevision(w http.ResponseWriter, r *http.Request, revision string) {
 	// Counted before the draining check, so that Shutdown, which sets
 	// draining and then waits for the count to drop, cannot miss it.
 	h.active.Add(1)
 	defer h.leave()
 	if h.observer != nil {
-		h.serveObserved(w, r)
+		h.serveObserved(w, r, revision)
 		return
 	}
-	h.serve(w, r, nil)
+	h.serve(w, r, revision, nil)
 }
 
-// serve handles one request; ob, if not nil, collects what the observer
-// is told.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
+// serve handles one request for key ("": the Resolver's); ob, if not nil,
+// collects what the observer is told.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, key string, ob *observed) {
 	if h.draining.Load() {
 		if ob != nil {
 			ob.outcome = OutcomeShuttingDown
@@ -251,13 +270,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 		http.Error(w, ErrShuttingDown.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	key, err := h.resolver.Revision(r)
-	if err != nil {
-		if ob != nil {
-			ob.outcome = OutcomeUnknownRevision
+	if key == "" {
+		var err error
+		if key, err = h.resolver.Revision(r); err != nil {
+			if ob != nil {
+				ob.outcome = OutcomeUnknownRevision
+			}
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
 		}
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
 	}
 	rv := h.Throttler.lookup(key)
 	if rv == nil {
@@ -276,12 +297,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 	if first && h.poker != nil {
 		h.poker.Poke(key, stats.Stat{Source: h.name, Concurrency: 1, RPS: 1, Uptime: now.Sub(h.start), Time: now})
 	}
+	ctx := r.Context()
 	if d := rv.set.Load().cfg.Timeout; d > 0 {
-		ctx, cancel := h.clock.WithTimeout(r.Context(), d)
+		var cancel context.CancelFunc
+		ctx, cancel = h.clock.WithTimeout(ctx, d)
 		defer cancel()
-		r = r.WithContext(ctx)
 	}
-	l, err := rv.acquire(r.Context())
+	l, err := rv.acquire(ctx)
 	if ob != nil {
 		ob.waited = l.waited
 	}
@@ -295,13 +317,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ob *observed) {
 	if l.queued {
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: OutcomeServed})
 	}
-	h.forward(w, r, rv, l, ob)
+	h.forward(w, r, ctx, rv, l, now, ob)
 }
 
 // forward sends the request to l's replica and, while the connection to
 // the replica fails before anything was sent, to others (see Handler). ob,
 // if not nil, collects what the observer is told.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, l Lease, ob *observed) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, rv *revision, l Lease, arrived time.Time, ob *observed) {
 	// Released on return, and if the proxy panics (http.ErrAbortHandler
 	// when the response is cut off).
 	defer func() {
@@ -318,16 +340,28 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, 
 		defer func() { r.Body = orig }()
 	}
 	waited := l.waited
+	if l.queued && h.timing != nil {
+		fw.timing = h.timing
+		fw.clk = h.clock
+		fw.t = Timing{Revision: rv.name, Arrived: arrived, Cold: l.cold}
+	}
 	for tries := 1; ; tries++ {
 		if h.waitHeader != "" {
 			fw.setWait(h.waitHeader, waited)
 		}
-		l.r.proxy.ServeHTTP(fw, r)
+		if fw.timing != nil {
+			fw.leased = h.clock.Now()
+			fw.t.Queued = waited
+			if at := rv.readyAt.Load(); fw.t.Cold && at != 0 {
+				fw.t.Ready = max(time.Unix(0, at).Sub(arrived), 0)
+			}
+		}
+		l.r.proxy.Forward(fw, r, ctx, nil)
 		unsent := fw.unsent
 		if unsent == nil {
 			if ob != nil {
 				ob.proxied = true
-				switch r.Context().Err() {
+				switch ctx.Err() {
 				case context.DeadlineExceeded:
 					ob.outcome = OutcomeTimeout
 				case context.Canceled:
@@ -351,7 +385,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rv *revision, 
 				rv.name, tries, unsent), http.StatusBadGateway)
 			return
 		}
-		next, err := rv.acquire(r.Context())
+		next, err := rv.acquire(ctx)
 		waited += next.waited
 		if ob != nil {
 			ob.waited = waited
@@ -452,15 +486,19 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// forwardedHeaders are removed from the outbound request by ReverseProxy's
-// Rewrite mode; the activator is one hop inside the platform, so it passes
-// them on as they came.
+// forwardedHeaders are removed from the outbound request by the Forwarder
+// before Rewrite (as by ReverseProxy's Rewrite mode); the activator is one
+// hop inside the platform, so it passes them on as they came.
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// proxiedValue is the ProxyHeader's value, shared by every outbound
+// request's header (never written into).
+var proxiedValue = []string{queue.ProxyHeaderValue}
 
 // newProxy builds the reverse proxy of one replica. The request keeps its
 // Host, path and query; the activator marks it as proxied, drops the
 // revision header and appends the client to X-Forwarded-For.
-func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
+func (h *Handler) newProxy(r *replica) *proxy.Forwarder {
 	addr := r.addr
 	var modify func(*http.Response) error
 	if h.waitHeader != "" {
@@ -469,8 +507,8 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 			return nil
 		}
 	}
-	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
+	return &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, _ any) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
@@ -479,20 +517,15 @@ func (h *Handler) newProxy(r *replica) *httputil.ReverseProxy {
 					pr.Out.Header[k] = v
 				}
 			}
-			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-					ip = strings.Join(prior, ", ") + ", " + ip
-				}
-				pr.Out.Header.Set("X-Forwarded-For", ip)
-			}
-			pr.Out.Header.Set(queue.ProxyHeader, queue.ProxyHeaderValue)
-			pr.Out.Header.Del(RevisionHeader)
+			pr.Out.Header[queue.ProxyHeader] = proxiedValue
+			delete(pr.Out.Header, RevisionHeader)
 		},
-		ModifyResponse: modify,
-		Transport:      h.transport,
-		BufferPool:     h.bufPool,
-		ErrorLog:       h.errLog,
-		ErrorHandler:   func(w http.ResponseWriter, req *http.Request, err error) { h.proxyError(w, req, err, r) },
+		AppendForwardedFor: true,
+		ModifyResponse:     modify,
+		Transport:          h.transport,
+		BufferPool:         h.bufPool,
+		ErrorLog:           h.errLog,
+		ErrorHandler:       func(w http.ResponseWriter, req *http.Request, err error, _ any) { h.proxyError(w, req, err, r) },
 	}
 }
 

@@ -47,11 +47,11 @@ var observedPool = sync.Pool{New: func() any { return new(observed) }}
 
 // serveObserved serves the request through a pooled status writer and
 // reports it to the observer once ServeHTTP is done with it.
-func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, key string) {
 	start := h.clock.Now()
 	ob := observedPool.Get().(*observed)
 	ob.ResponseWriter = w
-	h.serve(&ob.statusWriter, r, ob)
+	h.serve(&ob.statusWriter, r, key, ob)
 	o := Observation{
 		Revision: ob.rev, Status: ob.status, Outcome: ob.outcome,
 		Latency: h.clock.Since(start), Waited: ob.waited, Proxied: ob.proxied,

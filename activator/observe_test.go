@@ -124,3 +124,29 @@ func TestObserverAllocs(t *testing.T) {
 	assert.Equal(t, without, with, "a forwarded request: allocations without and with an observer")
 	assert.Greater(t, n, 200, "the observer saw the requests")
 }
+
+// TestHandlerOwnAllocs pins the activator's own allocations on a forwarded
+// request (a revision with its default timeout, a replica ready): at most
+// 10 beyond what the transport's round trip allocates.
+func TestHandlerOwnAllocs(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector makes sync.Pool drop objects: allocation counts are checked without -race")
+	}
+	h := newTestHandler(t, Options{Transport: staticRT{}})
+	require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 100}))
+	require.NoError(t, h.SetReplicas("rev", addrs(10)))
+	w := &discardWriter{h: http.Header{}}
+	req := httptest.NewRequest(http.MethodGet, "http://app.example.com/hello", nil)
+	req.Header.Set(RevisionHeader, "rev")
+	total := testing.AllocsPerRun(500, func() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	})
+	require.Equal(t, http.StatusOK, w.code)
+	roundTrip := testing.AllocsPerRun(500, func() {
+		resp, _ := staticRT{}.RoundTrip(req)
+		_ = resp.Body.Close()
+	})
+	require.Positive(t, roundTrip, "the round trip's own allocations were measured")
+	assert.LessOrEqual(t, total-roundTrip, 10.0, "own allocations (total %v, round trip %v)", total, roundTrip)
+}

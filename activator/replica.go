@@ -2,10 +2,10 @@ package activator
 
 import (
 	"context"
-	"net/http/httputil"
 	"sync/atomic"
 
 	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // unlimitedSlots is the per-replica limit when container concurrency is
@@ -25,7 +25,7 @@ type replica struct {
 
 	// proxy forwards to addr; set at creation by a Handler, nil for a bare
 	// Throttler.
-	proxy *httputil.ReverseProxy
+	proxy *proxy.Forwarder
 
 	// Guarded by rev.mu.
 	ready       bool               // probed (or probing is off)

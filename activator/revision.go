@@ -36,6 +36,10 @@ type revision struct {
 	removed  bool
 
 	stats revisionStats
+
+	// readyAt is when a replica last became ready (Unix nanoseconds on the
+	// throttler's clock; 0: never), for Timing.Ready.
+	readyAt atomic.Int64
 }
 
 // waiter is one request waiting for a replica. The replica is handed over
@@ -202,6 +206,7 @@ func (rv *revision) setReplicas(addrs []string) bool {
 		if !rv.t.startProbe(rv, r) {
 			r.ready = true
 			r.revive()
+			rv.readyAt.Store(rv.t.clock.Now().UnixNano())
 		}
 	}
 	rv.publishLocked()
@@ -231,6 +236,7 @@ func (rv *revision) markReady(r *replica) {
 		r.cancelProbe = nil
 	}
 	r.revive()
+	rv.readyAt.Store(rv.t.clock.Now().UnixNano())
 	rv.publishLocked()
 }
 

@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/http/httputil"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
+
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // ThrottlerOptions configure a Throttler. The zero value of each field is a
@@ -101,7 +102,7 @@ type Throttler struct {
 	orphans map[string][]*replica
 
 	// newProxy, set by a Handler, builds the forwarding proxy of a replica.
-	newProxy func(*replica) *httputil.ReverseProxy
+	newProxy func(*replica) *proxy.Forwarder
 
 	// rand, if set (by tests, before any pick), replaces math/rand/v2's
 	// generator in the balancing policies.
@@ -246,6 +247,30 @@ func validateAddrs(addrs []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SetRevisionSubset changes only the revision's share of its replicas
+// (RevisionConfig.Subset), for a host that learns this activator's place
+// among the revision's activators, as gateway.Endpoints does when
+// activators run in several processes. Waiting requests get the new share
+// at once. A later SetRevision replaces it with its config's Subset. It
+// returns an error wrapping ErrUnknownRevision for a revision not set.
+func (t *Throttler) SetRevisionSubset(rev string, s Subset) error {
+	if err := s.validate("Subset"); err != nil {
+		return fmt.Errorf("activator: SetRevisionSubset(%q): %w", rev, err)
+	}
+	rv := t.lookup(rev)
+	if rv == nil {
+		return fmt.Errorf("%w %q: call SetRevision first", ErrUnknownRevision, rev)
+	}
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if rv.removed {
+		return fmt.Errorf("%w %q: removed", ErrUnknownRevision, rev)
+	}
+	rv.cfg.Subset = s
+	rv.publishLocked()
+	return nil
 }
 
 // RemoveRevision forgets the revision rev. Requests waiting for it get a

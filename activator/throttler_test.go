@@ -543,3 +543,18 @@ func TestDoubleReleasePanics(t *testing.T) {
 	l.Release()
 	assert.PanicsWithValue(t, "activator: Lease.Release called more than once or on a zero Lease", l.Release)
 }
+
+// SetRevisionSubset changes the share alone and keeps the rest of the
+// revision's config.
+func TestSetRevisionSubset(t *testing.T) {
+	th := newTestThrottler(t, ThrottlerOptions{})
+	require.NoError(t, th.SetRevision("rev", RevisionConfig{ContainerConcurrency: 2, MaxWaiting: 7}))
+	require.NoError(t, th.SetReplicas("rev", addrs(4)))
+	require.NoError(t, th.SetRevisionSubset("rev", Subset{Index: 1, Count: 2}))
+	st, _ := th.Status("rev")
+	assert.Equal(t, addrs(4)[2:], st.Assigned, "the second half")
+	assert.Equal(t, 4, st.Capacity)
+	assert.Equal(t, 7, st.Config.MaxWaiting)
+	assert.ErrorIs(t, th.SetRevisionSubset("other", Subset{}), ErrUnknownRevision)
+	assert.ErrorContains(t, th.SetRevisionSubset("rev", Subset{Index: 2, Count: 2}), "Subset.Index = 2")
+}

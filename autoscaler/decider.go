@@ -54,6 +54,9 @@ type DeciderSpec struct {
 	// Reachability Unreachable): it may then drop to zero at once, the
 	// scale-down delay is skipped, and min-scale is ignored by the Runner.
 	// The zero value, reachable, is also what Knative assumes when unknown.
+	// Skipping the delay is the reference Knative's rule; Knative v0.42.2
+	// applies the delay to unreachable revisions too (the scenario table
+	// "delay/skipped while unreachable" shows the difference).
 	Unreachable bool
 }
 

@@ -21,6 +21,11 @@
 //     [Runner.Poke] that wakes a revision at zero, applies min/max, initial
 //     and activation scale and the scale-to-zero grace and retention, calls
 //     the host's [Scaler] and publishes each [Decision] to subscribers.
+//   - [Shards]: several autoscaler processes share the revisions by
+//     buckets, each bucket owned by one through a [Lease] ([MemoryLease],
+//     [FileLease], or the Kubernetes module's); stats pushed to any of them
+//     reach the owner, and a new owner adopts a revision ([Runner.Adopt])
+//     without scaling it down while its windows refill.
 //
 // Usage sketch, in a host:
 //

@@ -24,7 +24,7 @@ type Lease interface {
 	// who holds it afterwards: holder itself when it got or kept it,
 	// another holder's name, or "" when nobody does. An error means the
 	// outcome is unknown; a caller that held the bucket must stop acting
-	// as its owner.
+	// as its owner. It must return once ctx is done.
 	TryAcquire(ctx context.Context, bucket, holder string) (string, error)
 	// Release gives bucket up if holder holds it, so another can take it
 	// at once; it does nothing otherwise.

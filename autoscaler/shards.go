@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -47,10 +48,11 @@ type ShardsConfig struct {
 	// autoscaler must use the same number. Zero means 1 (Knative's
 	// default: one owner for all). Range [0, MaxBuckets].
 	Buckets int
-	// RenewInterval is how often each bucket is acquired or renewed; it
-	// must be well below the Lease's expiry (a third of it, as client-go's
-	// leader election does). Zero means DefaultRenewInterval; must not be
-	// negative.
+	// RenewInterval is how often each bucket is acquired or renewed, and
+	// the deadline of each round of lease calls: a bucket not confirmed
+	// within it is dropped. It must be well below a timed Lease's expiry
+	// (a third of it, as client-go's leader election does). Zero means
+	// DefaultRenewInterval; must not be negative.
 	RenewInterval time.Duration
 	// Forward returns where stats for revisions another autoscaler owns go,
 	// given the owner's Holder. Nil means an HTTP POST to the holder as a
@@ -295,21 +297,42 @@ func (s *Shards) Run(ctx context.Context) error {
 	}
 }
 
-// renew tries every bucket and applies the changes of ownership.
+// renewWorkers bounds the lease calls of one renewal round in flight.
+const renewWorkers = 16
+
+// renew tries every bucket and applies the changes of ownership. The whole
+// round has one deadline, RenewInterval: a bucket whose lease call fails or
+// does not answer in time is dropped, so that this autoscaler acts as an
+// owner only on claims confirmed within the last RenewInterval or so, well
+// inside a timed lease's expiry.
 func (s *Shards) renew(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RenewInterval)
+	defer cancel()
 	now := make([]string, len(s.names))
-	for i, name := range s.names {
-		tctx, cancel := context.WithTimeout(ctx, s.cfg.RenewInterval)
-		h, err := s.cfg.Lease.TryAcquire(tctx, name, s.cfg.Holder)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("autoscaler: lease", "bucket", name, "error", err)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(renewWorkers, len(s.names)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(s.names) {
+					return
+				}
+				h, err := s.cfg.Lease.TryAcquire(rctx, s.names[i], s.cfg.Holder)
+				if err == nil && rctx.Err() != nil {
+					err = fmt.Errorf("answered after the round's deadline: %w", rctx.Err())
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						s.log.Warn("autoscaler: lease", "bucket", s.names[i], "error", err)
+					}
+					h = ""
+				}
+				now[i] = h
 			}
-			h = ""
-		}
-		now[i] = h
+		})
 	}
+	wg.Wait()
 	s.apply(now)
 }
 

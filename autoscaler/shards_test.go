@@ -287,3 +287,91 @@ func TestRunnerAdoptHoldsScaleDown(t *testing.T) {
 		assert.Less(t, calls[len(calls)-1], 4, "scaled down once the window was full")
 	})
 }
+
+// Before the first renewal nobody is known to own anything: stats are
+// refused with ErrNotOwner, never silently dropped, and pokes are ignored.
+func TestShardsSendWithoutOwner(t *testing.T) {
+	backend := autoscalertest.NewFakeScaler()
+	r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: backend, Ready: backend})
+	require.NoError(t, err)
+	lease, err := autoscaler.NewMemoryLease(nil, time.Second)
+	require.NoError(t, err)
+	s, err := autoscaler.NewShards(autoscaler.ShardsConfig{Runner: r, Lease: lease, Holder: "a"})
+	require.NoError(t, err)
+	require.NoError(t, s.Add(rev, cc10(t, nil)))
+	_, ok := s.Owner(rev)
+	assert.False(t, ok)
+	err = s.Send(context.Background(), []stats.Message{{Revision: rev, Stat: stats.Stat{Concurrency: 1}}, {Revision: rev}})
+	assert.ErrorIs(t, err, autoscaler.ErrNotOwner)
+	assert.ErrorContains(t, err, "2 stats dropped, their bucket has no known owner yet")
+	s.Poke(rev, stats.Stat{Concurrency: 1})
+	assert.Zero(t, r.Len(), "the runner has nothing until this autoscaler owns a bucket")
+	assert.ErrorIs(t, s.Update("other", cc10(t, nil)), autoscaler.ErrUnknownRevision)
+}
+
+func ExampleShards() {
+	backend := autoscalertest.NewFakeScaler()
+	lease, _ := autoscaler.NewMemoryLease(nil, 3*time.Second) // FileLease on one machine; a Kubernetes Lease across
+	runner, _ := autoscaler.NewRunner(autoscaler.Options{Scaler: backend, Ready: backend})
+	shards, _ := autoscaler.NewShards(autoscaler.ShardsConfig{
+		Runner: runner, Lease: lease, Buckets: 4,
+		Holder: "http://10.0.0.7:9090/stats/forwarded", // where this autoscaler serves stats.Handler(shards.Deliver)
+	})
+	spec, _ := autoscaler.DefaultConfig().RevisionSpec(nil, 10)
+	_ = shards.Add("default/hello-00001", spec) // on every autoscaler, for every revision
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = shards.Run(ctx); close(done) }()
+	for len(shards.OwnedBuckets()) < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	owner, _ := shards.Owner("default/hello-00001")
+	fmt.Println(owner, runner.Len())
+	cancel() // releases the buckets for the other autoscalers
+	<-done
+	fmt.Println(lease.Holder(autoscaler.BucketName(0, 4)) == "", runner.Len())
+	// Output:
+	// http://10.0.0.7:9090/stats/forwarded 1
+	// true 0
+}
+
+// slowLease never answers for one bucket until the caller gives up.
+type slowLease struct {
+	autoscaler.Lease
+	slow string
+}
+
+func (l slowLease) TryAcquire(ctx context.Context, bucket, holder string) (string, error) {
+	if bucket == l.slow {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	return l.Lease.TryAcquire(ctx, bucket, holder)
+}
+
+// A bucket whose lease call does not answer within the round's deadline is
+// not owned; the others are, in the same round.
+func TestShardsDropBucketNotConfirmedInTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem, err := autoscaler.NewMemoryLease(nil, 3*time.Second)
+		require.NoError(t, err)
+		backend := autoscalertest.NewFakeScaler()
+		r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: backend, Ready: backend})
+		require.NoError(t, err)
+		s, err := autoscaler.NewShards(autoscaler.ShardsConfig{
+			Runner: r, Lease: slowLease{mem, autoscaler.BucketName(1, 4)}, Holder: "a", Buckets: 4,
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.Run(ctx) })
+		defer func() { cancel(); wg.Wait() }()
+		time.Sleep(autoscaler.DefaultRenewInterval / 2)
+		synctest.Wait()
+		assert.Empty(t, s.OwnedBuckets(), "the first round is still waiting for bucket 1")
+		time.Sleep(autoscaler.DefaultRenewInterval / 2)
+		synctest.Wait()
+		assert.Equal(t, []int{0, 2, 3}, s.OwnedBuckets())
+	})
+}

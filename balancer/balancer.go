@@ -179,3 +179,30 @@ func (b *Balancer) Pick() (Reservation, bool) {
 	}
 	return Reservation{}, false
 }
+
+// PickExcept is Pick over the replicas not in except: for a request that a
+// replica refused, to retry on another. It reports false when no other
+// replica is listed. It allocates only past 16 replicas.
+func (b *Balancer) PickExcept(except []string) (Reservation, bool) {
+	s := b.set.Load()
+	var slotBuf [16]*Slot
+	var idxBuf [16]int
+	slots, idx := slotBuf[:0], idxBuf[:0]
+	for i, a := range s.addrs {
+		if !slices.Contains(except, a) {
+			slots = append(slots, s.slots[i])
+			idx = append(idx, i)
+		}
+	}
+	if len(slots) == 0 {
+		return Reservation{}, false
+	}
+	j := Pick(b.policy, slots, b.limit, &b.cursor, b.rand)
+	if j < 0 {
+		j = Pick(PolicyPowerOfTwo, slots, Unlimited, &b.cursor, b.rand)
+	}
+	if j < 0 {
+		return Reservation{}, false
+	}
+	return Reservation{addr: s.addrs[idx[j]], slot: s.slots[idx[j]]}, true
+}

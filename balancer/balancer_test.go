@@ -201,3 +201,21 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+func TestPickExcept(t *testing.T) {
+	b := newTest(t, Config{ContainerConcurrency: 1}, "a:1", "b:1", "c:1")
+	r, ok := b.PickExcept([]string{"a:1"})
+	require.True(t, ok)
+	assert.Equal(t, "b:1", r.Addr(), "first available after the excluded one")
+	r2, ok := b.PickExcept([]string{"a:1"})
+	require.True(t, ok)
+	assert.Equal(t, "c:1", r2.Addr())
+	r3, ok := b.PickExcept([]string{"a:1"})
+	require.True(t, ok, "past the limit it overflows")
+	assert.NotEqual(t, "a:1", r3.Addr())
+	_, ok = b.PickExcept([]string{"a:1", "b:1", "c:1"})
+	assert.False(t, ok)
+	for _, x := range []Reservation{r, r2, r3} {
+		x.Release()
+	}
+}

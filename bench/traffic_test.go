@@ -75,12 +75,12 @@ func sameState(ours *traffic.Rollout, kn *kntraffic.Rollout) error {
 // same state after every event. Knative v0.42.2 panics (index out of range in
 // stepConfig) when a lower percent drops the oldest revision of a rollout
 // under way; those events are counted, and Knative carries on from
-// servingkit's state.
+// servingkit's state. It fails if it compared too few events.
 func TestRolloutMatchesKnative(t *testing.T) {
 	ctx := logging.WithLogger(context.Background(), zap.NewNop().Sugar())
 	rng := rand.New(rand.NewPCG(3, 5))
 	cfg := traffic.RolloutConfig{Duration: 120 * time.Second}
-	events, knPanics, dropped, stepping := 0, 0, 0, 0
+	events, knPanics, dropped, stepping, panicDropped := 0, 0, 0, 0, 0
 	for scenario := range 400 {
 		now := time.Unix(0, 1772366400000000000+rng.Int64N(1e12))
 		revision := map[string]int{"a": 1, "b": 1}
@@ -122,10 +122,15 @@ func TestRolloutMatchesKnative(t *testing.T) {
 				return false
 			}()
 			if panicked {
-				// Carry on from servingkit's state, so the rest of the
-				// scenario is still compared.
+				// Knative has no answer to compare with. The scenario
+				// carries on from our state, so the rest is still
+				// compared; if ours does not survive the annotation, both
+				// start afresh (counted).
 				knPanics++
 				ours = annotate(t, p.State)
+				if p.State != nil && ours == nil {
+					panicDropped++
+				}
 				kn = toKnative(ours)
 				continue
 			}
@@ -155,7 +160,16 @@ func TestRolloutMatchesKnative(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d events agree (%d with steps scheduled); %d states dropped as invalid by both; %d events where Knative panics (a lower percent that drops the oldest revision)", events, stepping, dropped, knPanics)
+	t.Logf("%d events agree (%d with steps scheduled); %d states dropped as invalid by both; %d events where Knative panics (a lower percent that drops the oldest revision), after %d of which our state was dropped as invalid", events, stepping, dropped, knPanics, panicDropped)
+	// Every event is either compared or counted as a Knative panic, and the
+	// comparison covers enough: most events, with thousands of steps under
+	// way, and Knative's panics stay the exception they are (about 5%).
+	if total := 400 * 40; events+knPanics != total {
+		t.Errorf("%d events compared + %d Knative panics, want %d in all", events, knPanics, total)
+	}
+	if events < 15000 || stepping < 5000 || knPanics > 1000 {
+		t.Errorf("compared too little: %d events (want ≥ 15000), %d with steps scheduled (want ≥ 5000), %d Knative panics (want ≤ 1000)", events, stepping, knPanics)
+	}
 }
 
 func annotate(t *testing.T, r *traffic.Rollout) *traffic.Rollout {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/proxy"
+	"github.com/servingkit/servingkit/revision"
 )
 
 // DefaultDeadTime is ActivatorsConfig.DeadTime's zero value.
@@ -60,6 +59,11 @@ func (c ActivatorsConfig) Validate() error {
 // activator address, whether it is alive; For returns a revision's
 // handler, which forwards to that revision's activator subset.
 //
+// Each forwarded request carries the revision's key in
+// revision.RevisionHeader, which the activator's default resolver reads.
+// The activators' port must be reachable by gateways only: the header is
+// trusted.
+//
 // An activator that refuses a connection (dial error: nothing of the
 // request was sent) is left out at once, for every revision, for DeadTime,
 // and the request is sent to another activator of the revision; a request
@@ -69,7 +73,7 @@ type Activators struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	deadTime time.Duration
-	rp       *httputil.ReverseProxy
+	rp       *proxy.Forwarder
 
 	mu    sync.Mutex // protects state
 	state map[string]*activatorState
@@ -81,14 +85,14 @@ type activatorState struct {
 	deadUntil atomic.Int64 // unix nanoseconds; 0 means alive
 }
 
-// attempt is one forwarding try, passed to the proxy in the context.
+// attempt is one forwarding try, passed to the Forwarder as its arg.
 type attempt struct {
+	key    string // the revision's
 	addr   string
 	body   *countingBody
 	refuse bool // the connection was refused: retry elsewhere
+	last   bool // no retry left: answer the error
 }
-
-type attemptKey struct{}
 
 // NewActivators returns an Activators, or an error for an invalid cfg.
 func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
@@ -108,19 +112,24 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Activators{clock: cfg.Clock, log: cfg.Logger, deadTime: cfg.DeadTime, state: map[string]*activatorState{}}
-	a.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			at := pr.In.Context().Value(attemptKey{}).(*attempt)
-			pr.SetURL(&url.URL{Scheme: "http", Host: at.addr})
+	a.rp = &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, arg any) {
+			at := arg.(*attempt)
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", at.addr
 			pr.Out.Host = pr.In.Host
-			// The revision header the front door set must reach the
-			// activator; Rewrite keeps every header of In but hop-by-hop
-			// ones.
+			// The activator's default resolver reads the revision from
+			// this header; set here, so any front door will do.
+			pr.Out.Header.Set(revision.RevisionHeader, at.key)
+			for _, k := range forwardedHeaders {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
 		},
 		Transport:  cfg.Transport,
 		BufferPool: new(proxy.BufferPool),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			at := r.Context().Value(attemptKey{}).(*attempt)
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, arg any) {
+			at := arg.(*attempt)
 			if refused(err) && !at.body.read.Load() {
 				at.refuse = true
 				return
@@ -220,14 +229,7 @@ func (ra *RevisionActivators) Addresses() []string { return slices.Clone(ra.set.
 // reachable, it answers 503 with Retry-After.
 func (ra *RevisionActivators) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	set := ra.set.Load()
-	body := &countingBody{}
-	if r.Body != nil && r.Body != http.NoBody {
-		body.rc = r.Body
-		r = r.Clone(r.Context())
-		r.Body = body
-	} else {
-		body.rc = http.NoBody
-	}
+	r, body := withCountingBody(r)
 	tried := make([]bool, len(set.addrs))
 	for range set.addrs {
 		i := ra.pick(set, tried, true)
@@ -240,8 +242,8 @@ func (ra *RevisionActivators) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 			break
 		}
 		tried[i] = true
-		at := &attempt{addr: set.addrs[i], body: body}
-		ra.a.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, at)))
+		at := &attempt{key: ra.key, addr: set.addrs[i], body: body}
+		ra.a.rp.Forward(w, r, r.Context(), at)
 		set.slots[i].Release()
 		if !at.refuse {
 			return
@@ -275,6 +277,18 @@ func (ra *RevisionActivators) pick(set *activatorSet, tried []bool, live bool) i
 		return -1
 	}
 	return index[j]
+}
+
+// withCountingBody returns r with its body, if any, wrapped in a
+// countingBody (on a shallow copy: the caller's request is not modified).
+func withCountingBody(r *http.Request) (*http.Request, *countingBody) {
+	body := &countingBody{rc: http.NoBody}
+	if r.Body != nil && r.Body != http.NoBody {
+		body.rc = r.Body
+		r = r.WithContext(r.Context())
+		r.Body = body
+	}
+	return r, body
 }
 
 // countingBody passes a request body through, ignoring Close from the

@@ -6,13 +6,14 @@
 //     activator and the revision's reconciler in the order that loses no
 //     request (see Endpoints).
 //   - ServeHandler is the Serve path: a balancer.Balancer and a reverse
-//     proxy with servingkit's transport.
+//     proxy with servingkit's transport; a request a replica refused
+//     (nothing sent) goes to another.
 //   - Activators and RevisionActivators are the Proxy path to activators
 //     in other processes, over HTTP, leaving out dead ones at once.
 //
 // It is the only core package that imports several of its siblings
-// (balancer, proxy, revision); nothing in the core imports it, only
-// programs. A gateway process wires one revision like this:
+// (activator, balancer, proxy, revision); nothing in the core imports it,
+// only programs. A gateway process wires one revision like this:
 //
 //	b, _ := balancer.New(balancer.Config{ContainerConcurrency: cc})
 //	serve, _ := gateway.NewServeHandler(b, nil)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/revision"
 )
@@ -14,6 +15,13 @@ import (
 // and *activator.Throttler implement it.
 type ReplicaSetter interface {
 	SetReplicas(revision string, addrs []string) error
+}
+
+// SubsetSetter is the optional side of an activator that takes its share
+// of a revision's replicas: *activator.Handler and *activator.Throttler
+// implement it. See EndpointsConfig.Self.
+type SubsetSetter interface {
+	SetRevisionSubset(revision string, s activator.Subset) error
 }
 
 // EndpointsConfig is what one revision's Endpoints fans out to. Reconciler
@@ -30,6 +38,14 @@ type EndpointsConfig struct {
 	// Activator is this process's activator. Nil means none (the
 	// revision's activators are remote, see Activators).
 	Activator ReplicaSetter
+	// Self is this process's activator's address as listed to
+	// SetActivators. With it, and an Activator that is a SubsetSetter,
+	// the activator takes its share of the replicas (activator.Subset)
+	// from its place in the revision's activator subset, as Knative's
+	// activators do, so that activators in several processes together
+	// keep each replica within its concurrency limit. Empty means the
+	// activator uses every replica.
+	Self string
 	// Remote, if not nil, is given the revision's activator subset
 	// whenever the reconciler publishes it in Proxy mode, so the front
 	// door's Proxy path forwards to those activators.
@@ -73,12 +89,28 @@ func NewEndpoints(key string, cfg EndpointsConfig) (*Endpoints, error) {
 		return nil, errors.Join(errs...)
 	}
 	e := &Endpoints{key: key, cfg: cfg}
-	if cfg.Remote != nil {
+	subsets, _ := cfg.Activator.(SubsetSetter)
+	if cfg.Self == "" {
+		subsets = nil
+	}
+	if cfg.Remote != nil || subsets != nil {
 		cfg.Reconciler.OnEndpoints(func(_ string, eps revision.Endpoints) {
 			// In Serve mode the activators stay as they were: a request
 			// already on its way to one still finds it.
-			if eps.Mode == revision.Proxy {
+			if eps.Mode != revision.Proxy {
+				return
+			}
+			if cfg.Remote != nil {
 				cfg.Remote.SetAddresses(eps.Addresses)
+			}
+			if subsets != nil {
+				// Every process sorts the same subset the same way, so
+				// the shares split the replicas without overlap.
+				s := activator.Subset{Index: 0, Count: 1} // not in the subset: every replica
+				if i := slices.Index(eps.Addresses, cfg.Self); i >= 0 {
+					s = activator.Subset{Index: i, Count: len(eps.Addresses)}
+				}
+				_ = subsets.SetRevisionSubset(key, s) // fails only for a revision not set on the activator
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/gateway"
 	"github.com/servingkit/servingkit/revision"
@@ -105,7 +107,7 @@ func backend(t *testing.T, name string) *httptest.Server {
 func get(t *testing.T, h http.Handler, body string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://hello.default.example/", strings.NewReader(body))
-	r.Header.Set(revision.RevisionHeader, "ns/rev")
+	r.Header.Set(revision.RevisionHeader, "ns/rev") // as a front door sets it
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
@@ -135,11 +137,37 @@ func TestServeHandler(t *testing.T) {
 		assert.Zero(t, b.InFlight(a))
 	}
 
+	// A replica that died before the endpoints caught up: its requests,
+	// refused before anything was sent, go to another, body and all.
 	dead := deadAddr(t)
+	require.NoError(t, b.SetReplicas([]string{dead, s1.Listener.Addr().String()}))
+	for i := range 20 {
+		code, body := get(t, h, fmt.Sprint("req-", i))
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, fmt.Sprintf("one hello.default.example ns/rev req-%d", i), body)
+	}
+	for _, a := range b.Replicas() {
+		assert.Zero(t, b.InFlight(a), "every reservation released, %s", a)
+	}
 	require.NoError(t, b.SetReplicas([]string{dead}))
 	code, body = get(t, h, "")
 	assert.Equal(t, http.StatusBadGateway, code)
-	assert.Contains(t, body, "replica unreachable")
+	assert.Contains(t, body, "replica unreachable: connection refused by "+dead)
+}
+
+// First available would send every retry to the same dead first replica;
+// the retry skips it.
+func TestServeHandlerRetriesPastFirstAvailable(t *testing.T) {
+	b, err := balancer.New(balancer.Config{ContainerConcurrency: 1})
+	require.NoError(t, err)
+	require.Equal(t, balancer.PolicyFirstAvailable, b.Policy())
+	h, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	live := backend(t, "live")
+	require.NoError(t, b.SetReplicas([]string{"127.0.0.1:1", deadAddr(t), live.Listener.Addr().String()}))
+	code, body := get(t, h, "x")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, "live hello.default.example ns/rev x", body)
 }
 
 // deadAddr is a loopback address where nothing listens.
@@ -201,7 +229,10 @@ func BenchmarkEndpointsSetReady(b *testing.B) {
 			bl, _ := balancer.New(balancer.Config{})
 			serve, _ := gateway.NewServeHandler(bl, nil)
 			rec, _ := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{Activator: http.NotFoundHandler(), Serve: serve})
-			eps, _ := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: bl})
+			act, _ := activator.NewThrottler(activator.ThrottlerOptions{})
+			defer act.Close()
+			_ = act.SetRevision("ns/rev", activator.RevisionConfig{ContainerConcurrency: 10})
+			eps, _ := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: bl, Activator: act})
 			sets := [2][]string{}
 			for i := range n {
 				sets[0] = append(sets[0], fmt.Sprintf("10.0.0.%d:8012", i))
@@ -238,4 +269,54 @@ func TestEndpointsRemoteActivators(t *testing.T) {
 	assert.Equal(t, want, ra.Addresses())
 	assert.Equal(t, want, rec.State().Endpoints.Addresses)
 	assert.Equal(t, []string{"10.0.1.1:8012", "10.0.1.2:8012", "10.0.1.3:8012", "10.0.1.4:8012"}, eps.Activators())
+}
+
+// The Serve path keeps the client the hops before recorded in
+// X-Forwarded-For and Forwarded.
+func TestServeHandlerKeepsForwardingHeaders(t *testing.T) {
+	b, err := balancer.New(balancer.Config{})
+	require.NoError(t, err)
+	h, err := gateway.NewServeHandler(b, nil)
+	require.NoError(t, err)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s|%s", r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"))
+	}))
+	defer app.Close()
+	require.NoError(t, b.SetReplicas([]string{app.Listener.Addr().String()}))
+	req := httptest.NewRequest(http.MethodGet, "http://hello.default.example/", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("Forwarded", "for=203.0.113.7")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, "203.0.113.7|for=203.0.113.7", rec.Body.String())
+}
+
+// With Self, each process's activator takes its share of the replicas from
+// its place in the revision's activator subset: two activators split four
+// replicas without overlap.
+func TestEndpointsActivatorSubset(t *testing.T) {
+	all := []string{"10.0.1.1:8012", "10.0.1.2:8012", "10.0.1.3:8012"}
+	subset := revision.ChooseSubset(all, revision.MinActivators, "ns/rev")
+	replicas := []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"}
+	var shares [][]string
+	for _, self := range all {
+		th, err := activator.NewThrottler(activator.ThrottlerOptions{})
+		require.NoError(t, err)
+		require.NoError(t, th.SetRevision("ns/rev", activator.RevisionConfig{ContainerConcurrency: 5}))
+		rec, err := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{})
+		require.NoError(t, err)
+		eps, err := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Activator: th, Self: self})
+		require.NoError(t, err)
+		eps.SetActivators(t0, all)
+		require.NoError(t, eps.SetReady(t0, replicas))
+		st, _ := th.Status("ns/rev")
+		if slices.Contains(subset, self) {
+			assert.Len(t, st.Assigned, 2, "%s is in the subset: half", self)
+			shares = append(shares, st.Assigned)
+		} else {
+			assert.Equal(t, replicas, st.Assigned, "%s is not in the subset: every replica", self)
+		}
+	}
+	require.Len(t, shares, 2)
+	assert.ElementsMatch(t, replicas, append(shares[0], shares[1]...), "the two shares cover the replicas without overlap")
 }

@@ -1,11 +1,10 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
+	"strings"
 
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/proxy"
@@ -17,16 +16,21 @@ import (
 // it to revision.ReconcilerOptions.Serve, and the Balancer to
 // EndpointsConfig.Serve.
 //
-// Answers it gives itself: 503 with Retry-After when the revision has no
-// replica (a race with a scale-down; the front door serves only with
-// ready replicas), 502 when the replica could not be reached. Safe for
-// simultaneous use.
+// A replica that refuses the connection (it died before the endpoints
+// caught up; nothing of the request was sent) is skipped and the request
+// goes to another, up to MaxServeAttempts replicas. Answers it gives
+// itself: 503 with Retry-After when the revision has no replica (a race
+// with a scale-down; the front door serves only with ready replicas), 502
+// when no replica could be reached or one failed after the request was
+// sent. Safe for simultaneous use.
 type ServeHandler struct {
 	b  *balancer.Balancer
-	rp *httputil.ReverseProxy
+	rp *proxy.Forwarder
 }
 
-type replicaKey struct{}
+// MaxServeAttempts is how many replicas a ServeHandler tries for one
+// request whose connections are refused.
+const MaxServeAttempts = 3
 
 // NewServeHandler returns the Serve path over b, forwarding with transport
 // (nil means proxy.NewTransport's defaults).
@@ -38,15 +42,27 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 		transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	h := &ServeHandler{b: b}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			addr, _ := pr.In.Context().Value(replicaKey{}).(string)
-			pr.SetURL(&url.URL{Scheme: "http", Host: addr})
+	h.rp = &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, arg any) {
+			at := arg.(*attempt)
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", at.addr
 			pr.Out.Host = pr.In.Host
+			// Keep the client the hops before recorded: Rewrite starts
+			// without the forwarding headers.
+			for _, k := range forwardedHeaders {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
+			}
 		},
 		Transport:  transport,
 		BufferPool: new(proxy.BufferPool),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, arg any) {
+			at := arg.(*attempt)
+			if refused(err) && !at.body.read.Load() && !at.last {
+				at.refuse = true
+				return
+			}
 			if r.Context().Err() != nil {
 				return // the client went away
 			}
@@ -56,17 +72,39 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 	return h, nil
 }
 
+// forwardedHeaders are what the Forwarder removes before Rewrite.
+var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
 // Balancer returns the handler's balancer.
 func (h *ServeHandler) Balancer() *balancer.Balancer { return h.b }
 
 // ServeHTTP forwards r to a replica as the type's doc describes.
 func (h *ServeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res, ok := h.b.Pick()
-	if !ok {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "gateway: no ready replica for this revision in Serve mode", http.StatusServiceUnavailable)
-		return
+	r, body := withCountingBody(r)
+	var refusedBy [MaxServeAttempts]string
+	for i := range MaxServeAttempts {
+		var res balancer.Reservation
+		var ok bool
+		if i == 0 {
+			res, ok = h.b.Pick()
+		} else {
+			res, ok = h.b.PickExcept(refusedBy[:i])
+		}
+		switch {
+		case !ok && i == 0:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "gateway: no ready replica for this revision in Serve mode", http.StatusServiceUnavailable)
+			return
+		case !ok:
+			http.Error(w, "gateway: replica unreachable: connection refused by "+strings.Join(refusedBy[:i], ", "), http.StatusBadGateway)
+			return
+		}
+		at := &attempt{addr: res.Addr(), body: body, last: i == MaxServeAttempts-1}
+		h.rp.Forward(w, r, r.Context(), at)
+		res.Release()
+		if !at.refuse {
+			return
+		}
+		refusedBy[i] = at.addr
 	}
-	defer res.Release()
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), replicaKey{}, res.Addr())))
 }

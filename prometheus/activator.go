@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -87,7 +88,7 @@ func NewActivator(c Config) (*Activator, error) {
 		labels:      c.Labels,
 		waiting:     prom.NewDesc("servingkit_activator_waiting_requests", "Requests waiting in the activator for capacity.", revisionLabelNames, nil),
 		inFlight:    prom.NewDesc("servingkit_activator_in_flight_requests", "Requests the activator forwarded that are not yet answered.", revisionLabelNames, nil),
-		capacity:    prom.NewDesc("servingkit_activator_capacity", "Requests this activator may have in flight to the revision's replicas.", revisionLabelNames, nil),
+		capacity:    prom.NewDesc("servingkit_activator_capacity", "Requests this activator may have in flight to the revision's replicas (+Inf without a concurrency limit).", revisionLabelNames, nil),
 		concurrency: prom.NewDesc("activator_request_concurrency", "Average concurrency of the revision's requests in the activator over the last reporting period.", revisionLabelNames, nil),
 	}
 	empty := map[string]*actChild{}
@@ -159,6 +160,10 @@ func (a *Activator) add(revision string) *actChild {
 func (a *Activator) Forget(revision string) {
 	a.mu.Lock()
 	old := *a.revs.Load()
+	l, known := RevisionLabels{}, false
+	if ch := old[revision]; ch != nil {
+		l, known = ch.labels, true // what the series carry, whatever Labels says now
+	}
 	next := make(map[string]*actChild, len(old))
 	for k, v := range old {
 		if k != revision {
@@ -168,7 +173,10 @@ func (a *Activator) Forget(revision string) {
 	a.revs.Store(&next)
 	a.mu.Unlock()
 	a.req.forget(revision)
-	m := a.labels(revision).match()
+	if !known {
+		l = a.labels(revision)
+	}
+	m := l.match()
 	a.wait.DeletePartialMatch(m)
 	a.out.DeletePartialMatch(m)
 }
@@ -203,7 +211,11 @@ func (g *activatorGauges) Collect(ch chan<- prom.Metric) {
 			v := g.labels(rev).values()
 			ch <- prom.MustNewConstMetric(g.waiting, prom.GaugeValue, float64(st.Waiting), v...)
 			ch <- prom.MustNewConstMetric(g.inFlight, prom.GaugeValue, float64(st.InFlight), v...)
-			ch <- prom.MustNewConstMetric(g.capacity, prom.GaugeValue, float64(st.Capacity), v...)
+			capacity := float64(st.Capacity)
+			if st.Capacity == activator.Unlimited {
+				capacity = math.Inf(1)
+			}
+			ch <- prom.MustNewConstMetric(g.capacity, prom.GaugeValue, capacity, v...)
 		}
 	}
 	if lp := g.latest.Load(); lp != nil {

@@ -184,7 +184,7 @@ func TestActivator(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, serve("default/nope"))
 		const labels = `configuration_name="",namespace_name="default",revision_name="hello-00001",service_name=""`
 		compare(t, reg, `
-# HELP servingkit_activator_capacity Requests this activator may have in flight to the revision's replicas.
+# HELP servingkit_activator_capacity Requests this activator may have in flight to the revision's replicas (+Inf without a concurrency limit).
 # TYPE servingkit_activator_capacity gauge
 servingkit_activator_capacity{`+labels+`} 0
 # HELP servingkit_activator_in_flight_requests Requests the activator forwarded that are not yet answered.

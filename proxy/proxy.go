@@ -5,7 +5,10 @@
 // Put do not allocate, a transport tuned for many short requests to a few
 // nearby backends that also speaks cleartext HTTP/2 (h2c) when the
 // incoming request arrived over HTTP/2 (unless TransportConfig.DisableH2C),
-// and server protocol settings that accept h2c.
+// server protocol settings that accept h2c, and Forwarder, a reverse proxy
+// for HTTP/1 requests that allocates a few hundred bytes where
+// httputil.ReverseProxy allocates kilobytes, and hands upgrades and HTTP/2
+// to an httputil.ReverseProxy.
 //
 // It is a leaf: it imports nothing of servingkit's.
 //

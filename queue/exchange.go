@@ -34,14 +34,8 @@ type exchange struct {
 	h *Handler // the pool's owner; fixed
 
 	// Timed mode, made with the exchange and kept for its next requests.
-	// The timer and a late firing of it touch only the channel wake is a
-	// copy of, never the per-request state, so a firing from an earlier
-	// request is at most a spurious wake-up, which serveTimed tolerates.
-	wake    wakeChan  // the ServeHTTP goroutine waits on it
-	fire    func()    // wake.signal, the timer's function
-	run     func()    // runTimed, so that starting its goroutine allocates nothing
-	timer   timer     // made on first use
-	timerAt time.Time // when the timer fires, if that is still to come; see arm
+	wake wakeChan // the ServeHTTP goroutine waits on it
+	run  func()   // runTimed, so that starting its goroutine allocates nothing
 
 	exchangeState
 }
@@ -73,7 +67,11 @@ type exchangeState struct {
 	timedOut  bool          // a timeout answered; writes fail
 	returned  bool          // the application returned; no timeout applies
 	lastWrite time.Time     // last write (or arrival), for IdleTimeout
-	panicVal  any           // what the application panicked with, if it returned in time
+
+	// The Handler's deadlines' own, under its mu.
+	checkAt   time.Time // when to look at the request next
+	heapIndex int       // its index in the heap plus one; 0: not in it
+	panicVal  any       // what the application panicked with, if it returned in time
 }
 
 // wakeChan wakes the ServeHTTP goroutine of a timed request. It holds at
@@ -100,7 +98,6 @@ func (h *Handler) newExchange() any {
 	ex := &exchange{h: h}
 	if h.timed {
 		ex.wake = make(wakeChan, 1)
-		ex.fire = ex.wake.signal
 		ex.run = ex.runTimed
 		ex.header = make(http.Header)
 	}

@@ -97,12 +97,11 @@ func TestTimedExchangeReuse(t *testing.T) {
 	}
 }
 
-// TestTimedPendingFiring: a request leaves its timer's firing pending for
-// the exchange's next request, which keeps it only when it comes no later
-// than its own first deadline. One request after another, each on the
-// exchange the previous one returned (mostly), each timing out, or not, at
-// exactly its time.
-func TestTimedPendingFiring(t *testing.T) {
+// TestTimedSequence: the handler's one timer, set for a request that has
+// left, fires early for the next and is set again. One request after
+// another, each on the exchange the previous one returned (mostly), each
+// timing out, or not, at exactly its time.
+func TestTimedSequence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const rsMsg = "queue: request timeout: no response started within the response-start timeout (1s)\n"
 		seen := map[*exchange]bool{}
@@ -127,13 +126,13 @@ func TestTimedPendingFiring(t *testing.T) {
 			body       string
 			answeredAt time.Duration
 		}{
-			// Armed at 1 s for the response start, woken then and armed
-			// again for the idle timeout at 3.5 s; it returns at 1.2 s and
-			// leaves that firing pending, later than the next request's 1 s.
+			// Looked at at 1 s for the response start, then at 3.5 s for
+			// the idle timeout; it returns at 1.2 s, leaving the timer set
+			// later than the next request's 1 s.
 			{"before=500ms&after=700ms", http.StatusOK, "/0", 1200 * time.Millisecond},
 			{"before=5s", http.StatusGatewayTimeout, rsMsg, time.Second},
-			// Leaves a firing pending 1 s after its start, before the next
-			// request's deadline: kept, it fires early and is armed again.
+			// Leaves the timer set 1 s after its start, before the next
+			// request's deadline: it fires early and is set again.
 			{"before=100ms", http.StatusOK, "/2", 100 * time.Millisecond},
 			{"before=5s", http.StatusGatewayTimeout, rsMsg, time.Second},
 			{"before=900ms&after=2900ms", http.StatusOK, "/4", 3800 * time.Millisecond},
@@ -157,9 +156,9 @@ func TestTimedPendingFiring(t *testing.T) {
 	})
 }
 
-// TestTimedSpuriousWakeups: a timer firing left over from an exchange's
-// earlier request may wake the ServeHTTP goroutine of its next one at any
-// time. Such a wake-up changes nothing: the application's answer comes
+// TestTimedSpuriousWakeups: the request's context wakes the ServeHTTP
+// goroutine when somebody first waits on it, at any time. Such a wake-up
+// changes nothing: the application's answer comes
 // when it returns, and the timeout fires at its own deadline.
 func TestTimedSpuriousWakeups(t *testing.T) {
 	tests := []struct {

@@ -73,6 +73,7 @@ type Handler struct {
 	total, responseStart, idle         time.Duration
 	firstWait                          time.Duration // the shortest timeout on
 	exchanges                          sync.Pool     // of *exchange, for this Handler only
+	deadlines                          deadlines     // timed only
 	quiet, maxQuiet, hijackedDrainTime time.Duration
 
 	// active counts accepted requests whose application call has not
@@ -134,6 +135,9 @@ func newHandler(app http.Handler, c Config) (*Handler, error) {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
 	h.epoch = h.clock.Now()
+	if h.timed {
+		h.deadlines.init(h)
+	}
 	h.rec = stats.NewRecorder(h.epoch)
 	if c.ContainerConcurrency > 0 {
 		b, err := NewBreaker(BreakerParams{

@@ -291,6 +291,26 @@ func TestSidecarForwarding(t *testing.T) {
 	assert.Equal(t, uint64(1), rep.ProxiedRequests)
 }
 
+// TestSidecarKeepsTheClientOfEarlierHops: a gateway or activator in front
+// recorded the client in X-Forwarded-For and Forwarded; the application
+// still sees it, with this hop appended to X-Forwarded-For.
+func TestSidecarKeepsTheClientOfEarlierHops(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Forwarded-For-Seen", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("Forwarded-Seen", r.Header.Get("Forwarded"))
+	})
+	_, addr := stack(t, "sidecar", app, Config{})
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("Forwarded", "for=203.0.113.7;proto=http")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, "203.0.113.7, 127.0.0.1", resp.Header.Get("X-Forwarded-For-Seen"))
+	assert.Equal(t, "for=203.0.113.7;proto=http", resp.Header.Get("Forwarded-Seen"))
+}
+
 func TestSidecarApplicationDown(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/benbjohnson/clock"
 )
 
 // ErrRequestTimeout is wrapped by every *TimeoutError: a request ran past
@@ -72,16 +70,13 @@ func (e *TimeoutError) Unwrap() error { return ErrRequestTimeout }
 //
 // A goroutine per request cannot be avoided: only returning from ServeHTTP
 // ends the response for net/http (and for HTTP/2), and an application that
-// ignores its context holds the goroutine it runs on. Everything around it
-// is the pooled exchange's: the wake channel, the timer (a function timer,
-// so that waiting is one channel receive, often left armed by the previous
-// request: see arm) and the goroutine's entry point. What is left per
-// request is the context and the request copy carrying it (context.Cause
-// needs a context made by the context package).
-//
-// Every wake-up re-reads the state under mu, whatever sent it, and this
-// goroutine waits only with a firing pending no later than the first
-// deadline to come, so no timeout is missed and none fires early.
+// ignores its context holds the goroutine it runs on. The timeouts are the
+// Handler's deadline heap's (see deadlines): the request is in it, to be
+// looked at by its first deadline, until this goroutine takes it out, and
+// only the heap, the application's return and the request's context wake
+// this goroutine. Every wake-up re-reads the state under mu, so a timeout
+// fires neither early nor late. What a request allocates is its appRequest:
+// the request copy and its context, together.
 func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex := h.getExchange(w, true)
 	// The application sees what outer middleware already set.
@@ -91,20 +86,27 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex.live.Store(1)
 	ex.refs.Store(2) // this goroutine and the application's
 
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	ex.req = r.WithContext(ctx)
-	if !now.Before(ex.timerAt) || ex.timerAt.After(now.Add(h.firstWait)) {
-		ex.arm(now, h.firstWait)
-	}
+	req, ctx := newAppRequest(r, ex.wake)
+	ex.req = req
+	h.deadlines.set(ex, now, now.Add(h.firstWait))
 	go ex.run()
 
+	var parentDone <-chan struct{}
 	for {
-		<-ex.wake
+		select {
+		case <-ex.wake:
+		case <-parentDone:
+			// The client is gone: the application's context says so.
+			parentDone = nil
+			ctx.cancelFromParent()
+			continue
+		}
 		ex.mu.Lock()
 		if ex.returned {
 			p := ex.panicVal
 			ex.mu.Unlock()
+			h.deadlines.remove(ex)
+			ctx.cancel(context.Canceled, nil)
 			ex.unref()
 			if p != nil {
 				panic(p)
@@ -118,21 +120,25 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.mu.Unlock()
 		if err != nil {
+			h.deadlines.remove(ex)
 			if h.logger.Enabled(r.Context(), slog.LevelDebug) {
 				h.logger.Debug("queue: request timed out", "error", err, "method", r.Method, "path", r.URL.Path)
 			}
-			cancel(err)
+			ctx.cancel(context.Canceled, err)
 			ex.unref()
 			return
 		}
 		if wait > 0 {
-			// Early: a write moved the idle deadline, the firing was
-			// armed for an earlier request, or the token was stale.
-			ex.arm(now, wait)
+			// Early: a write moved the idle deadline, or the context
+			// asked to be watched.
+			h.deadlines.set(ex, now, now.Add(wait))
 		} else {
 			// Hijacked: no timeout applies any more; wait for the
 			// application to return.
-			ex.disarm()
+			h.deadlines.remove(ex)
+		}
+		if parentDone == nil {
+			parentDone = ctx.parentDone()
 		}
 	}
 }
@@ -143,8 +149,8 @@ func (ex *exchange) runTimed() {
 	defer func() {
 		p := recover()
 		ex.mu.Lock()
-		// From here on the response is complete: a timer that fires before
-		// ServeHTTP sees returned must not append a timeout to it.
+		// From here on the response is complete: a timeout that ServeHTTP
+		// finds after seeing returned must not be appended to it.
 		ex.returned = true
 		gone := ex.timedOut
 		if !gone {
@@ -165,18 +171,12 @@ func (ex *exchange) runTimed() {
 			// ServeHTTP has returned; nobody can re-panic it.
 			h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
 		}
-		if gone {
-			ex.unref()
-			return
+		if !gone {
+			// Signalled before this goroutine lets go of the exchange,
+			// so that no signal of this request reaches the next one.
+			ex.wake.signal()
 		}
-		// ServeHTTP waits for the signal, holding its reference, so the
-		// exchange goes back to the pool from there, before the response
-		// ends: the connection's next request finds it. A wake-up of
-		// ServeHTTP in between may recycle it first; the signal is then
-		// a stale token.
-		wake := ex.wake
 		ex.unref()
-		wake.signal()
 	}()
 	h.serve(ex, r, ex.start)
 }
@@ -229,45 +229,4 @@ func (ex *exchange) timeoutLocked(err *TimeoutError, now time.Time) {
 		ex.status = http.StatusGatewayTimeout
 	}
 	_, _ = io.WriteString(ex.w, msg)
-}
-
-// timer is the exchange's function timer: a time.Timer, or a clock.Timer
-// of a configured clock. Only the ServeHTTP goroutine of the exchange's
-// current request arms and disarms it.
-type timer struct {
-	t *time.Timer
-	c *clock.Timer
-}
-
-// arm makes the timer signal wake d after now, replacing a pending firing.
-//
-// A request that finishes leaves its firing pending rather than paying to
-// stop it: the next request on the exchange keeps it when it comes before
-// its own first deadline (timerAt in (now, deadline]), since a firing that
-// comes early only makes serveTimed look and arm again for what is left.
-// One whose time has passed may have fired already, its token taken by an
-// earlier request, so it is armed again.
-func (ex *exchange) arm(now time.Time, d time.Duration) {
-	ex.timerAt = now.Add(d)
-	switch {
-	case ex.timer.t != nil:
-		ex.timer.t.Reset(d)
-	case ex.timer.c != nil:
-		ex.timer.c.Reset(d)
-	case ex.h.real:
-		ex.timer.t = time.AfterFunc(d, ex.fire)
-	default:
-		ex.timer.c = ex.h.clock.AfterFunc(d, ex.fire)
-	}
-}
-
-// disarm cancels a pending firing. One already under way may still signal,
-// also during the exchange's next request: a stale token.
-func (ex *exchange) disarm() {
-	ex.timerAt = time.Time{}
-	if ex.timer.t != nil {
-		ex.timer.t.Stop()
-	} else if ex.timer.c != nil {
-		ex.timer.c.Stop()
-	}
 }

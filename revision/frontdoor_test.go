@@ -53,9 +53,11 @@ func TestFrontDoorRoutes(t *testing.T) {
 			code, body := do(fd, r)
 			assert.Equal(t, http.StatusOK, code)
 			assert.Equal(t, tc.body, body)
-			if tc.mode == Proxy {
-				assert.Equal(t, []string{"default/hello-00001"}, r.Header.Values(RevisionHeader))
+			var want []string
+			if tc.header != "" {
+				want = []string{tc.header}
 			}
+			assert.Equal(t, want, r.Header.Values(RevisionHeader), "the caller's request is not changed")
 		})
 	}
 
@@ -78,6 +80,46 @@ func TestFrontDoorRoutes(t *testing.T) {
 		assert.Equal(t, []string{"k", "extra"}, seen)
 		assert.Equal(t, []string{"k"}, fd2.header, "the shared value is untouched for the next request")
 	})
+}
+
+// revisionServer is an activator with ServeRevision.
+type revisionServer struct{ got string }
+
+func (a *revisionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	panic("the front door must call ServeRevision")
+}
+
+func (a *revisionServer) ServeRevision(w http.ResponseWriter, r *http.Request, revision string) {
+	a.got = revision
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// TestFrontDoorCallsServeRevision: an activator that takes the key gets it
+// directly; the request is not marked, not copied, and nothing allocates.
+func TestFrontDoorCallsServeRevision(t *testing.T) {
+	act := new(revisionServer)
+	fd, err := NewFrontDoor("ns/rev", act, tagHandler("serve"))
+	require.NoError(t, err)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set(RevisionHeader, "forged/rev")
+	code, _ := do(fd, r)
+	assert.Equal(t, http.StatusAccepted, code)
+	assert.Equal(t, "ns/rev", act.got, "the front door's key, not the request's header")
+	assert.Equal(t, []string{"forged/rev"}, r.Header.Values(RevisionHeader))
+}
+
+// TestFrontDoorAllocs pins "the request path does not allocate": in Serve
+// mode, and in Proxy mode to a RevisionServer.
+func TestFrontDoorAllocs(t *testing.T) {
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	fd, err := NewFrontDoor("ns/rev", new(revisionServer), noop)
+	require.NoError(t, err)
+	r := httptest.NewRequest("GET", "/", nil)
+	w := httptest.NewRecorder()
+	for _, m := range []Mode{Proxy, Serve} {
+		fd.SetMode(m)
+		assert.Zero(t, testing.AllocsPerRun(1000, func() { fd.ServeHTTP(w, r) }), "allocations per request in %v mode", m)
+	}
 }
 
 func TestNewFrontDoorErrors(t *testing.T) {

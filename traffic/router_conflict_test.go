@@ -2,6 +2,10 @@ package traffic
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -121,4 +125,47 @@ func TestRouterStripsProbeHeaders(t *testing.T) {
 	for i, h := range special {
 		assert.Empty(t, ds["a"].seen[i].Values(h), "%s reached the front door", h)
 	}
+}
+
+// Whatever the path, a request reaches the /a/b route only if the path it
+// is forwarded with starts with the real segments "a" and "b": no encoded
+// slash or dot segment carries it there from elsewhere, or past the
+// prefix.
+func FuzzRouterPathPrefix(f *testing.F) {
+	for _, p := range []string{"/a/b", "/a/b/c", "/a%2fb", "/x/..%2f..%2fa%2fb", "/a/b%2f..%2f..%2fz", "/x/../a/b", "/a/./b//c/", "/a/b/%2e%2e/%2e%2e/q", "/%61/b"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		req, err := http.NewRequest(http.MethodGet, "http://h.example.com", nil)
+		if err != nil {
+			return
+		}
+		u, err := url.ParseRequestURI(p)
+		if err != nil || u.RawQuery != "" || !strings.HasPrefix(p, "/") {
+			return
+		}
+		req.URL = u
+		req.Host = "h.example.com"
+		var got *http.Request
+		ab := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = r })
+		r, err := NewRouter(RouterConfig{})
+		require.NoError(t, err)
+		require.NoError(t, r.Update([]Route{{Hosts: []string{"h.example.com"}, PathPrefix: "/a/b", Table: &Table{Default: []Share{{Revision: "ab", Percent: 100}}}}},
+			FrontDoorMap{"ab": ab}))
+		r.ServeHTTP(httptest.NewRecorder(), req)
+		if got == nil {
+			return
+		}
+		segs := strings.Split(got.URL.EscapedPath(), "/")
+		require.GreaterOrEqual(t, len(segs), 3, "%q forwarded as %q", p, got.URL.EscapedPath())
+		for i, want := range []string{"", "a", "b"} {
+			d, err := url.PathUnescape(segs[i])
+			require.NoError(t, err)
+			require.Equal(t, want, d, "%q forwarded as %q", p, got.URL.EscapedPath())
+		}
+		for _, sg := range segs[3:] {
+			d, _ := url.PathUnescape(sg)
+			require.NotContains(t, []string{".", ".."}, d, "%q forwarded as %q: a dot segment", p, got.URL.EscapedPath())
+		}
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servingkit/servingkit/traffic"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -203,7 +205,74 @@ func TestConnLimitLeavesHeadroom(t *testing.T) {
 	}
 	assert.Equal(t, 7436, connLimit(20000))
 	assert.Equal(t, 16, connLimit(100), "a floor for tiny limits")
-	assert.Equal(t, connLimit(nofile()), ServerConfig{}.withDefaults().MaxConns)
+	d := ServerConfig{}.withDefaults()
+	assert.Equal(t, ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10, MaxConns: connLimit(nofile())}, d,
+		"the defaults examples/README states")
 	assert.EqualError(t, ServerConfig{IdleTimeout: -1, MaxConns: -2}.Validate(),
 		"platform: ServerConfig.IdleTimeout = -1, must be ≥ 0 (0 means the default)\nplatform: ServerConfig.MaxConns = -2, must be ≥ 0 (0 means the default)")
 }
+
+// Should two services' routes collide anyway (Apply refuses it, but the
+// route loop must not depend on that), the router refuses only one of
+// them, the route loop marks that service with DomainTaken, and every
+// other service is routed.
+func TestRouteLoopMarksARefusedRouteOnly(t *testing.T) {
+	t.Parallel()
+	p, err := NewPlatform(Options{Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	pinned := func(ns string, targets ...traffic.Target) (*service, traffic.Spec) {
+		spec := traffic.Spec{Traffic: targets}
+		spec.SetDefaults()
+		require.NoError(t, spec.Validate())
+		tbl, err := traffic.Resolve(spec, nil)
+		require.NoError(t, err)
+		return &service{ns: ns, table: tbl}, spec
+	}
+	add := func(ns, name string, targets ...traffic.Target) {
+		s, spec := pinned(ns, targets...)
+		s.name, s.traffic = name, spec
+		p.services[s.key()] = s
+	}
+	// Tables already in place, revisions not ready: the loop keeps routing
+	// the tables it has (and notes the revisions' problem).
+	add("default", "hello", traffic.Target{RevisionName: "default/hello-1", Percent: 100}, traffic.Target{RevisionName: "default/hello-1", Tag: "candidate"})
+	add("default", "candidate-hello", traffic.Target{RevisionName: "default/cand-1", Percent: 100})
+	add("team-b", "other", traffic.Target{RevisionName: "team-b/other-1", Percent: 100})
+	p.reconcileRoutes(time.Now())
+
+	var refused []string
+	for _, s := range p.Status().Services {
+		if strings.HasPrefix(s.Problem, "DomainTaken: ") {
+			refused = append(refused, s.Name)
+			assert.Contains(t, s.Problem, `host "candidate-hello.default.localhost" with path prefix "" is also claimed by default/`, "the gateway's refusal")
+			assert.Contains(t, s.Problem, `; DomainTaken: host "candidate-hello.default.svc.cluster.local" with path prefix "" is also claimed by default/`, "the internal listener's")
+		}
+	}
+	assert.Len(t, refused, 1, "exactly one of the colliding services is refused")
+	serve := func(r http.Handler, host, path string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+host+path, nil)
+		w := &codeRecorder{header: http.Header{}}
+		r.ServeHTTP(w, req)
+		return w.code
+	}
+	// 503: routed, to a revision without a front door; 404: not routed.
+	assert.Equal(t, 503, serve(p.router, "other.team-b.localhost", "/"), "an unrelated service is routed")
+	assert.Equal(t, 503, serve(p.router, "127.0.0.1", "/team-b/other"))
+	assert.Equal(t, 503, serve(p.inner, "other.team-b.svc.cluster.local", "/"))
+	assert.Equal(t, 503, serve(p.router, "candidate-hello.default.localhost", "/"), "one of the two has the host")
+}
+
+type codeRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (w *codeRecorder) Header() http.Header { return w.header }
+func (w *codeRecorder) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = 200
+	}
+	return len(b), nil
+}
+func (w *codeRecorder) WriteHeader(code int) { w.code = code }

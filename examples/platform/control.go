@@ -19,7 +19,7 @@ import (
 // endpoint itself as its Host (localhost or the listening IP, so a DNS
 // rebinding name is refused) and come from no foreign Origin; a request
 // that changes state (any method but GET and HEAD) also needs the bearer
-// token and a YAML or JSON body.
+// token, and its body, if any, must be YAML or JSON.
 
 // manifestTypes are the content types a state-changing request may have.
 var manifestTypes = []string{"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json"}
@@ -137,8 +137,11 @@ func (g *controlGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("control: %s %s needs the header \"Authorization: Bearer <token>\"; the token is %s", r.Method, r.URL.Path, where), http.StatusUnauthorized)
 		return
 	}
+	// A body must be YAML or JSON: a browser can send text/plain and form
+	// bodies cross-site without asking (no CORS preflight); these types
+	// it cannot. A request without a body (a delete) needs no type.
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !slices.Contains(manifestTypes, mt) {
+	if r.ContentLength != 0 && r.Method != http.MethodDelete && (err != nil || !slices.Contains(manifestTypes, mt)) {
 		http.Error(w, fmt.Sprintf("control: Content-Type %q is not accepted; use one of %s", r.Header.Get("Content-Type"), strings.Join(manifestTypes, ", ")), http.StatusUnsupportedMediaType)
 		return
 	}

@@ -113,8 +113,16 @@ func TestControlRefusesCrossSiteAndForeignHostRequests(t *testing.T) {
 	}
 	assert.Empty(t, p.serviceNames(), "a refused request deployed something")
 
+	// A request without a body needs no content type (the guard lets it
+	// through; /apply then finds no manifest).
+	r := good
+	r.body, r.contentType = "", ""
+	code, body := p.send(t, r)
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	assert.Contains(t, body, "manifest: empty")
+
 	// GET /status: the Host check applies, the token is not needed.
-	code, body := p.send(t, controlReq{method: http.MethodGet, path: "/status", host: "evil.example"})
+	code, body = p.send(t, controlReq{method: http.MethodGet, path: "/status", host: "evil.example"})
 	assert.Equal(t, http.StatusMisdirectedRequest, code, body)
 	code, body = p.send(t, controlReq{method: http.MethodGet, path: "/status", host: "rebind.evil.example:" + port})
 	assert.Equal(t, http.StatusMisdirectedRequest, code, body)
@@ -132,7 +140,7 @@ func TestControlRefusesCrossSiteAndForeignHostRequests(t *testing.T) {
 	js := `{"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "json"},
 	        "spec": {"template": {"metadata": {"annotations": {"autoscaling.knative.dev/initial-scale": "0"}},
 	                              "spec": {"containers": [{"image": "helloworld-go"}]}}}}`
-	r := good
+	r = good
 	r.body, r.contentType = js, "application/json; charset=utf-8"
 	r.header = map[string]string{"Sec-Fetch-Site": "same-origin"}
 	code, body = p.send(t, r)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(replicaEnv); spec != "" {
 		os.Exit(runReplica(spec))
 	}
+	if mode := os.Getenv(testProgramEnv); mode != "" {
+		os.Exit(runTestProgram(mode))
+	}
 	if args := os.Getenv(platformMainEnv); args != "" {
 		os.Exit(run(strings.Fields(args)))
 	}
@@ -56,12 +60,18 @@ type testPlatform struct {
 
 func startPlatform(t *testing.T) *testPlatform {
 	t.Helper()
-	p, err := NewPlatform(Options{
-		Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", InternalAddr: "127.0.0.1:0",
-		ControlTokenFile: filepath.Join(t.TempDir(), "token"),
-		Autoscaler:       fastConfig,
-		DrainQuietPeriod: 300 * time.Millisecond,
-	})
+	return startPlatformWith(t, Options{})
+}
+
+// startPlatformWith starts a platform on ephemeral ports with short windows;
+// o's other fields are kept.
+func startPlatformWith(t *testing.T, o Options) *testPlatform {
+	t.Helper()
+	o.Addr, o.ControlAddr, o.InternalAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	o.ControlTokenFile = filepath.Join(t.TempDir(), "token")
+	o.Autoscaler = fastConfig
+	o.DrainQuietPeriod = 300 * time.Millisecond
+	p, err := NewPlatform(o)
 	require.NoError(t, err)
 	require.NoError(t, p.Start())
 	tp := &testPlatform{Platform: p, t: t, client: &http.Client{
@@ -75,7 +85,9 @@ func startPlatform(t *testing.T) *testPlatform {
 		require.NoError(t, p.Stop(ctx))
 		// Nothing left behind after a clean stop.
 		tp.pids.Range(func(k, _ any) bool {
-			assert.False(t, alive(k.(int)), "replica pid %d still running after Stop", k)
+			// A zombie counts as gone: a program orphaned by a killed
+			// replica is reparented to an init that may not reap it.
+			assert.False(t, alive(k.(int)) && !isZombieOrGone(k.(int)), "replica pid %d still running after Stop", k)
 			return true
 		})
 	})
@@ -85,7 +97,11 @@ func startPlatform(t *testing.T) *testPlatform {
 func (tp *testPlatform) notePIDs() {
 	for _, r := range tp.Status().Revisions {
 		for _, rep := range r.Replicas {
-			tp.pids.Store(rep.PID, true)
+			for _, pid := range []int{rep.PID, rep.AppPID} {
+				if pid > 0 {
+					tp.pids.Store(pid, true)
+				}
+			}
 		}
 	}
 }
@@ -136,7 +152,7 @@ func (tp *testPlatform) waitFor(what string, timeout time.Duration, cond func() 
 
 func (tp *testPlatform) waitReady(key string) {
 	tp.t.Helper()
-	tp.waitFor(key+" Ready", 20*time.Second, func() bool {
+	tp.waitFor(key+" Ready", 60*time.Second, func() bool {
 		r, ok := tp.revision(key)
 		return ok && r.Ready
 	})
@@ -146,7 +162,7 @@ func (tp *testPlatform) waitReady(key string) {
 // revision turns Ready a moment before the route to it is installed.
 func (tp *testPlatform) waitRouted(service string) {
 	tp.t.Helper()
-	tp.waitFor(service+" routed", 20*time.Second, func() bool {
+	tp.waitFor(service+" routed", 60*time.Second, func() bool {
 		for _, s := range tp.Status().Services {
 			if s.Name == service && len(s.Traffic) > 0 {
 				return true
@@ -192,12 +208,30 @@ func TestE2EFirstRequestFromZero(t *testing.T) {
 	require.Equal(t, 0, r.ReadyCount, "initial-scale 0 starts with no replica")
 	require.Equal(t, "Proxy", r.Mode)
 
-	code, body, err := tp.get("hello", "")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+tp.GatewayAddr()+"/", nil)
+	req.Host = "hello.default.localhost"
+	resp, err := tp.client.Do(req)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, code)
-	assert.Equal(t, "Hello zero!\n", body)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello zero!\n", string(b))
 	r, _ = tp.revision("default/hello-00001")
 	assert.GreaterOrEqual(t, r.ReadyCount, 1, "the first request started a replica")
+
+	// The cold start's breakdown: scale decision and replica ready (from
+	// arrival), queued, forwarded.
+	m := regexp.MustCompile(`^scale;dur=([0-9.]+);desc="scale decision", ready;dur=([0-9.]+);desc="replica ready", queued;dur=([0-9.]+);desc="queued", forwarded;dur=([0-9.]+);desc="forwarded"$`).
+		FindStringSubmatch(resp.Header.Get("Server-Timing"))
+	require.NotNil(t, m, "Server-Timing: %q", resp.Header.Get("Server-Timing"))
+	var ms [4]float64
+	for i := range ms {
+		ms[i], err = strconv.ParseFloat(m[i+1], 64)
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, ms[0], ms[1], "decided before the replica was ready")
+	assert.Positive(t, ms[2], "it waited")
 }
 
 const autoscaleAtZero = `
@@ -394,17 +428,21 @@ func TestE2EApplyNewManifestRollsOut(t *testing.T) {
 }
 
 // TestE2ENoOrphansAfterKill runs the platform as its own process, lets it
-// start replicas, kills it with SIGKILL, and checks that every replica
-// process is gone.
+// start replicas — two of a built-in app, and one of a user's program that
+// starts a child process of its own — kills it with SIGKILL, and checks
+// that every replica, the program and its child are gone.
 func TestE2ENoOrphansAfterKill(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	manifest := dir + "/hello.yaml"
 	require.NoError(t, os.WriteFile(manifest, []byte(strings.Replace(fmt.Sprintf(helloAtZero, "kill"), `"0"`, `"2"`, 1)), 0o600))
+	pidFile := dir + "/child.pid"
+	forker := dir + "/fork.yaml"
+	require.NoError(t, os.WriteFile(forker, []byte(withEnv(programManifest(t, "fork", "fork", "", ""), "PID_FILE", pidFile)), 0o600))
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest)
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+dir+"/token -quiet -f "+manifest+" -f "+forker)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -423,13 +461,13 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	var url string
 	select {
 	case url = <-statusURL:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the platform process did not report its status URL")
 	}
 	var pids []int
-	deadline := time.Now().Add(20 * time.Second)
-	for len(pids) < 2 {
-		require.False(t, time.Now().After(deadline), "replicas did not start")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		require.False(t, time.Now().After(deadline), "replicas did not start: %v", pids)
 		time.Sleep(50 * time.Millisecond)
 		resp, err := http.Get(url)
 		if err != nil {
@@ -438,14 +476,30 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 		var st Status
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
-		if err != nil || len(st.Revisions) == 0 {
+		if err != nil {
 			continue
 		}
 		pids = pids[:0]
-		for _, r := range st.Revisions[0].Replicas {
-			pids = append(pids, r.PID)
+		ready := 0
+		for _, r := range st.Revisions {
+			for _, rep := range r.Replicas {
+				if rep.State == "Ready" {
+					ready++
+					pids = append(pids, rep.PID)
+					if rep.AppPID > 0 {
+						pids = append(pids, rep.AppPID)
+					}
+				}
+			}
+		}
+		if b, err := os.ReadFile(pidFile); ready == 3 && err == nil && len(b) > 0 {
+			child, err := strconv.Atoi(string(b))
+			require.NoError(t, err)
+			pids = append(pids, child)
+			break
 		}
 	}
+	require.Len(t, pids, 5, "two replicas of the app, one of the program, the program and its child")
 	for _, pid := range pids {
 		require.True(t, alive(pid))
 	}
@@ -454,7 +508,7 @@ func TestE2ENoOrphansAfterKill(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
 		for alive(pid) && !isZombieOrGone(pid) {
-			require.False(t, time.Now().After(deadline), "replica %d outlived the killed platform", pid)
+			require.False(t, time.Now().After(deadline), "process %d outlived the killed platform (all: %v)", pid, pids)
 			time.Sleep(20 * time.Millisecond)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/servingkit/servingkit/autoscaler"
 )
@@ -100,13 +101,32 @@ func checkScaleLimit(cfg autoscaler.Config, annotations map[string]string) error
 }
 
 // startReplica starts one replica process, waiting its turn among the
-// platform's starts (startParallelism at once).
-func (p *Platform) startReplica(ctx context.Context, spec ReplicaSpec) (*proc, error) {
+// platform's starts (startParallelism at once). A turn lasts until the
+// replica listens or exits, or startTurn at most, so that programs slow to
+// become ready do not hold up the others.
+func (p *Platform) startReplica(ctx context.Context, spec ReplicaSpec, logLine func(string), onChange func()) (*proc, error) {
 	select {
 	case p.starts <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("replica %s: waiting to start: %w", spec.Name, ctx.Err())
 	}
-	defer func() { <-p.starts }()
-	return p.spawner.start(ctx, spec, p.replicaLog)
+	pr, err := p.spawner.start(spec, logLine, onChange)
+	if err != nil {
+		<-p.starts
+		return nil, err
+	}
+	go func() {
+		t := time.NewTimer(startTurn)
+		defer t.Stop()
+		select {
+		case <-pr.listening:
+		case <-pr.exited:
+		case <-t.C:
+		}
+		<-p.starts
+	}()
+	return pr, nil
 }
+
+// startTurn bounds how long one start holds its turn.
+const startTurn = 5 * time.Second

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,6 +72,21 @@ func TestReplicaStartsAreBounded(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = p.startReplica(ctx, ReplicaSpec{Name: "r-1"})
+	_, err = p.startReplica(ctx, ReplicaSpec{Name: "r-1"}, func(string) {}, nil)
 	assert.ErrorContains(t, err, "replica r-1: waiting to start: context canceled")
+}
+
+// The default max-scale-limit is the least of 32 per CPU, one per 32 MiB of
+// memory and one per 32 file descriptors, as examples/README says.
+func TestMachineMaxScale(t *testing.T) {
+	limit := machineMaxScale()
+	assert.GreaterOrEqual(t, limit, 1)
+	assert.LessOrEqual(t, limit, replicasPerCPU*runtime.NumCPU())
+	assert.LessOrEqual(t, uint64(limit), max(nofile()/fdsPerReplica, 1))
+	var si syscall.Sysinfo_t
+	require.NoError(t, syscall.Sysinfo(&si))
+	assert.LessOrEqual(t, uint64(limit), max(uint64(si.Totalram)*uint64(si.Unit)/bytesPerReplica, 1))
+	assert.Equal(t, 32, replicasPerCPU)
+	assert.Equal(t, 32<<20, bytesPerReplica)
+	assert.Equal(t, 32, fdsPerReplica)
 }

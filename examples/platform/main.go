@@ -1,8 +1,10 @@
 // Command platform runs a complete serverless platform on 127.0.0.1, built
 // from servingkit: a gateway (traffic.Router) → per revision the proxy/serve
 // front door (revision) → the activator in Proxy mode → replicas, each a
-// real OS process running a demo app behind queue; and the autoscaler
-// driving a process scaler backend. It reads Knative Service manifests.
+// real OS process running the user's program (the container's command)
+// or a built-in demo app behind queue, supervised and restarted; and the
+// autoscaler driving a process scaler backend. It reads Knative Service
+// manifests.
 //
 //	go run ./examples/platform                       # hello world
 //	go run ./examples/platform -f examples/platform/manifests/autoscale.yaml
@@ -47,7 +49,7 @@ func run(args []string) int {
 	fs.Var(&files, "f", "a Knative Service manifest to apply (repeatable; default: the built-in hello world)")
 	fs.Var(&config, "config", "a config-autoscaler key=value, e.g. -config stable-window=6s (repeatable)")
 	addr := fs.String("addr", "127.0.0.1:8080", "gateway address (loopback only)")
-	control := fs.String("control", "127.0.0.1:8081", "control address: GET /status, POST /apply (with the token)")
+	control := fs.String("control", "127.0.0.1:8081", "control address: GET / (dashboard), /metrics, /status; POST /apply (with the token)")
 	token := fs.String("token", "", "the control endpoint's bearer token (default: a new random token written to -token-file); visible to local users in the process list, so prefer the file")
 	tokenFile := fs.String("token-file", "", "where the generated control token is written, readable only by you (default $XDG_CONFIG_HOME/servingkit/control-token)")
 	domain := fs.String("domain", "localhost", "domain of service hosts {name}.{namespace}.{domain}")
@@ -60,6 +62,9 @@ func run(args []string) int {
 	table := fs.Bool("table", false, "print a live status table every second")
 	quiet := fs.Bool("quiet", false, "log warnings only")
 	startup := fs.Duration("startup-delay", 0, "simulated application start-up time of each replica")
+	progress := fs.Duration("progress-deadline", 0, "how long a replica may take to become ready before its revision fails (default 10m, Knative's progress-deadline)")
+	backOff := fs.Duration("restart-backoff", 0, "first back-off before restarting a crashing replica, doubling per crash (default 10s, Kubernetes' CrashLoopBackOff)")
+	maxBackOff := fs.Duration("max-restart-backoff", 0, "longest back-off before restarting a crashing replica (default 5m)")
 	bare := fs.String("bare-app", "", "serve only a demo app (hello or autoscale) on -addr, without queue or anything else: a baseline for load tests")
 	bareProxy := fs.String("bare-proxy", "", "serve only a plain httputil.ReverseProxy to this host:port on -addr: the cost of one extra hop, a baseline for load tests")
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +86,7 @@ func run(args []string) int {
 	}
 	opts := Options{Addr: *addr, ControlAddr: *control, ControlToken: *token, ControlTokenFile: *tokenFile, Domain: *domain, InternalAddr: *internal,
 		Gateway: ServerConfig{ReadHeaderTimeout: *readHeader, IdleTimeout: *idle, MaxHeaderBytes: *maxHeader, MaxConns: *maxConns}, Autoscaler: cfg, Log: log, ReplicaLog: os.Stderr, StartupDelay: *startup}
+	opts.ProgressDeadline, opts.RestartBackOff, opts.MaxRestartBackOff = *progress, *backOff, *maxBackOff
 	if *tour {
 		return runTour(opts)
 	}
@@ -103,7 +109,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("servingkit platform: gateway http://%s, status http://%s/status\n", p.GatewayAddr(), p.ControlAddr())
+	fmt.Printf("servingkit platform: gateway http://%s, dashboard http://%s/, metrics http://%s/metrics, status http://%s/status\n", p.GatewayAddr(), p.ControlAddr(), p.ControlAddr(), p.ControlAddr())
 	if a := p.InternalAddr(); a != "" {
 		fmt.Printf("  internal listener http://%s (every service, cluster-local ones too)\n", a)
 	}

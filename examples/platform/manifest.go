@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,16 +48,25 @@ type RevisionTemplate struct {
 
 // RevisionSpec is spec.template.spec.
 type RevisionSpec struct {
-	ContainerConcurrency *int64      `json:"containerConcurrency"`
-	TimeoutSeconds       *int64      `json:"timeoutSeconds"`
-	Containers           []Container `json:"containers"`
+	ContainerConcurrency          *int64      `json:"containerConcurrency"`
+	TimeoutSeconds                *int64      `json:"timeoutSeconds"`
+	TerminationGracePeriodSeconds *int64      `json:"terminationGracePeriodSeconds"`
+	Containers                    []Container `json:"containers"`
 }
 
-// Container is one entry of spec.template.spec.containers.
+// Container is one entry of spec.template.spec.containers: a built-in
+// demo app chosen by image, or a program of the user's (command, args…);
+// see container.go.
 type Container struct {
-	Name  string   `json:"name"`
-	Image string   `json:"image"`
-	Env   []EnvVar `json:"env"`
+	Name           string          `json:"name"`
+	Image          string          `json:"image"`
+	Command        []string        `json:"command"`
+	Args           []string        `json:"args"`
+	WorkingDir     string          `json:"workingDir"`
+	Env            []EnvVar        `json:"env"`
+	Ports          []ContainerPort `json:"ports"`
+	ReadinessProbe *Probe          `json:"readinessProbe"`
+	LivenessProbe  *Probe          `json:"livenessProbe"`
 }
 
 // EnvVar is a literal environment variable.
@@ -103,6 +113,7 @@ var supported = []string{
 	"spec.template.metadata.annotations.*",
 	"spec.template.spec.containerConcurrency",
 	"spec.template.spec.timeoutSeconds",
+	"spec.template.spec.terminationGracePeriodSeconds",
 	"spec.template.spec.containers[].name",
 	"spec.template.spec.containers[].image",
 	"spec.template.spec.containers[].env[].name",
@@ -159,7 +170,7 @@ func buildSchema() *field {
 		}
 		return f
 	}
-	for _, p := range supported {
+	for _, p := range slices.Concat(supported, containerPaths) {
 		walk(p)
 	}
 	for p, keys := range supportedKeys {
@@ -226,6 +237,14 @@ func ParseService(data []byte) (*Service, error) {
 	}
 	if ts := s.Spec.Template.Spec.TimeoutSeconds; ts != nil && (*ts <= 0 || *ts > 3600) {
 		errs = append(errs, fmt.Errorf("manifest: spec.template.spec.timeoutSeconds = %d, must be in [1, 3600]", *ts))
+	}
+	if ts := s.Spec.Template.Spec.TerminationGracePeriodSeconds; ts != nil && (*ts < 0 || *ts > 3600) {
+		errs = append(errs, fmt.Errorf("manifest: spec.template.spec.terminationGracePeriodSeconds = %d, must be in [0, 3600]", *ts))
+	}
+	if len(s.Spec.Template.Spec.Containers) == 1 {
+		if _, err := resolveContainer(s.Spec.Template.Spec.Containers[0], "spec.template.spec.containers[0]"); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

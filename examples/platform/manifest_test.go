@@ -11,11 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Every shipped manifest parses without a warning and selects an app.
+// Every shipped manifest parses without a warning and selects an app or
+// runs a program.
 func TestShippedManifests(t *testing.T) {
 	names, err := fs.Glob(builtin, "manifests/*.yaml")
 	require.NoError(t, err)
-	require.Len(t, names, 4)
+	require.Len(t, names, 6)
+	programs := 0
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			data, err := builtin.ReadFile(name)
@@ -23,10 +25,16 @@ func TestShippedManifests(t *testing.T) {
 			svc, err := ParseService(data)
 			require.NoError(t, err)
 			assert.Empty(t, svc.Warnings())
-			_, err = AppForImage(svc.Spec.Template.Spec.Containers[0].Image)
+			c := svc.Spec.Template.Spec.Containers[0]
+			if len(c.Command) > 0 {
+				programs++
+				return
+			}
+			_, err = AppForImage(c.Image)
 			assert.NoError(t, err)
 		})
 	}
+	assert.Equal(t, 2, programs, "the Go and the Python program")
 }
 
 func TestParseServiceFields(t *testing.T) {
@@ -74,6 +82,8 @@ spec:
       containers:
         - image: helloworld-go
           ports: [{containerPort: 8080}]
+          resources: {limits: {memory: 128Mi}}
+          volumeMounts: [{name: data, mountPath: /data}]
           env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]
   traffic:
     - {latestRevision: true, percent: 100, url: "http://x"}
@@ -83,7 +93,8 @@ spec:
 		"metadata.labels.team is not supported by the platform and is ignored",
 		"metadata.uid is not supported by the platform and is ignored",
 		"spec.template.spec.containers[0].env[0].valueFrom is not supported by the platform and is ignored",
-		"spec.template.spec.containers[0].ports is not supported by the platform and is ignored",
+		"spec.template.spec.containers[0].resources is not supported by the platform and is ignored",
+		"spec.template.spec.containers[0].volumeMounts is not supported by the platform and is ignored",
 		"spec.template.spec.serviceAccountName is not supported by the platform and is ignored",
 		"spec.traffic[0].url is not supported by the platform and is ignored",
 	}, svc.Warnings())
@@ -131,6 +142,8 @@ func TestParseServiceRefusesWhatItCannotApplyWhole(t *testing.T) {
 			`metadata.labels[networking.knative.dev/visibility] = "public", want "cluster-local"`},
 		{"only empty documents", "---\n---\n", "manifest: empty"},
 		{"over 1 MiB", svc + "# " + strings.Repeat("x", MaxManifestBytes) + "\n", "more than the limit of 1048576 bytes (1 MiB)"},
+		{"nested 500,000 deep", "a: " + strings.Repeat("[", 500_000), "exceeded max depth"},
+		{"a billion laughs", laughs(svc), "excessive aliasing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,4 +246,14 @@ func FuzzParseService(f *testing.F) {
 			}
 		}
 	})
+}
+
+// laughs is a manifest whose aliases expand to 10^10 strings.
+func laughs(svc string) string {
+	var b strings.Builder
+	b.WriteString(svc + "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 10), ", "))
+	}
+	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,20 +72,34 @@ type Options struct {
 	// Log receives the platform's events. Nil means os.Stderr-like
 	// discarding: silent.
 	Log *slog.Logger
-	// ReplicaLog receives replica processes' stderr. Nil means discard.
+	// ReplicaLog receives every line replica processes and their programs
+	// write, prefixed with "[revision replica] ". Nil means discard.
 	ReplicaLog io.Writer
+	// RestartBackOff is the wait before restarting a replica that crashed
+	// again (Kubernetes' CrashLoopBackOff): the first restart is at once,
+	// then this long, doubling per crash up to MaxRestartBackOff. Zero
+	// means 10 s.
+	RestartBackOff time.Duration
+	// MaxRestartBackOff caps the back-off. Zero means 5 min.
+	MaxRestartBackOff time.Duration
+	// ProgressDeadline is how long a replica may take to become ready
+	// before its revision is marked failed (Knative's progress-deadline).
+	// Zero means 600 s.
+	ProgressDeadline time.Duration
 }
 
 const rolloutAnnotation = "serving.knative.dev/rollout-duration"
 
 // Platform is a complete local serving plane: gateway (traffic.Router) →
 // per revision a front door (revision) → activator in Proxy mode →
-// replica processes running the demo app behind queue, scaled by the
-// autoscaler through a process backend.
+// replica processes running the user's program (or a demo app) behind
+// queue, scaled by the autoscaler through a process backend that keeps
+// them running (pool).
 type Platform struct {
 	opts       Options
 	log        *slog.Logger
 	replicaLog io.Writer
+	logMu      sync.Mutex // serializes lines written to replicaLog
 	ascfg      autoscaler.Config
 
 	spawner *spawner
@@ -93,7 +108,10 @@ type Platform struct {
 	act     *activator.Handler
 	router  *traffic.Router // the public gateway's: services not cluster-local
 	inner   *traffic.Router // the internal listener's: every service
-	proxyTr http.RoundTripper
+	metrics *metrics
+	// dashSlots holds a token per dashboard event stream open.
+	dashSlots chan struct{}
+	proxyTr   http.RoundTripper
 
 	gateway, control, internal *http.Server
 	gatewayAddr                string
@@ -106,6 +124,7 @@ type Platform struct {
 	revisions map[string]*rev     // by key "namespace/revision"
 	routes    []traffic.Route     // what the router serves
 
+	routeMu sync.Mutex    // serializes reconcileRoutes
 	kick    chan struct{} // wakes the route loop
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -116,7 +135,7 @@ type Platform struct {
 // service is one Knative Service: a configuration and a route.
 type service struct {
 	ns, name string
-	cfg      *revision.Configuration[revision.Spec]
+	cfg      *revision.Configuration[template]
 	traffic  traffic.Spec // revision names already turned into keys
 	rollout  traffic.RolloutConfig
 	state    *traffic.Rollout // rollout state under way
@@ -132,7 +151,8 @@ func (s *service) key() string { return s.ns + "/" + s.name }
 // rev is one revision with everything that serves it.
 type rev struct {
 	key, name, service string
-	spec               revision.Spec
+	serviceName        string // the service's name alone, for K_SERVICE
+	spec               template
 	app                App
 	aspec              autoscaler.Spec
 	rec                *revision.Reconciler
@@ -141,14 +161,23 @@ type rev struct {
 	pool               *pool
 	door               http.Handler
 
+	progress time.Duration // the progress deadline
+	logs     *logRing
+	stopRun  context.CancelFunc // ends the reconciler's Run
+	waiting  waiters            // requests held while the revision is in Proxy mode
+
 	requests, errors atomic.Int64
 	decision         atomic.Pointer[autoscaler.Decision]
-	routed           bool // under Platform.mu
+	scaleUpAt        atomic.Int64 // when the autoscaler last began to want more replicas than were ready (Unix ns)
+	everReady        atomic.Bool  // Ready was True once: routes keep to it (Knative's latest ready revision)
+	routed           bool         // under Platform.mu
 }
 
 func (r *rev) replicaSpec(name string, o Options) ReplicaSpec {
 	return ReplicaSpec{
 		Name: name, Revision: r.key, App: r.app, Env: r.spec.Env,
+		Program: r.spec.Container, Grace: r.spec.Grace,
+		Service: r.serviceName, RevisionName: r.name,
 		ContainerConcurrency: r.spec.ContainerConcurrency,
 		Timeout:              r.spec.Timeout,
 		StartupDelay:         o.StartupDelay,
@@ -175,6 +204,23 @@ func NewPlatform(o Options) (*Platform, error) {
 	}
 	if o.ReplicaLog == nil {
 		o.ReplicaLog = io.Discard
+	}
+	if o.RestartBackOff == 0 {
+		o.RestartBackOff = 10 * time.Second
+	}
+	if o.MaxRestartBackOff == 0 {
+		o.MaxRestartBackOff = 5 * time.Minute
+	}
+	if o.ProgressDeadline == 0 {
+		o.ProgressDeadline = revision.DefaultProgressDeadline
+	}
+	for name, d := range map[string]time.Duration{"RestartBackOff": o.RestartBackOff, "MaxRestartBackOff": o.MaxRestartBackOff, "ProgressDeadline": o.ProgressDeadline} {
+		if d < 0 {
+			return nil, fmt.Errorf("platform: Options.%s = %v, must be >= 0 (0 means the default)", name, d)
+		}
+	}
+	if o.MaxRestartBackOff < o.RestartBackOff {
+		return nil, fmt.Errorf("platform: Options.MaxRestartBackOff = %v, must be >= RestartBackOff (%v)", o.MaxRestartBackOff, o.RestartBackOff)
 	}
 	if err := o.Gateway.Validate(); err != nil {
 		return nil, err
@@ -213,14 +259,18 @@ func NewPlatform(o Options) (*Platform, error) {
 		services:  map[string]*service{},
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
+		dashSlots: make(chan struct{}, maxDashboards),
 		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain})
+	if p.metrics, err = newMetrics(p.revisionLabels); err != nil {
+		return nil, err
+	}
+	p.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: o.Domain, Observer: p.metrics.router.Observe})
 	if err != nil {
 		return nil, err
 	}
-	p.inner, err = traffic.NewRouter(traffic.RouterConfig{Domain: traffic.DefaultDomain})
+	p.inner, err = traffic.NewRouter(traffic.RouterConfig{Domain: traffic.DefaultDomain, Observer: p.metrics.router.Observe})
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +288,15 @@ func NewPlatform(o Options) (*Platform, error) {
 		ThrottlerOptions: activator.ThrottlerOptions{Logger: o.Log},
 		Poker:            p.runner,
 		Sink:             stats.SinkFunc(p.runner.Send),
+		Observer:         p.metrics.activator.Observe,
+		ServerTiming:     p.serverTiming,
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.metrics.activator.Watch(p.act, p.act.Reporter())
 	p.runner.Subscribe(p.onDecision)
+	p.runner.Subscribe(p.metrics.autoscaler.Observe)
 	return p, nil
 }
 
@@ -294,17 +348,20 @@ func (p *Platform) Start() error {
 		p.internalAddr = il.Addr().String()
 	}
 	g := p.opts.Gateway
-	p.gateway = &http.Server{Handler: p.router, Protocols: queue.ServerProtocols(),
+	p.gateway = &http.Server{Handler: edge(p.router), Protocols: queue.ServerProtocols(),
 		ReadHeaderTimeout: g.ReadHeaderTimeout, IdleTimeout: g.IdleTimeout, MaxHeaderBytes: g.MaxHeaderBytes}
 	p.gatewayConns = newLimitListener(gl, g.MaxConns)
 	gl = p.gatewayConns
 	if il != nil {
-		p.internal = &http.Server{Handler: p.inner, Protocols: queue.ServerProtocols(),
+		p.internal = &http.Server{Handler: edge(p.inner), Protocols: queue.ServerProtocols(),
 			ReadHeaderTimeout: g.ReadHeaderTimeout, IdleTimeout: g.IdleTimeout, MaxHeaderBytes: g.MaxHeaderBytes}
 		il = newLimitListener(il, g.MaxConns)
 		p.goLoop(func() { _ = p.internal.Serve(il) })
 	}
-	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
+	// No ReadTimeout: it would end long-lived GET streams; /apply bounds
+	// its body's read itself.
+	p.control = &http.Server{Handler: guard, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
+	cl = newLimitListener(cl, controlConns)
 	p.goLoop(func() { _ = p.gateway.Serve(gl) })
 	p.goLoop(func() { _ = p.control.Serve(cl) })
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
@@ -364,17 +421,27 @@ func (p *Platform) Stop(ctx context.Context) error {
 func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	ns, name := svc.Metadata.Namespace, svc.Metadata.Name
 	c := svc.Spec.Template.Spec.Containers[0]
-	app, err := AppForImage(c.Image)
+	program, err := resolveContainer(c, "spec.template.spec.containers[0]")
 	if err != nil {
 		return nil, err
 	}
-	spec := revision.Spec{
+	var app App
+	if program == nil {
+		if app, err = AppForImage(c.Image); err != nil {
+			return nil, err
+		}
+	}
+	image := c.Image
+	if image == "" {
+		image = "program:" + program.Command[0] // revision.Spec wants an image or a handler
+	}
+	spec := template{Spec: revision.Spec{
 		Name:        svc.Spec.Template.Metadata.Name,
-		Image:       c.Image,
+		Image:       image,
 		Env:         map[string]string{},
 		Timeout:     300 * time.Second,
 		Annotations: svc.Spec.Template.Metadata.Annotations,
-	}
+	}, Container: program, Grace: DefaultTerminationGrace}
 	for _, e := range c.Env {
 		spec.Env[e.Name] = e.Value
 	}
@@ -384,6 +451,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	if ts := svc.Spec.Template.Spec.TimeoutSeconds; ts != nil {
 		spec.Timeout = time.Duration(*ts) * time.Second
 	}
+	if g := svc.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		spec.Grace = time.Duration(*g) * time.Second
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -392,6 +462,9 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	}
 	aspec, err := p.ascfg.RevisionSpec(spec.Annotations, spec.ContainerConcurrency)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := p.progressDeadline(spec.Annotations); err != nil {
 		return nil, err
 	}
 	ro := traffic.RolloutConfig{Duration: p.opts.RolloutDuration}
@@ -422,7 +495,7 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Lock()
 	s, ok := p.services[ns+"/"+name]
 	if !ok {
-		cfg, err := revision.NewConfiguration[revision.Spec](name, revision.ConfigurationOptions{Namespace: ns})
+		cfg, err := revision.NewConfiguration[template](name, revision.ConfigurationOptions{Namespace: ns})
 		if err != nil {
 			p.mu.Unlock()
 			return nil, err
@@ -467,7 +540,11 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	p.mu.Unlock()
 
 	if created {
-		p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		if program != nil {
+			p.log.Info("revision created", "revision", r.Key, "command", program.Command, "containerConcurrency", spec.ContainerConcurrency)
+		} else {
+			p.log.Info("revision created", "revision", r.Key, "app", app, "containerConcurrency", spec.ContainerConcurrency)
+		}
 		if err := p.act.SetRevision(nr.key, activator.RevisionConfig{
 			ContainerConcurrency: spec.ContainerConcurrency,
 			Timeout:              spec.Timeout,
@@ -478,6 +555,8 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 			return nil, err
 		}
 	}
+	// Route now, so that a request right after Apply finds the service.
+	p.reconcileRoutes(time.Now())
 	p.wake()
 	warnings = svc.Warnings()
 	if s.clusterLocal && p.opts.InternalAddr == "" {
@@ -486,8 +565,8 @@ func (p *Platform) Apply(svc *Service) (warnings []string, err error) {
 	return warnings, nil
 }
 
-func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
-	nr := &rev{key: r.Key, name: r.Name, service: s.key(), spec: r.Template, app: app, aspec: aspec}
+func (p *Platform) newRev(s *service, r revision.Revision[template], app App, aspec autoscaler.Spec, now time.Time) (*rev, error) {
+	nr := &rev{key: r.Key, name: r.Name, service: s.key(), serviceName: s.name, spec: r.Template, app: app, aspec: aspec}
 	var err error
 	if nr.serve, err = balancer.New(balancer.Config{ContainerConcurrency: r.Template.ContainerConcurrency}); err != nil {
 		return nil, err
@@ -497,7 +576,14 @@ func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app Ap
 		return nil, err
 	}
 	nr.pool = newPool(p, nr)
-	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale)}
+	nr.logs = newLogRing(revisionLogLines)
+	// The pool reports a replica that misses the progress deadline itself,
+	// with its readiness check's last failure; the reconciler's own check,
+	// a little later, is the backstop.
+	if nr.progress, err = p.progressDeadline(r.Template.Annotations); err != nil {
+		return nil, err
+	}
+	rcfg := revision.Config{MinScale: int32(aspec.MinScale), InitialScale: int32(aspec.InitialScale), ProgressDeadline: nr.progress + progressBackstop}
 	if aspec.InitialScale == 0 {
 		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
 	}
@@ -510,25 +596,30 @@ func (p *Platform) newRev(s *service, r revision.Revision[revision.Spec], app Ap
 	}
 	nr.eps.SetActivators(now, []string{"activator"})
 	rec.OnStatus(func(_ string, old, new revision.Status) {
-		if old.IsReady() != new.IsReady() {
-			p.log.Info("revision readiness", "revision", r.Key, "ready", new.IsReady())
+		if new.IsReady() {
+			nr.everReady.Store(true)
+		}
+		if old.Ready != new.Ready {
+			p.log.Info("revision readiness", "revision", r.Key, "ready", new.Ready.Status, "reason", new.Ready.Reason, "message", new.Ready.Message)
 			p.wake()
 		}
+		nr.checkFailed()
 	})
 	rec.OnEndpoints(func(_ string, e revision.Endpoints) {
 		p.log.Info("revision mode", "revision", r.Key, "mode", e.Mode, "endpoints", len(e.Addresses))
 	})
 	nr.rec = rec
-	front := rec.FrontDoor()
 	nr.door = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		nr.requests.Add(1)
 		cw := &codeWriter{ResponseWriter: w}
-		front.ServeHTTP(cw, req)
+		nr.serveHTTP(cw, req)
 		if cw.code >= 500 {
 			nr.errors.Add(1)
 		}
 	})
-	go rec.Run(p.ctx)
+	rctx, cancel := context.WithCancel(p.ctx)
+	nr.stopRun = cancel
+	go rec.Run(rctx)
 	return nr, nil
 }
 
@@ -627,12 +718,30 @@ func (p *Platform) onDecision(d autoscaler.Decision) {
 	if r == nil {
 		return
 	}
-	r.decision.Store(&d)
+	if prev := r.decision.Swap(&d); d.Desired > d.Ready && (prev == nil || prev.Desired <= prev.Ready) {
+		r.scaleUpAt.Store(d.Time.UnixNano())
+	}
 	r.rec.Decide(d.Time, revision.Decision{
 		Desired:             int32(d.Desired),
 		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
 		Panicking:           d.Panicking,
 	})
+}
+
+// serverTiming is the activator's Server-Timing hook: for a cold start it
+// puts the autoscaler's decision to scale up before the activator's
+// breakdown (replica ready, queued, forwarded).
+func (p *Platform) serverTiming(t activator.Timing) string {
+	b := make([]byte, 0, 160)
+	if r := p.rev(t.Revision); r != nil && t.Cold {
+		if at := r.scaleUpAt.Load(); at != 0 {
+			if d := time.Unix(0, at).Sub(t.Arrived); d >= 0 {
+				b = activator.AppendServerTimingMetric(b, "scale", d, "scale decision")
+				b = append(b, ", "...)
+			}
+		}
+	}
+	return string(t.AppendServerTiming(b))
 }
 
 func (p *Platform) wake() {
@@ -665,6 +774,10 @@ func (p *Platform) routeLoop() {
 }
 
 func (p *Platform) reconcileRoutes(now time.Time) (next time.Time) {
+	// One at a time (the loop, Apply, Delete), so that what changed is
+	// told to the reconcilers and the runner in the order it changed.
+	p.routeMu.Lock()
+	defer p.routeMu.Unlock()
 	p.mu.Lock()
 	next, changed := p.reconcileRoutesLocked(now)
 	p.mu.Unlock()
@@ -700,15 +813,26 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 				observe = true
 			}
 		}
-		if s.table != nil {
-			byHost := traffic.Route{Name: s.name, Namespace: s.ns, Table: s.table}
-			byPath := traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: s.table}
+		table := s.table
+		if table == nil {
+			// No revision was ever ready: requests go to the newest one,
+			// where they wait while it deploys or get a 503 saying why it
+			// failed (not a 404 as if the service did not exist).
+			if r := p.latestCreated(s); r != nil {
+				table = &traffic.Table{Default: []traffic.Share{{Revision: r.key, Percent: 100}}}
+			}
+		}
+		if table != nil {
+			byHost := traffic.Route{Name: s.name, Namespace: s.ns, Table: table}
+			byPath := traffic.Route{Hosts: []string{"127.0.0.1", "localhost"}, PathPrefix: "/" + s.ns + "/" + s.name, Table: table}
 			if !s.clusterLocal {
 				public = append(public, byHost, byPath)
 				publicOf = append(publicOf, s, s)
 			}
 			internal = append(internal, byHost, byPath)
 			internalOf = append(internalOf, s, s)
+		}
+		if s.table != nil {
 			if !s.nextStep.IsZero() && (next.IsZero() || s.nextStep.Before(next)) {
 				next = s.nextStep
 			}
@@ -716,6 +840,7 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 	}
 	doors := traffic.FrontDoorFunc(p.frontDoorLocked)
 	var routed []traffic.Route
+	marked := map[*service]bool{} // refused by a router this time
 	for _, u := range []struct {
 		router *traffic.Router
 		routes []traffic.Route
@@ -730,7 +855,11 @@ func (p *Platform) reconcileRoutesLocked(now time.Time) (next time.Time, changed
 			for _, re := range ue.Routes {
 				refused[re.Index] = true
 				s := u.of[re.Index]
-				s.problem = re.Reason + ": " + strings.Join(re.Problems, "; ")
+				msg := re.Reason + ": " + strings.Join(re.Problems, "; ")
+				if marked[s] {
+					msg = s.problem + "; " + msg
+				}
+				s.problem, marked[s] = msg, true
 				p.log.Warn("route refused", "service", s.key(), "reason", re.Reason, "problems", re.Problems)
 			}
 		case err != nil:
@@ -821,13 +950,29 @@ func (p *Platform) latestReady(config string) (string, bool) {
 	if s == nil {
 		return "", false
 	}
+	// Like Knative's latestReadyRevisionName, the answer moves only to a
+	// newer revision that became Ready: a revision that was Ready and then
+	// fails (its replicas crash) keeps its traffic, and its requests get
+	// the failure's 503, rather than traffic jumping back to an old
+	// revision.
 	hist := s.cfg.History()
 	for i := len(hist) - 1; i >= 0; i-- {
-		if r := p.revisions[hist[i].Key]; r != nil && r.rec.State().Status.IsReady() {
+		if r := p.revisions[hist[i].Key]; r != nil && (r.everReady.Load() || r.rec.State().Status.IsReady()) {
 			return r.key, true
 		}
 	}
 	return "", false
+}
+
+// latestCreated is the newest revision of a service. p.mu must be held.
+func (p *Platform) latestCreated(s *service) *rev {
+	hist := s.cfg.History()
+	for i := len(hist) - 1; i >= 0; i-- {
+		if r := p.revisions[hist[i].Key]; r != nil {
+			return r
+		}
+	}
+	return nil
 }
 
 // pinnedReady refuses a table that routes to a revision not yet Ready (a
@@ -835,7 +980,7 @@ func (p *Platform) latestReady(config string) (string, bool) {
 func (p *Platform) pinnedReady(t *traffic.Table) error {
 	check := func(shares []traffic.Share) error {
 		for _, sh := range shares {
-			if r := p.revisions[sh.Revision]; r == nil || !r.rec.State().Status.IsReady() {
+			if r := p.revisions[sh.Revision]; r == nil || !(r.everReady.Load() || r.rec.State().Status.IsReady()) {
 				return fmt.Errorf("revision %q referenced in traffic is not ready", sh.Revision)
 			}
 		}
@@ -883,4 +1028,63 @@ func (p *Platform) markRoutedLocked() (changed []*rev) {
 		changed = append(changed, r)
 	}
 	return changed
+}
+
+// ErrServiceNotFound is returned by Delete for a service that does not
+// exist.
+var ErrServiceNotFound = errors.New("platform: service not found")
+
+// Delete removes a service: its routes go at once (new requests get 404),
+// and its revisions' replicas drain and stop in the background (Stop
+// waits for them).
+func (p *Platform) Delete(namespace, name string) error {
+	key := namespace + "/" + name
+	p.mu.Lock()
+	if _, ok := p.services[key]; !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrServiceNotFound, key)
+	}
+	delete(p.services, key)
+	var revs []*rev
+	for k, r := range p.revisions {
+		if r.service == key {
+			revs = append(revs, r)
+			delete(p.revisions, k)
+		}
+	}
+	p.mu.Unlock()
+	p.reconcileRoutes(time.Now())
+	p.log.Info("service deleted", "service", key, "revisions", len(revs))
+	for _, r := range revs {
+		p.runner.Remove(r.key)
+		p.metrics.autoscaler.Forget(r.key)
+		p.metrics.router.Forget(r.key)
+		p.goLoop(func() {
+			r.pool.stopAll()
+			p.act.RemoveRevision(r.key)
+			p.metrics.activator.Forget(r.key)
+			r.stopRun()
+		})
+	}
+	return nil
+}
+
+// edge records the client as the gateway sees it in X-Forwarded-For and
+// Forwarded (RFC 7239), replacing whatever the client sent: the gateway is
+// the first hop, and a client could claim any address. The hops behind it
+// keep both headers, so a program sees its client.
+func edge(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		node := ip
+		if strings.Contains(ip, ":") {
+			node = `"[` + ip + `]"`
+		}
+		r.Header.Set("X-Forwarded-For", ip)
+		r.Header.Set("Forwarded", "for="+node+";host="+strconv.Quote(r.Host)+";proto=http")
+		h.ServeHTTP(w, r)
+	})
 }

@@ -4,189 +4,392 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/servingkit/servingkit/revision"
 )
 
-// pool is the process scaler backend for one revision: it starts replica
-// processes on scale-up and drains them on scale-down.
+// pool is the process scaler backend for one revision, and its supervisor,
+// as a ReplicaSet and the kubelet would be: it keeps as many replicas as
+// the autoscaler last asked for, each in a slot that restarts its process
+// when it exits or fails its liveness probe — at once the first time, then
+// with Kubernetes' CrashLoopBackOff (Options.RestartBackOff doubling up to
+// Options.MaxRestartBackOff; a process that ran 10 minutes resets it) —
+// and it reports why replicas fail as the revision's conditions.
 type pool struct {
 	p   *Platform
 	rev *rev
 
-	mu       sync.Mutex     // protects the fields below
-	ready    []*proc        // serving, oldest first
-	starting int            // being started
-	draining map[*proc]bool // sent SIGTERM, not yet exited
+	mu       sync.Mutex     // protects the fields below and every slot's fields
+	slots    []*slot        // live slots, oldest first
+	draining map[*slot]bool // removed by a scale-down, stopping
 	seq      int            // for replica names
-	lastErr  error          // the last start failure, for status
-	drains   sync.WaitGroup // one per draining replica
 	want     int            // the count last asked for
 	closed   bool           // stopAll ran: start nothing more
+	running  sync.WaitGroup // one per slot goroutine
 }
+
+// slot is one replica: a process, restarted as needed.
+type slot struct {
+	name   string
+	ctx    context.Context // ends when the slot is removed
+	cancel context.CancelFunc
+
+	proc     *proc     // the current process; nil while backing off
+	started  time.Time // when proc started
+	restarts int       // processes started after the first
+	crashes  int       // crashes in a row, for the back-off
+	fail     *exitInfo // the last crash, until a process is ready again
+	failTail []string  // the output before the last crash
+	retryAt  time.Time // in back-off: when the next process starts
+	stuck    bool      // proc did not become ready within the progress deadline
+}
+
+// The restart back-off resets after a process ran this long (Kubernetes').
+const backOffReset = 10 * time.Minute
 
 func newPool(p *Platform, r *rev) *pool {
-	return &pool{p: p, rev: r, draining: map[*proc]bool{}}
+	return &pool{p: p, rev: r, draining: map[*slot]bool{}}
 }
 
-// scale brings the number of ready and starting replicas to n. Starting is
-// synchronous (the autoscaler's worker waits for the replicas to listen, so
-// a failure is retried on its next tick); draining is not.
-func (pl *pool) scale(ctx context.Context, n int) error {
+// scale brings the number of replicas to n. It does not wait: new slots
+// start their processes, removed ones drain, in the background.
+func (pl *pool) scale(_ context.Context, n int) error {
 	pl.mu.Lock()
 	if pl.closed {
 		pl.mu.Unlock()
 		return nil
 	}
 	pl.want = n
-	cur := len(pl.ready) + pl.starting
-	switch {
+	var victims []*slot
+	switch cur := len(pl.slots); {
 	case n > cur:
-		add := n - cur
-		pl.starting += add
-		names := make([]string, add)
-		for i := range names {
+		for range n - cur {
 			pl.seq++
-			names[i] = fmt.Sprintf("%s-%d", pl.rev.name, pl.seq)
+			s := &slot{name: fmt.Sprintf("%s-%d", pl.rev.name, pl.seq)}
+			s.ctx, s.cancel = context.WithCancel(context.Background())
+			pl.slots = append(pl.slots, s)
+			pl.running.Add(1)
+			go pl.supervise(s)
 		}
-		pl.mu.Unlock()
-		return pl.start(ctx, names)
 	case n < cur:
-		pl.mu.Unlock()
-		pl.trim()
-		return nil
+		victims = pl.pickVictimsLocked(cur - n)
 	}
 	pl.mu.Unlock()
+	pl.removed(victims)
 	return nil
 }
 
-// trim drains ready replicas beyond the count last asked for. Replicas
-// still starting count toward it; when they are up, trim runs again, so a
-// scale-down that arrives during a start is not lost (the autoscaler calls
-// Scale only when its count changes).
-func (pl *pool) trim() {
-	pl.mu.Lock()
-	extra := min(len(pl.ready)+pl.starting-pl.want, len(pl.ready))
-	if pl.closed || extra <= 0 {
-		pl.mu.Unlock()
-		return
-	}
-	victims := pl.pickVictims(extra)
-	pl.mu.Unlock()
-	pl.p.replicasChanged(pl.rev)
-	for _, v := range victims {
-		go pl.drain(v)
-	}
-}
-
-func (pl *pool) start(ctx context.Context, names []string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var g errgroup.Group
-	for _, name := range names {
-		g.Go(func() error {
-			pr, err := pl.p.startReplica(ctx, pl.rev.replicaSpec(name, pl.p.opts))
-			pl.mu.Lock()
-			pl.starting--
-			if err != nil {
-				pl.lastErr = err
-				pl.mu.Unlock()
-				return err
-			}
-			if pl.closed {
-				// The platform stopped while this replica started.
-				pl.mu.Unlock()
-				_ = pr.stop(time.Second)
-				return nil
-			}
-			pl.ready = append(pl.ready, pr)
-			pl.mu.Unlock()
-			go pl.watch(pr)
-			return nil
-		})
-	}
-	err := g.Wait()
-	pl.p.replicasChanged(pl.rev)
-	pl.trim()
-	return err
-}
-
-// pickVictims removes n replicas from the ready set, the least busy first
-// (by requests in flight through the Serve path), newest first among equals
-// so long-lived replicas stay. pl.mu must be held.
-func (pl *pool) pickVictims(n int) []*proc {
-	order := slices.Clone(pl.ready)
+// pickVictimsLocked removes n slots: those not serving first (backing off,
+// starting), then the least busy (by requests in flight through the Serve
+// path), newest first among equals so long-lived replicas stay. pl.mu must
+// be held.
+func (pl *pool) pickVictimsLocked(n int) []*slot {
+	order := slices.Clone(pl.slots)
 	slices.Reverse(order)
-	slices.SortStableFunc(order, func(a, b *proc) int {
-		return int(pl.rev.serve.InFlight(a.hs.Serve) - pl.rev.serve.InFlight(b.hs.Serve))
-	})
+	rank := func(s *slot) int64 {
+		if s.proc == nil || !s.proc.serving() {
+			return -1
+		}
+		return pl.rev.serve.InFlight(s.proc.hs.Serve)
+	}
+	slices.SortStableFunc(order, func(a, b *slot) int { return int(rank(a) - rank(b)) })
 	victims := order[:n]
-	pl.ready = slices.DeleteFunc(pl.ready, func(p *proc) bool { return slices.Contains(victims, p) })
+	pl.slots = slices.DeleteFunc(pl.slots, func(s *slot) bool { return slices.Contains(victims, s) })
 	for _, v := range victims {
 		pl.draining[v] = true
-		pl.drains.Add(1)
 	}
 	return victims
 }
 
-// drain stops a replica that no longer receives new requests: SIGTERM makes
-// its queue finish what it accepted.
-func (pl *pool) drain(pr *proc) {
-	grace := pl.rev.spec.Timeout + pl.p.opts.DrainQuietPeriod + 10*time.Second
-	if err := pr.stop(grace); err != nil {
-		pl.p.log.Warn("replica stop", "replica", pr.spec.Name, "error", err)
+// removed takes slots out of service: the Serve path, the activator and
+// the reconciler stop sending them requests first, then each drains.
+func (pl *pool) removed(victims []*slot) {
+	if len(victims) == 0 {
+		return
 	}
-	pl.mu.Lock()
-	delete(pl.draining, pr)
-	pl.mu.Unlock()
-	pl.drains.Done()
-}
-
-// watch notices a replica that exits on its own (a crash) and drops it.
-func (pl *pool) watch(pr *proc) {
-	<-pr.exited
-	pl.mu.Lock()
-	i := slices.Index(pl.ready, pr)
-	if i >= 0 {
-		pl.ready = slices.Delete(pl.ready, i, i+1)
-		pl.lastErr = fmt.Errorf("replica %s exited: %v", pr.spec.Name, pr.err)
-	}
-	pl.mu.Unlock()
-	if i >= 0 {
-		pl.p.log.Warn("replica exited unexpectedly", "replica", pr.spec.Name, "error", pr.err)
-		pl.p.replicasChanged(pl.rev)
+	pl.changed()
+	for _, v := range victims {
+		v.cancel()
 	}
 }
 
-// stopAll drains every replica and waits for them (platform shutdown).
+// changed tells everyone who routes to the revision which replicas serve
+// now, and the reconciler what fails.
+func (pl *pool) changed() {
+	pl.p.replicasChanged(pl.rev)
+	pl.publishFailures()
+}
+
+// supervise runs a slot until it is removed: start a process, wait until
+// it is ready, serve until it exits, back off, start again.
+func (pl *pool) supervise(s *slot) {
+	defer pl.running.Done()
+	defer func() {
+		pl.mu.Lock()
+		delete(pl.draining, s)
+		pl.mu.Unlock()
+	}()
+	for s.ctx.Err() == nil {
+		pr, err := pl.p.startReplica(s.ctx, pl.rev.replicaSpec(s.name, pl.p.opts), pl.logLine(s.name), pl.changed)
+		if s.ctx.Err() != nil {
+			if pr != nil {
+				_ = pr.stop(time.Second)
+			}
+			return
+		}
+		if err != nil {
+			pl.crashed(s, nil, &exitInfo{Reason: "StartError", Message: err.Error()})
+		} else if !pl.run(s, pr) {
+			return
+		}
+		pl.mu.Lock()
+		delay := pl.backOffLocked(s)
+		s.retryAt = time.Now().Add(delay)
+		pl.mu.Unlock()
+		pl.changed()
+		if delay > 0 {
+			pl.p.log.Warn("replica back-off", "replica", s.name, "delay", delay, "restarts", s.restarts)
+		}
+		if !sleepCtx(s.ctx, delay) {
+			return
+		}
+		pl.mu.Lock()
+		s.restarts++
+		s.retryAt = time.Time{}
+		pl.mu.Unlock()
+		pl.changed() // no longer backing off
+	}
+}
+
+// run watches one process of the slot. It returns false when the slot was
+// removed (the process drained and stopped), true when the process ended
+// on its own and should be restarted.
+func (pl *pool) run(s *slot, pr *proc) bool {
+	pl.mu.Lock()
+	s.proc, s.started, s.stuck = pr, pr.start, false
+	pl.mu.Unlock()
+	deadline := time.NewTimer(pl.rev.progress)
+	defer deadline.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-pr.listening:
+			waiting = false
+		case <-deadline.C:
+			pl.mu.Lock()
+			s.stuck = true
+			pl.mu.Unlock()
+			pl.changed()
+		case <-pr.exited:
+			pl.crashed(s, pr, nil)
+			return true
+		case <-s.ctx.Done():
+			_ = pr.stop(time.Second)
+			return false
+		}
+	}
+	pl.mu.Lock()
+	s.stuck, s.fail, s.failTail = false, nil, nil
+	pl.mu.Unlock()
+	pl.changed()
+	select {
+	case <-pr.exited:
+		pl.crashed(s, pr, nil)
+		return true
+	case <-s.ctx.Done():
+		// Removed: no longer routed (see removed); let it drain.
+		grace := pl.rev.spec.Timeout + pl.p.opts.DrainQuietPeriod + pl.rev.spec.Grace + 10*time.Second
+		if err := pr.stop(grace); err != nil {
+			pl.p.log.Warn("replica stop", "replica", s.name, "error", err)
+		}
+		return false
+	}
+}
+
+// crashed records why a slot's process ended (pr's own report, or why it
+// could not start).
+func (pl *pool) crashed(s *slot, pr *proc, why *exitInfo) {
+	var tail []string
+	if pr != nil {
+		pr.mu.Lock()
+		why, tail = pr.exit, slices.Clone(pr.tail)
+		pr.mu.Unlock()
+		if why == nil {
+			why = &exitInfo{Reason: "ReplicaExited", Message: fmt.Sprintf("replica process ended: %v", pr.err)}
+			if pr.err == nil {
+				why.Message = "replica process ended"
+			}
+		}
+	}
+	pl.mu.Lock()
+	if pr != nil && time.Since(pr.start) >= backOffReset {
+		s.crashes = 0
+	}
+	s.crashes++
+	s.proc, s.fail, s.failTail, s.stuck = nil, why, tail, false
+	pl.mu.Unlock()
+	pl.p.log.Warn("replica failed", "replica", s.name, "reason", why.Reason, "message", why.Message)
+}
+
+// backOffLocked is the wait before the slot's next process: none after
+// the first crash, then RestartBackOff doubling up to MaxRestartBackOff.
+func (pl *pool) backOffLocked(s *slot) time.Duration {
+	if s.crashes <= 1 {
+		return 0
+	}
+	d := pl.p.opts.RestartBackOff
+	for i := 2; i < s.crashes && d < pl.p.opts.MaxRestartBackOff; i++ {
+		d *= 2
+	}
+	return min(d, pl.p.opts.MaxRestartBackOff)
+}
+
+// publishFailures tells the reconciler why replicas fail, as Knative's
+// conditions say it: the last crash on ContainerHealthy (ExitCode<N>,
+// StartError, LivenessProbeFailed), and on ResourcesAvailable a crash loop
+// (CrashLoopBackOff) or a replica that did not become ready within the
+// progress deadline (ProgressDeadlineExceeded). Each message ends with the
+// last lines of the program's output.
+func (pl *pool) publishFailures() {
+	fs := pl.failures(time.Now())
+	if _, err := pl.rev.rec.SetFailures(time.Now(), fs...); err != nil {
+		pl.p.log.Error("revision failures", "revision", pl.rev.key, "error", err)
+	}
+	pl.rev.checkFailed()
+}
+
+func (pl *pool) failures(now time.Time) []revision.Failure {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var health, resources *revision.Failure
+	for _, s := range pl.slots {
+		if s.fail != nil && health == nil {
+			health = &revision.Failure{Condition: revision.ContainerHealthy, Reason: s.fail.Reason,
+				Message: "Container failed with: " + s.fail.Message + lastOutput(s.failTail)}
+		}
+		if resources != nil {
+			continue
+		}
+		switch {
+		case s.fail != nil && s.proc == nil && s.retryAt.After(now):
+			resources = &revision.Failure{Condition: revision.ResourcesAvailable, Reason: "CrashLoopBackOff",
+				Message: fmt.Sprintf("back-off %v restarting failed replica %s (%d restarts): %s%s",
+					s.retryAt.Sub(now).Round(time.Second), s.name, s.restarts, s.fail.Message, lastOutput(s.failTail))}
+		case s.stuck && s.proc != nil:
+			s.proc.mu.Lock()
+			why, tail := s.proc.probe, slices.Clone(s.proc.tail)
+			s.proc.mu.Unlock()
+			if why == "" {
+				why = "no readiness check passed"
+			}
+			resources = &revision.Failure{Condition: revision.ResourcesAvailable, Reason: revision.ReasonProgressDeadlineExceeded,
+				Message: fmt.Sprintf("replica %s did not become ready within the progress deadline (%v): %s%s",
+					s.name, pl.rev.progress, why, lastOutput(tail))}
+		}
+	}
+	var fs []revision.Failure
+	for _, f := range []*revision.Failure{resources, health} {
+		if f != nil {
+			fs = append(fs, *f)
+		}
+	}
+	return fs
+}
+
+func lastOutput(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; last output: " + strings.Join(lines, " | ")
+}
+
+// stopAll drains every replica and waits for them (platform shutdown,
+// service deletion).
 func (pl *pool) stopAll() {
 	pl.mu.Lock()
 	pl.closed = true
-	all := slices.Clone(pl.ready)
-	pl.ready = nil
+	all := pl.slots
+	pl.slots = nil
 	for _, v := range all {
 		pl.draining[v] = true
-		pl.drains.Add(1)
 	}
 	pl.mu.Unlock()
-	pl.p.replicasChanged(pl.rev)
-	for _, v := range all {
-		go pl.drain(v)
-	}
-	pl.drains.Wait()
+	pl.removed(all)
+	pl.running.Wait()
 }
 
-// readyReplicas returns the ready replicas.
+// readyReplicas returns the replicas that serve.
 func (pl *pool) readyReplicas() []*proc {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	return slices.Clone(pl.ready)
+	var out []*proc
+	for _, s := range pl.slots {
+		if s.proc != nil && s.proc.serving() {
+			out = append(out, s.proc)
+		}
+	}
+	return out
 }
 
 func (pl *pool) counts() (ready, starting, draining int) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	return len(pl.ready), pl.starting, len(pl.draining)
+	for _, s := range pl.slots {
+		if s.proc != nil && s.proc.serving() {
+			ready++
+		} else {
+			starting++
+		}
+	}
+	return ready, starting, len(pl.draining)
+}
+
+// replicaStatus describes every replica, draining ones last.
+func (pl *pool) replicaStatus(now time.Time) []ReplicaStatus {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var out []ReplicaStatus
+	describe := func(s *slot, draining bool) ReplicaStatus {
+		rs := ReplicaStatus{Name: s.name, Restarts: s.restarts}
+		switch {
+		case draining:
+			rs.State = "Draining"
+		case s.proc == nil && s.fail != nil:
+			rs.State = "CrashLoopBackOff"
+			if s.retryAt.After(now) {
+				rs.RetryIn = s.retryAt.Sub(now).Round(100 * time.Millisecond).String()
+			}
+		case s.proc == nil:
+			rs.State = "Starting"
+		case s.proc.serving():
+			rs.State = "Ready"
+		case s.proc.isListening():
+			rs.State = "NotReady"
+		default:
+			rs.State = "Starting"
+		}
+		if s.fail != nil {
+			rs.LastFailure = s.fail.Reason + ": " + s.fail.Message
+		}
+		if pr := s.proc; pr != nil {
+			rs.PID = pr.cmd.Process.Pid
+			pr.mu.Lock()
+			rs.AppPID, rs.Probe = pr.appPID, pr.probe
+			pr.mu.Unlock()
+			if pr.isListening() {
+				rs.Serve = pr.hs.Serve
+				rs.Metrics = "http://" + pr.hs.Admin + "/metrics"
+			}
+		}
+		return rs
+	}
+	for _, s := range pl.slots {
+		out = append(out, describe(s, false))
+	}
+	for s := range pl.draining {
+		out = append(out, describe(s, true))
+	}
+	return out
 }

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -28,24 +26,47 @@ type ReplicaSpec struct {
 	Timeout              time.Duration     `json:"timeout"`
 	StartupDelay         time.Duration     `json:"startupDelay"`
 	DrainQuietPeriod     time.Duration     `json:"drainQuietPeriod"`
+	// Program, when set, is the user's program to run behind the queue
+	// instead of the built-in App.
+	Program *ContainerSpec `json:"program,omitempty"`
+	// Grace is how long the program has between SIGTERM and SIGKILL.
+	Grace time.Duration `json:"grace"`
+	// Service and RevisionName are K_SERVICE (and K_CONFIGURATION) and
+	// K_REVISION.
+	Service      string `json:"service"`
+	RevisionName string `json:"revisionName"`
 }
 
-// handshake is the one JSON line a replica prints on stdout once it listens.
+// handshake is the replica's address, sent once it listens and its program
+// is ready.
 type handshake struct {
 	Serve string `json:"serve"` // host:port of the serving handler
 	Admin string `json:"admin"` // host:port of the admin handler (/ready, /stats)
 	PID   int    `json:"pid"`
 }
 
+// tailLines is how many of a replica's last output lines a failure
+// message quotes.
+const tailLines = 5
+
 // proc is one running replica process.
 type proc struct {
-	spec   ReplicaSpec
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser // closing it tells the replica its parent is gone
-	hs     handshake
-	start  time.Time     // when the process was started
-	exited chan struct{} // closed when the process has been reaped
-	err    error         // exit status, valid after exited
+	spec      ReplicaSpec
+	cmd       *exec.Cmd
+	stdin     *os.File // our end of the replica's stdin: closing it tells the replica we are gone
+	start     time.Time
+	listening chan struct{} // closed on the handshake; hs is set before
+	hs        handshake
+	exited    chan struct{} // closed when the process has been reaped and its output read
+	err       error         // from Wait, valid after exited
+	onChange  func()        // called, with no lock held, when readiness or the probe message changes
+
+	mu      sync.Mutex // protects the fields below
+	appPID  int        // the program's process (group) id, 0 for a built-in app
+	probe   string     // why the program is not ready
+	exit    *exitInfo  // why the program stopped
+	tail    []string   // the last output lines
+	unready bool       // the readiness probe fails after the handshake
 }
 
 // spawner starts replica processes from one OS thread that never exits, so
@@ -71,8 +92,10 @@ func newSpawner() *spawner {
 	return s
 }
 
-// start launches a replica and waits for its handshake (or ctx).
-func (s *spawner) start(ctx context.Context, spec ReplicaSpec, logw io.Writer) (*proc, error) {
+// start launches a replica. Its events (stdout) and output (stderr, each
+// line to logLine) are read until it exits; listening closes on its
+// handshake.
+func (s *spawner) start(spec ReplicaSpec, logLine func(string), onChange func()) (*proc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("platform: finding own executable: %w", err)
@@ -80,56 +103,144 @@ func (s *spawner) start(ctx context.Context, spec ReplicaSpec, logw io.Writer) (
 	js, _ := json.Marshal(spec)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), replicaEnv+"="+string(js))
-	cmd.Stderr = logw
-	// Three guards against orphans: the child dies with SIGKILL if this
-	// thread (so the platform) dies; it exits when its stdin (a pipe we
-	// hold) reaches EOF; and it is in our process group for Ctrl-C.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
+	// Three guards against orphans: the replica gets SIGHUP if this thread
+	// (so the platform) dies, and kills its program's process group; it
+	// does the same when its stdin (a pipe we hold) reaches EOF; and a
+	// program whose replica is killed gets SIGKILL, and the platform kills
+	// its group (see pool).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGHUP}
+	// Our own pipes rather than cmd's: Wait must not wait for the output of
+	// a program's stray child holding the replica's stderr.
+	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	outR, outW, err := os.Pipe()
 	if err != nil {
+		inR.Close()
+		inW.Close()
 		return nil, err
 	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	done := make(chan error, 1)
 	s.reqs <- spawnReq{cmd: cmd, done: done}
-	if err := <-done; err != nil {
+	err = <-done
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		errR.Close()
 		return nil, fmt.Errorf("platform: starting replica %s: %w", spec.Name, err)
 	}
-	p := &proc{spec: spec, cmd: cmd, stdin: stdin, start: time.Now(), exited: make(chan struct{})}
+	p := &proc{spec: spec, cmd: cmd, stdin: inW, start: time.Now(), listening: make(chan struct{}), exited: make(chan struct{}), onChange: onChange}
 
-	line := make(chan handshake, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		first := true
-		for sc.Scan() {
-			if first {
-				first = false
-				var hs handshake
-				if json.Unmarshal(sc.Bytes(), &hs) == nil && hs.Serve != "" {
-					line <- hs
-					continue
-				}
-			}
-			fmt.Fprintf(logw, "[%s] %s\n", spec.Name, sc.Text())
-		}
-	}()
+	var readers sync.WaitGroup
+	readers.Go(func() { p.readEvents(outR, logLine) })
+	readers.Go(func() { readLines(errR, func(line string) { p.addLine(line, logLine) }) })
 	go func() {
 		p.err = cmd.Wait()
+		// The replica is gone: so is its program's group, even when the
+		// replica was killed before it could kill it.
+		if pid := p.appPIDNow(); pid > 0 {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+		inW.Close()
+		// Read what is left of the output, but not forever: a stray
+		// process outside the group may hold the pipe.
+		readDone := make(chan struct{})
+		go func() { readers.Wait(); close(readDone) }()
+		select {
+		case <-readDone:
+		case <-time.After(2 * time.Second):
+		}
+		outR.Close()
+		errR.Close()
 		close(p.exited)
 	}()
-	select {
-	case hs := <-line:
-		p.hs = hs
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("platform: replica %s exited before it listened: %v", spec.Name, p.err)
-	case <-ctx.Done():
-		p.kill()
-		return nil, fmt.Errorf("platform: replica %s did not start: %w", spec.Name, ctx.Err())
+	return p, nil
+}
+
+func (p *proc) readEvents(r *os.File, logLine func(string)) {
+	readLines(r, func(line string) {
+		var ev replicaEvent
+		if json.Unmarshal([]byte(line), &ev) != nil {
+			p.addLine(line, logLine)
+			return
+		}
+		changed := false
+		p.mu.Lock()
+		if ev.AppPID != 0 {
+			p.appPID = ev.AppPID
+		}
+		if ev.Probe != "" && ev.Probe != p.probe {
+			p.probe, changed = ev.Probe, true
+		}
+		if ev.Ready != nil && p.unready == *ev.Ready {
+			p.unready, changed = !*ev.Ready, true
+			if *ev.Ready {
+				p.probe = ""
+			}
+		}
+		if ev.Exit != nil {
+			p.exit = ev.Exit
+		}
+		p.mu.Unlock()
+		if ev.Serve != "" && !p.isListening() {
+			p.hs = handshake{Serve: ev.Serve, Admin: ev.Admin, PID: ev.PID}
+			close(p.listening)
+			return
+		}
+		if changed && p.onChange != nil {
+			p.onChange()
+		}
+	})
+}
+
+func (p *proc) addLine(line string, logLine func(string)) {
+	p.mu.Lock()
+	p.tail = append(p.tail, line)
+	if len(p.tail) > tailLines {
+		p.tail = p.tail[len(p.tail)-tailLines:]
 	}
+	p.mu.Unlock()
+	logLine(line)
+}
+
+func (p *proc) appPIDNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.appPID
+}
+
+// isListening reports whether the handshake came.
+func (p *proc) isListening() bool {
+	select {
+	case <-p.listening:
+		return true
+	default:
+		return false
+	}
+}
+
+// serving reports whether the replica should get requests: it listens and
+// its readiness probe passes.
+func (p *proc) serving() bool {
+	if !p.isListening() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.unready
 }
 
 // stop sends SIGTERM, lets the replica drain, and kills it if it has not
@@ -153,6 +264,5 @@ func (p *proc) stop(grace time.Duration) error {
 
 func (p *proc) kill() {
 	_ = p.cmd.Process.Kill()
-	_ = p.stdin.Close()
 	<-p.exited
 }

@@ -28,6 +28,9 @@ func runReplica(specJSON string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", spec.Name)
+	if spec.Program != nil {
+		return runProgramReplica(spec, log)
+	}
 
 	parentGone := make(chan struct{})
 	go func() {
@@ -44,7 +47,13 @@ func runReplica(specJSON string) int {
 		return 0
 	}
 
+	qm, metricsReg, err := replicaMetrics(spec.Revision, spec.Name)
+	if err != nil {
+		log.Error("replica metrics", "error", err)
+		return 2
+	}
 	h, err := queue.New(appHandler(spec.App, spec.Env), queue.Config{
+		Observer:             qm.Observe,
 		ContainerConcurrency: spec.ContainerConcurrency,
 		TotalTimeout:         spec.Timeout,
 		QuietPeriod:          spec.DrainQuietPeriod,
@@ -74,7 +83,8 @@ func runReplica(specJSON string) int {
 		return 1
 	}
 	srv := &http.Server{Handler: h, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
-	admin := &http.Server{Handler: queue.AdminHandler(h, rep), ReadHeaderTimeout: 10 * time.Second}
+	qm.Watch(h)
+	admin := &http.Server{Handler: adminWithMetrics(queue.AdminHandler(h, rep), metricsReg), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(serveLn) }()
 	go func() { _ = admin.Serve(adminLn) }()
 

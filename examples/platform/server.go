@@ -66,6 +66,10 @@ func (c ServerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// controlConns bounds the control endpoint's open connections: it serves
+// one user's tools and pages.
+const controlConns = 256
+
 // nofile is the process's file-descriptor limit (Go raises the soft limit
 // to the hard one at start), or 1024 if unknown.
 func nofile() uint64 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/servingkit/servingkit/revision"
 )
 
 // Status is the platform's state, served as JSON at /status.
@@ -57,14 +59,38 @@ type RevisionStatus struct {
 	Requests    int64           `json:"requests"`
 	Errors      int64           `json:"errors"`
 	Replicas    []ReplicaStatus `json:"replicas"`
-	LastError   string          `json:"lastError,omitempty"`
+	// State is "Ready", "Failed" (Ready is False: see Conditions) or
+	// "NotReady" (not ready yet: deploying).
+	State      string            `json:"state"`
+	Conditions []ConditionStatus `json:"conditions"`
 }
 
-// ReplicaStatus is one replica process.
+// ConditionStatus is one of a revision's conditions, as Knative shows it.
+type ConditionStatus struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ReplicaStatus is one replica: its process and, for a user's program,
+// the program's.
 type ReplicaStatus struct {
-	Name  string `json:"name"`
-	PID   int    `json:"pid"`
-	Serve string `json:"serve"`
+	Name string `json:"name"`
+	// State is Starting, Ready, NotReady (its readiness probe fails),
+	// CrashLoopBackOff (waiting RetryIn to restart) or Draining.
+	State  string `json:"state"`
+	PID    int    `json:"pid,omitempty"`    // the replica (queue) process
+	AppPID int    `json:"appPid,omitempty"` // the program, for a user's program
+	Serve  string `json:"serve,omitempty"`
+	// Metrics is the URL of the replica's queue metrics (Prometheus).
+	Metrics  string `json:"metrics,omitempty"`
+	Restarts int    `json:"restarts"`
+	RetryIn  string `json:"retryIn,omitempty"`
+	// LastFailure is why the last process ended, until one is ready again.
+	LastFailure string `json:"lastFailure,omitempty"`
+	// Probe is why the program is not ready.
+	Probe string `json:"probe,omitempty"`
 }
 
 // Status returns a snapshot of the platform.
@@ -115,14 +141,18 @@ func (p *Platform) Status() Status {
 		if d := r.decision.Load(); d != nil {
 			rs.Desired, rs.Panicking, rs.Concurrency = d.Desired, d.Panicking, d.StableLoad
 		}
-		for _, pr := range r.pool.readyReplicas() {
-			rs.Replicas = append(rs.Replicas, ReplicaStatus{Name: pr.spec.Name, PID: pr.hs.PID, Serve: pr.hs.Serve})
+		rs.Replicas = r.pool.replicaStatus(st.Time)
+		switch state.Status.Ready.Status {
+		case revision.True:
+			rs.State = "Ready"
+		case revision.False:
+			rs.State = "Failed"
+		default:
+			rs.State = "NotReady"
 		}
-		r.pool.mu.Lock()
-		if r.pool.lastErr != nil {
-			rs.LastError = r.pool.lastErr.Error()
+		for _, c := range []revision.Condition{state.Status.Ready, state.Status.ResourcesAvailable, state.Status.ContainerHealthy, state.Status.Active} {
+			rs.Conditions = append(rs.Conditions, ConditionStatus{Type: string(c.Type), Status: c.Status.String(), Reason: c.Reason, Message: c.Message})
 		}
-		r.pool.mu.Unlock()
 		st.Revisions = append(st.Revisions, rs)
 	}
 	return st
@@ -152,7 +182,7 @@ func (p *Platform) serviceURL(s *service, tag string) string {
 // if not nil, is the previous snapshot, for requests per second.
 func PrintTable(w io.Writer, st, prev Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "REVISION\tMODE\tDESIRED\tREADY\tPANIC\tCONCURRENCY\tWAITING\tREQ/S\tERRORS\tACTIVE\t\n")
+	fmt.Fprintf(tw, "REVISION\tSTATE\tMODE\tDESIRED\tREADY\tRESTARTS\tPANIC\tCONCURRENCY\tWAITING\tREQ/S\tERRORS\tACTIVE\t\n")
 	before := map[string]RevisionStatus{}
 	for _, r := range prev.Revisions {
 		before[r.Key] = r
@@ -176,10 +206,19 @@ func PrintTable(w io.Writer, st, prev Status) {
 		if r.Desired < 0 {
 			desired = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%.0f\t%d\t%s\t\n",
-			r.Key, r.Mode, desired, ready, panic, r.Concurrency, r.Waiting, rps, r.Errors, r.Active)
+		restarts := 0
+		for _, rep := range r.Replicas {
+			restarts += rep.Restarts
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f\t%d\t%.0f\t%d\t%s\t\n",
+			r.Key, r.State, r.Mode, desired, ready, restarts, panic, r.Concurrency, r.Waiting, rps, r.Errors, r.Active)
 	}
 	_ = tw.Flush()
+	for _, r := range st.Revisions {
+		if r.State == "Failed" && len(r.Conditions) > 0 {
+			fmt.Fprintf(w, "%s: %s: %s\n", r.Key, r.Conditions[0].Reason, r.Conditions[0].Message)
+		}
+	}
 }
 
 func (p *Platform) controlHandler() http.Handler {
@@ -190,10 +229,22 @@ func (p *Platform) controlHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(p.Status())
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		PrintTable(w, p.Status(), Status{})
+	mux.HandleFunc("GET /{$}", p.serveDashboard)
+	mux.HandleFunc("GET /events", p.serveEvents)
+	mux.Handle("GET /metrics", p.metrics.handler())
+	mux.HandleFunc("GET /logs", p.serveLogs)
+	mux.HandleFunc("DELETE /services/{namespace}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		ns, name := r.PathValue("namespace"), r.PathValue("name")
+		if err := p.Delete(ns, name); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"deleted": ns + "/" + name})
 	})
 	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
+		// A slow body cannot hold the connection: 30 s to send 1 MiB.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Second))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxManifestBytes))
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			http.Error(w, fmt.Sprintf("control: the manifest is larger than the limit of %d bytes (1 MiB); nothing was applied", MaxManifestBytes), http.StatusRequestEntityTooLarge)

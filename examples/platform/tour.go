@@ -69,7 +69,7 @@ func runTour(o Options) int {
 		Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 500},
 	}}
 	say := t.say
-	say("servingkit guided tour — gateway http://%s, status http://%s/status", p.GatewayAddr(), p.ControlAddr())
+	say("servingkit guided tour — gateway http://%s, status http://%s/status; watch it live at http://%s/ in a browser", p.GatewayAddr(), p.ControlAddr(), p.ControlAddr())
 	say("Windows are short for the tour: stable %s, panic 10%% of it, scale-to-zero grace %s.",
 		tourConfig["stable-window"], tourConfig["scale-to-zero-grace-period"])
 

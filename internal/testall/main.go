@@ -1,8 +1,8 @@
-// Command testall runs every test of the repository — the core module and
-// the examples module — with the race detector when this machine can build
-// it:
+// Command testall runs every test of the repository — the core module,
+// and the examples and prometheus modules — with the race detector when
+// this machine can build it:
 //
-//	go test -race ./... ./examples/...
+//	go test -race ./... ./examples/... ./prometheus/...
 //
 // The race detector needs cgo and a C compiler. On a machine with only Go
 // installed there is none, and `go test -race` fails outright; testall then
@@ -32,7 +32,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "testall: running without -race: %s (install gcc to enable it)\n", why)
 	}
 	args = append(args, os.Args[1:]...)
-	args = append(args, "./...", "./examples/...")
+	args = append(args, "./...", "./examples/...", "./prometheus/...")
 	fmt.Fprintf(os.Stderr, "testall: go %s\n", strings.Join(args, " "))
 	cmd := exec.Command("go", args...)
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = os.Stdout, os.Stderr, os.Stdin

@@ -2,8 +2,8 @@
 # Load test of the local platform with hey (go install github.com/rakyll/hey@v0.1.5):
 # requests/s and latency of the bare demo app, of one replica (app behind
 # queue, in process), and of the full path through the gateway in Serve
-# mode and in Proxy mode; then cold starts from zero with a replica that
-# takes 50 ms to start. Run from the repository root:
+# mode and in Proxy mode (cold starts: coldstart.sh). Run from the
+# repository root:
 #
 #   examples/platform/loadtest/run.sh [duration] [concurrency]
 set -euo pipefail
@@ -45,12 +45,4 @@ for load in "-c $C" "-c 10 -q 100"; do
 done
 curl -s 127.0.0.1:18081/ ; echo
 
-echo "== cold starts from zero (replica start-up 50 ms), 10 services"
-for i in $(seq 1 10); do
-  sed "s/name: proxy,/name: cold$i,/; s/\"-1\"/\"0\"/; s/min-scale: \"1\"/initial-scale: \"0\"/" "$dir/proxy.yaml" |
-    curl -s -o /dev/null --data-binary @- 127.0.0.1:18081/apply
-done
-sleep 1
-for i in $(seq 1 10); do
-  curl -s -o /dev/null -w "cold$i: %{http_code} in %{time_total}s\n" -H "Host: cold$i.default.localhost" http://127.0.0.1:18080/
-done
+# Cold starts from zero: see coldstart.sh.

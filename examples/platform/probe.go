@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// prober runs one probe of a program as the kubelet would: an HTTP GET
+// that passes on a status in [200, 400), a TCP connect, or a command that
+// exits 0; each attempt bounded by the probe's timeout.
+type prober struct {
+	spec   ProbeSpec
+	addr   string   // host:port the probe checks
+	env    []string // the program's environment, for exec probes
+	dir    string   // the program's working directory, for exec probes
+	client *http.Client
+	// alsoTCP makes an exec probe pass only when the program also accepts
+	// connections on its port: Knative's queue checks the port of a
+	// program whose readiness probe is exec.
+	alsoTCP bool
+	// attempt, if set, replaces check (tests script the results).
+	attempt func(context.Context) error
+}
+
+// newProber returns the prober of spec for a program listening on port.
+// A nil spec is the platform's default readiness check: a TCP connect to
+// the port.
+func newProber(spec *ProbeSpec, port int, env []string, dir string) *prober {
+	s := ProbeSpec{Kind: "tcp", Period: 10 * time.Second, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3, Aggressive: true}
+	if spec != nil {
+		s = *spec
+	}
+	if s.Port != 0 {
+		port = s.Port
+	}
+	p := &prober{spec: s, addr: net.JoinHostPort(cmpOr(s.Host, "127.0.0.1"), strconv.Itoa(port)), env: env, dir: dir}
+	if s.Kind == "http" {
+		p.client = &http.Client{
+			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+			// A redirect is an answer, as for the kubelet.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return p
+}
+
+// describe names the probe for messages.
+func (p *prober) describe() string {
+	switch p.spec.Kind {
+	case "http":
+		return "httpGet http://" + p.addr + p.spec.Path
+	case "tcp":
+		return "tcpSocket " + p.addr
+	}
+	return fmt.Sprintf("exec %q", p.spec.Command)
+}
+
+func (p *prober) try(ctx context.Context) error {
+	if p.attempt != nil {
+		return p.attempt(ctx)
+	}
+	return p.check(ctx)
+}
+
+// check makes one attempt: nil when the program passes.
+func (p *prober) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
+	defer cancel()
+	switch p.spec.Kind {
+	case "http":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+p.spec.Path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("User-Agent", "kube-probe/1.31")
+		for _, h := range p.spec.Headers {
+			if strings.EqualFold(h[0], "Host") {
+				req.Host = h[1]
+			} else {
+				req.Header.Add(h[0], h[1])
+			}
+		}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+			return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+		}
+		return nil
+	case "tcp":
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if p.alsoTCP {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.addr)
+		if err != nil {
+			return fmt.Errorf("the program does not listen: %w", err)
+		}
+		c.Close()
+	}
+	cmd := exec.CommandContext(ctx, p.spec.Command[0], p.spec.Command[1:]...)
+	cmd.Env, cmd.Dir = p.env, p.dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &limitedBuffer{b: &out, max: 1024}, &limitedBuffer{b: &out, max: 1024}
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("command timed out after %v", p.spec.Timeout)
+	}
+	if err != nil {
+		if msg := strings.TrimSpace(out.String()); msg != "" {
+			return fmt.Errorf("%v: %s", err, msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// limitedBuffer keeps the first max bytes written to it and drops the rest.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// probeResult is what a probe loop reports on a change.
+type probeResult struct {
+	ok  bool
+	err error // the last failure, when !ok
+}
+
+// run probes until ctx ends, with Kubernetes' semantics: the first attempt
+// after InitialDelay, then one every Period (every 50 ms until the first
+// success for an aggressive readiness probe); the result turns ok after
+// SuccessThreshold passes in a row and not ok after FailureThreshold
+// failures in a row. It calls report on every change of the result, and
+// with each new failure message while not ok (so the platform can say why
+// a program is not ready). The result starts not ok.
+func (p *prober) run(ctx context.Context, report func(probeResult)) {
+	const aggressivePeriod = 50 * time.Millisecond
+	if !sleepCtx(ctx, p.spec.InitialDelay) {
+		return
+	}
+	ok, everOK := false, false
+	successes, failures := 0, 0
+	lastMsg := ""
+	for {
+		err := p.try(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			successes, failures = successes+1, 0
+			if !ok && successes >= p.spec.SuccessThreshold {
+				ok, everOK, lastMsg = true, true, ""
+				report(probeResult{ok: true})
+			}
+		} else {
+			successes, failures = 0, failures+1
+			err = fmt.Errorf("%s: %w", p.describe(), err)
+			switch {
+			case ok && failures >= p.spec.FailureThreshold:
+				ok, lastMsg = false, err.Error()
+				report(probeResult{err: err})
+			case !ok && err.Error() != lastMsg:
+				lastMsg = err.Error()
+				report(probeResult{err: err})
+			}
+		}
+		period := p.spec.Period
+		if p.spec.Aggressive && !everOK {
+			period = aggressivePeriod
+		}
+		if !sleepCtx(ctx, period) {
+			return
+		}
+	}
+}
+
+// runLiveness probes until ctx ends and calls dead once, after
+// FailureThreshold failures in a row, with the last failure.
+func (p *prober) runLiveness(ctx context.Context, dead func(error)) {
+	if !sleepCtx(ctx, p.spec.InitialDelay) {
+		return
+	}
+	failures := 0
+	for {
+		err := p.try(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			failures = 0
+		} else if failures++; failures >= p.spec.FailureThreshold {
+			dead(fmt.Errorf("liveness probe failed %d times in a row: %s: %w", failures, p.describe(), err))
+			return
+		}
+		if !sleepCtx(ctx, p.spec.Period) {
+			return
+		}
+	}
+}
+
+// sleepCtx sleeps d, and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+var errNotReady = errors.New("program not ready")

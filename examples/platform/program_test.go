@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// testProgramEnv makes this test binary, re-executed, behave as a user's
+// program (see runTestProgram): the end-to-end tests serve it through the
+// platform's command and args like any other program.
+const testProgramEnv = "SERVINGKIT_TEST_PROGRAM"
+
+// runTestProgram is a user program with one behaviour per mode:
+//
+//	serve  answers GET / with what a program sees (its env, Host,
+//	       X-Forwarded-For, Forwarded, its stdin, the protocol);
+//	       ?sleep=ms first; logs each request; on SIGTERM logs it and,
+//	       with IGNORE_TERM=1, keeps running
+//	slow   like serve, but not ready for SLOW_MS: /healthz 503 and / 500
+//	crash  prints a line to stderr and exits 3
+//	never  never listens
+//	fork   starts a child (mode sleep), writes its pid to PID_FILE, serves
+//	sleep  sleeps
+//	h2c    serves cleartext HTTP/2 only
+func runTestProgram(mode string) int {
+	port := os.Getenv("PORT")
+	switch mode {
+	case "crash":
+		fmt.Fprintln(os.Stderr, "boom: the program failed on purpose")
+		return 3
+	case "never", "sleep":
+		time.Sleep(time.Hour)
+		return 0
+	case "fork":
+		child := exec.Command(os.Args[0])
+		child.Env = append(os.Environ(), testProgramEnv+"=sleep")
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "fork:", err)
+			return 1
+		}
+		if err := os.WriteFile(os.Getenv("PID_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, "fork:", err)
+			return 1
+		}
+	}
+	readyAt := time.Now()
+	if ms, err := strconv.Atoi(os.Getenv("SLOW_MS")); err == nil && mode == "slow" {
+		readyAt = readyAt.Add(time.Duration(ms) * time.Millisecond)
+	}
+	stdin, _ := io.ReadAll(io.LimitReader(os.Stdin, 100))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if time.Now().Before(readyAt) {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if time.Now().Before(readyAt) {
+			http.Error(w, "not ready yet", http.StatusInternalServerError)
+			return
+		}
+		if ms, err := strconv.Atoi(r.URL.Query().Get("sleep")); err == nil {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
+		fmt.Printf("request %s %s\n", r.Method, r.URL.Path)
+		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s args=%q\n",
+			os.Getenv("K_REVISION"), os.Getenv("K_SERVICE"), os.Getenv("K_CONFIGURATION"), os.Getenv("TARGET"),
+			r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), stdin, r.Proto, port, os.Args[1:])
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if mode == "h2c" {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		srv.Protocols = &p
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		return 1
+	}
+	fmt.Println("listening on", port)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		for range term {
+			fmt.Println("got SIGTERM")
+			if os.Getenv("IGNORE_TERM") != "1" {
+				os.Exit(0)
+			}
+		}
+	}()
+	_ = srv.Serve(l)
+	return 0
+}

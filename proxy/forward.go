@@ -1,0 +1,360 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// Forwarder is a reverse proxy for HTTP/1 requests that allocates little:
+// what httputil.ReverseProxy does in Rewrite mode, on one allocation for the
+// outbound request (the copy, its URL and the ProxyRequest together) and
+// one for its header map, whose value slices are shared with the inbound
+// request's. Upgrades (websockets) and HTTP/2 requests (h2c gRPC among
+// them) go through an httputil.ReverseProxy built from the same fields.
+//
+// What it keeps from ReverseProxy: hop-by-hop headers (Connection and the
+// headers it names, Keep-Alive, Proxy-*, TE except "trailers", Trailer,
+// Transfer-Encoding, Upgrade) are removed both ways; Forwarded and
+// X-Forwarded-* are removed before Rewrite; an absent User-Agent stays
+// absent; 1xx responses (103 Early Hints) are passed on; trailers are
+// announced and copied; event streams and responses of unknown length are
+// flushed as they come; a response cut off by the backend aborts the
+// client's (http.ErrAbortHandler). Request framing (Content-Length against
+// Transfer-Encoding, obs-fold, header sizes) is the server's: net/http
+// refuses what is ambiguous before a handler runs, and the transport frames
+// the outbound request from its own fields, never from copied headers.
+//
+// The fields must not change once it serves. Rewrite must not write into
+// the header value slices of pr.Out (they are pr.In's): set new slices.
+type Forwarder struct {
+	// Rewrite shapes the outbound request, with arg as Forward was given.
+	Rewrite func(pr *httputil.ProxyRequest, arg any)
+	// ModifyResponse, if set, may change the response or fail it.
+	ModifyResponse func(*http.Response) error
+	// ErrorHandler answers a request the backend did not answer; nil: 502.
+	// out is the outbound request (its context is the request's).
+	ErrorHandler func(w http.ResponseWriter, out *http.Request, err error, arg any)
+	// AppendForwardedFor appends the client's IP (from the inbound
+	// RemoteAddr) to the X-Forwarded-For that Rewrite left, without an
+	// allocation of its own when there was none before.
+	AppendForwardedFor bool
+	Transport          http.RoundTripper // nil: http.DefaultTransport
+	BufferPool         httputil.BufferPool
+	ErrorLog           *log.Logger
+
+	generalOnce sync.Once
+	general     *httputil.ReverseProxy
+}
+
+// outbound is a request's one allocation on the fast path.
+type outbound struct {
+	req   http.Request
+	url   url.URL
+	pr    httputil.ProxyRequest
+	trace httptrace.ClientTrace
+	w     http.ResponseWriter
+	xff   [1]string
+}
+
+// argKey carries Forward's arg to the general path.
+type argKey struct{}
+
+// ServeHTTP forwards r with a nil arg.
+func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.Forward(w, r, r.Context(), nil)
+}
+
+// Forward forwards r, under ctx rather than r's context, passing arg to
+// Rewrite and ErrorHandler.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.Context, arg any) {
+	if r.ProtoMajor != 1 || isUpgrade(r.Header) {
+		f.generalPath().ServeHTTP(w, r.WithContext(context.WithValue(ctx, argKey{}, arg)))
+		return
+	}
+	o := &outbound{w: w}
+	o.trace.Got1xxResponse = o.got1xx
+	// WithContext is inlined, and the copy it makes does not escape.
+	o.req = *r.WithContext(httptrace.WithClientTrace(ctx, &o.trace))
+	out := &o.req
+	if r.URL != nil {
+		o.url = *r.URL
+		out.URL = &o.url
+	}
+	if r.ContentLength == 0 {
+		out.Body = nil // lets the transport retry on a reused connection
+	}
+	if out.Body != nil {
+		defer out.Body.Close()
+	}
+	out.Close = false
+	out.Header = outboundHeader(r.Header)
+	o.pr = httputil.ProxyRequest{In: r, Out: out}
+	if f.Rewrite != nil {
+		f.Rewrite(&o.pr, arg)
+	}
+	out = o.pr.Out
+	if f.AppendForwardedFor {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if prior := out.Header["X-Forwarded-For"]; len(prior) > 0 {
+				ip = strings.Join(prior, ", ") + ", " + ip
+			}
+			o.xff[0] = ip
+			out.Header["X-Forwarded-For"] = o.xff[:]
+		}
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = emptyValue
+	}
+
+	rt := f.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	res, err := rt.RoundTrip(out)
+	if err != nil {
+		f.fail(w, out, err, arg)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		res.Body.Close()
+		f.fail(w, out, errors.New("proxy: backend switched protocols without an upgrade request"), arg)
+		return
+	}
+	removeHopByHop(res.Header)
+	if f.ModifyResponse != nil {
+		if err := f.ModifyResponse(res); err != nil {
+			res.Body.Close()
+			f.fail(w, out, err, arg)
+			return
+		}
+	}
+	dst := w.Header()
+	for k, vv := range res.Header {
+		if cur, ok := dst[k]; ok {
+			dst[k] = append(cur, vv...)
+		} else {
+			dst[k] = vv // the response is ours: its slices can be shared
+		}
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(res.StatusCode)
+
+	err = f.copyBody(w, res.Body, streaming(res))
+	res.Body.Close()
+	if err != nil {
+		if ctx.Err() == nil && f.ErrorLog != nil {
+			f.ErrorLog.Printf("proxy: response body cut off: %v", err)
+		}
+		// The status is out: abort the response so the client sees it cut
+		// off rather than complete.
+		panic(http.ErrAbortHandler)
+	}
+	if len(res.Trailer) > 0 {
+		dst = w.Header()
+		if len(res.Trailer) == announced {
+			for k, vv := range res.Trailer {
+				dst[k] = vv
+			}
+		} else {
+			for k, vv := range res.Trailer {
+				dst[http.TrailerPrefix+k] = vv
+			}
+		}
+	}
+}
+
+// got1xx passes an informational response (103 Early Hints) on.
+func (o *outbound) got1xx(code int, header textproto.MIMEHeader) error {
+	switch code {
+	case http.StatusContinue:
+		// The server answers the client's Expect itself, when the
+		// transport first reads the body; a second 100 would be one too
+		// many.
+		return nil
+	case http.StatusSwitchingProtocols:
+		return nil // not requested on this path; the response fails it
+	}
+	h := o.w.Header()
+	for k, vv := range header {
+		h[k] = vv
+	}
+	o.w.WriteHeader(code)
+	clear(h) // the final response brings its own
+	return nil
+}
+
+func (f *Forwarder) fail(w http.ResponseWriter, out *http.Request, err error, arg any) {
+	if f.ErrorHandler != nil {
+		f.ErrorHandler(w, out, err, arg)
+		return
+	}
+	if f.ErrorLog != nil {
+		f.ErrorLog.Printf("proxy: %v", err)
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+// copyBody copies the response body, flushing after every write when
+// stream is set. It returns a read error (other than EOF) or a write error.
+func (f *Forwarder) copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
+	var buf []byte
+	if f.BufferPool != nil {
+		buf = f.BufferPool.Get()
+		defer f.BufferPool.Put(buf)
+	} else {
+		buf = make([]byte, 32*1024)
+	}
+	var flusher http.Flusher
+	if stream {
+		flusher, _ = w.(http.Flusher)
+		if flusher == nil {
+			rc := http.NewResponseController(w)
+			flusher = flushFunc(func() { _ = rc.Flush() })
+		}
+	}
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+type flushFunc func()
+
+func (f flushFunc) Flush() { f() }
+
+// streaming reports whether the response is to be flushed as it comes: an
+// event stream, or one of unknown length (ReverseProxy's rule).
+func streaming(res *http.Response) bool {
+	if res.ContentLength == -1 {
+		return true
+	}
+	ct := res.Header["Content-Type"]
+	if len(ct) == 0 {
+		return false
+	}
+	const es = "text/event-stream"
+	v := strings.TrimLeft(ct[0], " \t")
+	if len(v) < len(es) || !strings.EqualFold(v[:len(es)], es) {
+		return false
+	}
+	rest := strings.TrimLeft(v[len(es):], " \t")
+	return rest == "" || rest[0] == ';'
+}
+
+// generalPath is the httputil.ReverseProxy for upgrades and HTTP/2.
+func (f *Forwarder) generalPath() *httputil.ReverseProxy {
+	f.generalOnce.Do(func() {
+		f.general = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				if f.Rewrite != nil {
+					f.Rewrite(pr, pr.In.Context().Value(argKey{}))
+				}
+				if f.AppendForwardedFor {
+					if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+						if prior := pr.Out.Header["X-Forwarded-For"]; len(prior) > 0 {
+							ip = strings.Join(prior, ", ") + ", " + ip
+						}
+						pr.Out.Header["X-Forwarded-For"] = []string{ip}
+					}
+				}
+			},
+			ModifyResponse: f.ModifyResponse,
+			Transport:      f.Transport,
+			BufferPool:     f.BufferPool,
+			ErrorLog:       f.ErrorLog,
+			ErrorHandler: func(w http.ResponseWriter, out *http.Request, err error) {
+				f.fail(w, out, err, out.Context().Value(argKey{}))
+			},
+		}
+	})
+	return f.general
+}
+
+var emptyValue = []string{""}
+
+// hopHeaders are removed both ways (RFC 9110 section 7.6.1, and what
+// ReverseProxy removes).
+var hopHeaders = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// outboundHeader copies in without hop-by-hop and forwarding headers; the
+// value slices are shared. TE: trailers is kept when asked for.
+func outboundHeader(in http.Header) http.Header {
+	out := make(http.Header, len(in))
+	for k, vv := range in {
+		out[k] = vv
+	}
+	removeHopByHop(out)
+	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(out, k)
+	}
+	if hasToken(in["Te"], "trailers") {
+		out["Te"] = teTrailers
+	}
+	return out
+}
+
+var teTrailers = []string{"trailers"}
+
+// removeHopByHop removes the headers named by Connection, then the fixed
+// hop-by-hop ones.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(tok))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// isUpgrade reports whether the request asks for a protocol upgrade.
+func isUpgrade(h http.Header) bool {
+	return len(h["Upgrade"]) > 0 && hasToken(h["Connection"], "upgrade")
+}
+
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(tok), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
