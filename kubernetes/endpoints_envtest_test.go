@@ -74,7 +74,7 @@ func slice(ns, svc, name string, port int, ready bool) *discoveryv1.EndpointSlic
 			discoveryv1.LabelServiceName: svc}},
 		AddressType: discoveryv1.AddressTypeFQDN,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{"localhost"},
+			Addresses:  []string{"127.0.0.1"},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr(ready)},
 		}},
 		Ports: []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(port)), Protocol: ptr(corev1.ProtocolTCP)}},
@@ -123,7 +123,7 @@ func TestEndpointSliceReachesActivator(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("held request not answered 10 s after the EndpointSlice was written")
 	}
-	want := []string{net.JoinHostPort("localhost", strconv.Itoa(port))}
+	want := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	waitAddrs(t, e, want)
 
 	// Not ready: out.
@@ -169,13 +169,13 @@ func BenchmarkEndpointSliceToActivator(b *testing.B) {
 	if _, err := admin.DiscoveryV1().EndpointSlices(ns).Create(ctx, slice(ns, "web", "web-1", 10000, true), metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	waitAddrs(b, e, []string{"localhost:10000"})
+	waitAddrs(b, e, []string{"127.0.0.1:10000"})
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		port := 10001 + i%1000
 		if _, err := admin.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice(ns, "web", "web-1", port, true), metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		waitAddrs(b, e, []string{"localhost:" + strconv.Itoa(port)})
+		waitAddrs(b, e, []string{"127.0.0.1:" + strconv.Itoa(port)})
 	}
 }

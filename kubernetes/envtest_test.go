@@ -369,8 +369,10 @@ func (sk *servingkit) waitRouted(t testing.TB, ns, name string) {
 // kubelet plays the kubelet and the EndpointSlice controller for one
 // Deployment: it runs as many local pods as the Deployment's scale asks
 // for, each the queue binary in front of the test app, and publishes each
-// ready pod in an EndpointSlice of its own (FQDN address "localhost",
-// since loopback IPs are refused in EndpointSlices, and ports per pod).
+// ready pod in an EndpointSlice of its own, with ports per pod. The API
+// server refuses loopback IPs in IPv4 slices, and an FQDN needs two
+// labels, so the slices are of type FQDN with the address "127.0.0.1",
+// which the FQDN rule accepts and the dialer reads as the IP.
 type kubelet struct {
 	t        testing.TB
 	ns, name string
@@ -501,7 +503,7 @@ func (k *kubelet) startPod() {
 			discoveryv1.LabelServiceName: k.name, discoveryv1.LabelManagedBy: "servingkit-test-kubelet"}},
 		AddressType: discoveryv1.AddressTypeFQDN,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{"localhost"},
+			Addresses:  []string{"127.0.0.1"},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: k.ns, Name: name},
 		}},

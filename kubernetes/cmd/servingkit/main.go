@@ -23,6 +23,7 @@ import (
 	skk8s "github.com/servingkit/servingkit/kubernetes"
 	"github.com/servingkit/servingkit/queue"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -103,7 +104,7 @@ func serve(o options, log *slog.Logger) error {
 	}
 	cached := memory.NewMemCacheClient(cs.Discovery())
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
-	scales, err := scale.NewForConfig(rc, mapper, nil, scale.NewDiscoveryScaleKindResolver(cached))
+	scales, err := scale.NewForConfig(rc, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(cached))
 	if err != nil {
 		return err
 	}
