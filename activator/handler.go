@@ -486,9 +486,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// forwardedHeaders are removed from the outbound request by ReverseProxy's
-// Rewrite mode; the activator is one hop inside the platform, so it passes
-// them on as they came.
+// forwardedHeaders are removed from the outbound request by the Forwarder
+// before Rewrite (as by ReverseProxy's Rewrite mode); the activator is one
+// hop inside the platform, so it passes them on as they came.
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // proxiedValue is the ProxyHeader's value, shared by every outbound

@@ -55,7 +55,7 @@ func (c SidecarConfig) probeConfig() AppProbeConfig {
 }
 
 // NewSidecar returns a Handler that forwards requests to the application at
-// c.Target through an httputil.ReverseProxy, or an error naming each invalid
+// c.Target through a proxy.Forwarder, or an error naming each invalid
 // field. Websocket upgrades, server-sent events (flushed as they come) and
 // HTTP/2 streams (gRPC over h2c; serve the handler with ServerProtocols)
 // pass through.
@@ -83,26 +83,34 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	target := c.Target
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
+	fwd := &proxy.Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, _ any) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = target
 			// The application sees the Host the client asked for, and the
 			// client in X-Forwarded-For and Forwarded as the hops before
 			// recorded it (Rewrite starts without them), with this hop's
-			// client appended.
+			// client appended (AppendForwardedFor) and X-Forwarded-Host
+			// and -Proto this hop's, as httputil.ProxyRequest.SetXForwarded
+			// sets them.
 			pr.Out.Host = pr.In.Host
 			for _, k := range forwardedHeaders {
 				if v, ok := pr.In.Header[k]; ok {
 					pr.Out.Header[k] = v
 				}
 			}
-			pr.SetXForwarded()
+			pr.Out.Header["X-Forwarded-Host"] = []string{pr.In.Host}
+			if pr.In.TLS != nil {
+				pr.Out.Header["X-Forwarded-Proto"] = protoHTTPS
+			} else {
+				pr.Out.Header["X-Forwarded-Proto"] = protoHTTP
+			}
 		},
-		Transport:  transport,
-		BufferPool: &proxy.BufferPool{},
-		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+		AppendForwardedFor: true,
+		Transport:          transport,
+		BufferPool:         &proxy.BufferPool{},
+		ErrorLog:           slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, _ any) {
 			if r.Context().Err() != nil {
 				// The client left, or a timeout already answered it.
 				w.WriteHeader(StatusClientClosedRequest)
@@ -116,10 +124,13 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 			http.Error(w, fmt.Sprintf("queue: application at %s: %v", target, err), http.StatusBadGateway)
 		},
 	}
-	return newHandler(proxy, c.Config)
+	return newHandler(fwd, c.Config)
 }
 
-// forwardedHeaders are what httputil.ReverseProxy removes before Rewrite.
+// Shared X-Forwarded-Proto values; never written into.
+var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
+
+// forwardedHeaders are what proxy.Forwarder removes before Rewrite.
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // ServerProtocols returns the protocols the serving http.Server should
