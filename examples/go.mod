@@ -1,6 +1,6 @@
 module github.com/servingkit/servingkit/examples
 
-go 1.25.14
+go 1.25.0
 
 replace github.com/servingkit/servingkit => ../
 
@@ -14,7 +14,6 @@ require (
 	github.com/servingkit/servingkit/prometheus v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.11.1
 	go.yaml.in/yaml/v3 v3.0.4
-	golang.org/x/sync v0.22.0
 	sigs.k8s.io/yaml v1.6.0
 )
 

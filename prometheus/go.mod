@@ -1,6 +1,6 @@
 module github.com/servingkit/servingkit/prometheus
 
-go 1.25.14
+go 1.25.0
 
 replace github.com/servingkit/servingkit => ../
 

@@ -1,0 +1,621 @@
+package kubernetes
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/servingkit/servingkit/activator"
+	"github.com/servingkit/servingkit/autoscaler"
+	"github.com/servingkit/servingkit/balancer"
+	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/revision"
+	"github.com/servingkit/servingkit/stats"
+	"github.com/servingkit/servingkit/traffic"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// Event reasons Server records on Services.
+const (
+	// ReasonInvalidAnnotation is a Warning on a Service whose servingkit
+	// annotations do not parse; its message names each annotation, its
+	// value and the allowed range. The Service keeps its last good
+	// configuration, or is not served if it never had one.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	// ReasonRouteConflict is a Warning when the gateway refused the routes
+	// (two Services claiming one host).
+	ReasonRouteConflict = "RouteConflict"
+)
+
+// PeerTokenHeader carries ServerConfig.PeerToken on peer requests.
+const PeerTokenHeader = "Authorization"
+
+// ServerConfig configures a Server. Client, Scales, Name, PeerAddr and
+// PeerToken are required.
+type ServerConfig struct {
+	// Client reads Services and EndpointSlices, writes Events and the Lease.
+	Client kubernetes.Interface
+	// Scales writes the target workloads' scale subresources.
+	Scales scale.ScalesGetter
+	// Namespace limits the Services served; "" means every namespace.
+	Namespace string
+	// Domain is the {domain} of each Service's host
+	// "<name>.<namespace>.<domain>". "" means "svc.cluster.local".
+	Domain string
+	// Name is this process's name (the pod name), for its events, stats and
+	// lease identity.
+	Name string
+	// PeerAddr is the host:port at which the other servingkit processes
+	// reach this one's PeerHandler (the pod IP and the peer port).
+	PeerAddr string
+	// PeerToken is the shared secret peers present (a Secret in the
+	// deploy manifests); requests to PeerHandler without it are refused.
+	PeerToken string
+	// Lease configures the autoscaler's bucket Leases: Namespace is
+	// required.
+	Lease LeaseConfig
+	// Buckets is how many buckets the Services are hashed into, each owned
+	// by one replica's autoscaler; every replica must use the same number.
+	// Zero means 1 (Knative's default: one owner for all).
+	Buckets int
+	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) for
+	// every Service. Nil means Knative's defaults.
+	Autoscaler map[string]string
+	// ReportingPeriod is how often the activator reports its load. Zero
+	// means 1 s.
+	ReportingPeriod time.Duration
+	// Log receives what the server does; nil means silent.
+	Log *slog.Logger
+}
+
+func (c ServerConfig) validate() error {
+	var errs []error
+	if c.Client == nil {
+		errs = append(errs, errors.New("kubernetes: ServerConfig.Client is nil"))
+	}
+	if c.Scales == nil {
+		errs = append(errs, errors.New("kubernetes: ServerConfig.Scales is nil"))
+	}
+	for _, f := range []struct{ name, v string }{{"Name", c.Name}, {"PeerAddr", c.PeerAddr}, {"PeerToken", c.PeerToken}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("kubernetes: ServerConfig.%s is empty, want a value", f.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Server is servingkit on Kubernetes in one process: the gateway
+// (Handler), per annotated Service a revision front door and the
+// activator, and an autoscaler that decides and scales the Services in the
+// buckets this process owns (autoscaler.Shards over coordination.k8s.io
+// Leases). Several replicas share the work: each is a gateway and an
+// activator; each Service's load and pokes reach its owner's autoscaler,
+// forwarded through PeerHandler when another replica owns it.
+//
+// A Service's front door follows the autoscaler's decisions on its owner
+// (the activator leaves the path once there is burst capacity, as in
+// Knative). On the other replicas the activator stays in the path: they do
+// not see the decisions, and the activator balances over the same ready
+// pods with the containerConcurrency limit, so a request costs the same
+// hops.
+type Server struct {
+	cfg   ServerConfig
+	log   *slog.Logger
+	ascfg autoscaler.Config
+
+	router *traffic.Router
+	act    *activator.Handler
+	runner *autoscaler.Runner
+	shards *autoscaler.Shards
+	scaler *Scaler
+	lease  *Lease
+	holder string // this process in the Leases: "<name>@<peer address>"
+	eps    *EndpointsWatcher
+	svcs   informers.SharedInformerFactory
+	events record.EventRecorder
+	bcast  record.EventBroadcaster
+	peer   *http.Client // forwards stats to other owners, with the token
+
+	mu       sync.Mutex                 // protects the fields below
+	services map[string]*service        // by key "namespace/name"
+	ready    map[string][]Endpoint      // by key, also for Services not (yet) served
+	objects  map[string]*corev1.Service // last seen, for events
+	bad      map[string]string          // key → last reported problem
+	ctx      context.Context            // for reconcilers' Run; set by Run
+	wg       sync.WaitGroup             // reconcilers' Run goroutines
+}
+
+// service is one served Service.
+type service struct {
+	spec   ServiceSpec
+	rec    *revision.Reconciler
+	eps    *gateway.Endpoints
+	door   http.Handler
+	cancel context.CancelFunc
+	owned  atomic.Bool // this process's autoscaler owns the Service
+}
+
+// NewServer checks cfg and builds a Server; Run runs it.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ascfg, err := autoscaler.ParseConfig(cfg.Autoscaler)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: autoscaler config: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Log, ascfg: ascfg,
+		services: map[string]*service{},
+		ready:    map[string][]Endpoint{},
+		objects:  map[string]*corev1.Service{},
+		bad:      map[string]string{},
+	}
+	s.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: cfg.Domain})
+	if err != nil {
+		return nil, err
+	}
+	s.scaler = &Scaler{Scales: cfg.Scales, Target: s.target}
+	s.runner, err = autoscaler.NewRunner(autoscaler.Options{
+		Scaler:     s.scaler,
+		Ready:      autoscaler.ReadyCounterFunc(s.readyCount),
+		Scraper:    &autoscaler.HTTPScraper{Lister: autoscaler.ReplicaListerFunc(s.replicaStats)},
+		ProxyTimer: autoscaler.ProxyTimerFunc(s.proxyFor),
+		Logger:     cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.lease, err = NewLease(cfg.Client.CoordinationV1(), cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	s.holder = cfg.Name + "@" + cfg.PeerAddr
+	s.peer = &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &tokenTransport{token: "Bearer " + cfg.PeerToken, next: http.DefaultTransport},
+	}
+	s.shards, err = autoscaler.NewShards(autoscaler.ShardsConfig{
+		Runner:        s.runner,
+		Lease:         s.lease,
+		Holder:        s.holder,
+		Buckets:       cfg.Buckets,
+		RenewInterval: s.lease.cfg.Duration / 3,
+		Forward:       s.forward,
+		Logger:        cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.act, err = activator.New(activator.Options{
+		ThrottlerOptions: activator.ThrottlerOptions{Logger: cfg.Log},
+		Name:             cfg.Name,
+		Poker:            s.shards,
+		Sink:             stats.SinkFunc(s.shards.Send),
+		ReportingPeriod:  cfg.ReportingPeriod,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.runner.Subscribe(s.onDecision)
+
+	s.eps, err = NewEndpointsWatcher(cfg.Client, cfg.Namespace, s.onEndpoints)
+	if err != nil {
+		return nil, err
+	}
+	s.svcs = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace))
+	_, err = s.svcs.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.onService(obj, false) },
+		UpdateFunc: func(_, obj any) { s.onService(obj, false) },
+		DeleteFunc: func(obj any) { s.onService(obj, true) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.bcast = record.NewBroadcaster()
+	s.events = s.bcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "servingkit", Host: cfg.Name})
+	return s, nil
+}
+
+// Handler is the gateway: requests by Host to each served Service.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Owns reports whether this process's autoscaler owns the Service key.
+func (s *Server) Owns(key string) bool { return s.shards.Owns(key) }
+
+// Activator returns the process's activator.
+func (s *Server) Activator() *activator.Handler { return s.act }
+
+// ForwardedStatsPath is where PeerHandler takes stats that another
+// replica's autoscaler forwards to this one, the owner of their Services.
+const ForwardedStatsPath = "/stats/forwarded"
+
+// PeerHandler serves the other servingkit replicas: POST
+// ForwardedStatsPath takes the load and pokes of the Services this
+// replica's autoscaler owns (stats.Handler's wire format, at most
+// stats.MaxBatchBytes), with the PeerToken as a bearer token (401
+// otherwise).
+func (s *Server) PeerHandler() http.Handler {
+	want := []byte("Bearer " + s.cfg.PeerToken)
+	in := stats.Handler(s.shards.Deliver)
+	mux := http.NewServeMux()
+	mux.HandleFunc(ForwardedStatsPath, func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get(PeerTokenHeader)), want) != 1 {
+			http.Error(w, "servingkit: peer token missing or wrong", http.StatusUnauthorized)
+			return
+		}
+		in.ServeHTTP(w, r)
+	})
+	return mux
+}
+
+// forward is Shards' Forward: stats for Services another replica owns go
+// to its PeerHandler, at the address in its holder name.
+func (s *Server) forward(holder string) stats.Sink {
+	_, addr, ok := strings.Cut(holder, "@")
+	if !ok || addr == "" {
+		return stats.SinkFunc(func(context.Context, []stats.Message) error {
+			return fmt.Errorf("kubernetes: autoscaler holder %q has no peer address", holder)
+		})
+	}
+	return &stats.HTTPSink{URL: "http://" + addr + ForwardedStatsPath, Client: s.peer}
+}
+
+// Run starts the informers, the activator, the autoscaler and its bucket
+// Leases, and returns when ctx ends, after releasing the Leases it holds
+// and stopping every goroutine it started. Shut the gateway's http.Server
+// down first, then Activator().Shutdown, then end ctx.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+
+	s.bcast.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.cfg.Client.CoreV1().Events("")})
+	defer s.bcast.Shutdown()
+
+	s.svcs.Start(ctx.Done())
+	s.eps.Start(ctx)
+	defer s.svcs.Shutdown()
+	defer s.eps.Shutdown()
+	if !s.eps.WaitForSync(ctx) || !cache.WaitForCacheSync(ctx.Done(), s.svcs.Core().V1().Services().Informer().HasSynced) {
+		return ctx.Err()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.runner.Run(ctx) })
+	wg.Go(func() { s.act.Run(ctx) })
+	// Contend for buckets only once every Service and its endpoints are
+	// known, so that an adopted Service starts from the full picture.
+	wg.Go(func() { _ = s.shards.Run(ctx) })
+	wg.Go(func() { s.followLoop(ctx) })
+	<-ctx.Done()
+	wg.Wait()
+	s.wg.Wait()
+	return nil
+}
+
+// followLoop keeps the front doors of the Services this process does not
+// autoscale in Proxy mode (see followerDecision), once a second, and
+// notes ownership changes.
+func (s *Server) followLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		svcs := slices.Collect(maps.Values(s.services))
+		s.mu.Unlock()
+		now := time.Now()
+		for _, sv := range svcs {
+			owns := s.shards.Owns(sv.spec.Key)
+			if sv.owned.Swap(owns) != owns {
+				s.log.Info("autoscaler ownership", "service", sv.spec.Key, "owned", owns)
+			}
+			if !owns {
+				sv.rec.Decide(now, s.followerDecision(sv.spec.Key))
+			}
+		}
+	}
+}
+
+// followerDecision keeps the activator in the path of a Service whose
+// autoscaler runs in another process: this one does not see its
+// decisions. The activator balances over the same ready pods with the
+// containerConcurrency limit, so the request takes the same hops.
+func (s *Server) followerDecision(key string) revision.Decision {
+	sv := s.service(key)
+	n := 0
+	if sv != nil {
+		n = len(s.addrs(key, sv.spec.Port))
+	}
+	return revision.Decision{Desired: int32(n), ExcessBurstCapacity: -1}
+}
+
+// onDecision runs on the owner: the Runner holds only owned Services.
+func (s *Server) onDecision(d autoscaler.Decision) {
+	sv := s.service(d.Revision)
+	if sv == nil {
+		return
+	}
+	sv.owned.Store(true)
+	sv.rec.Decide(d.Time, revision.Decision{
+		Desired:             int32(d.Desired),
+		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
+		Panicking:           d.Panicking,
+	})
+}
+
+func (s *Server) service(key string) *service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.services[key]
+}
+
+func (s *Server) target(key string) (Target, bool) {
+	sv := s.service(key)
+	if sv == nil {
+		return Target{}, false
+	}
+	return sv.spec.Target, true
+}
+
+func (s *Server) readyCount(key string) (int, error) {
+	sv := s.service(key)
+	if sv == nil {
+		return 0, fmt.Errorf("kubernetes: unknown service %q", key)
+	}
+	return len(s.addrs(key, sv.spec.Port)), nil
+}
+
+func (s *Server) proxyFor(key string, now time.Time) (time.Duration, bool) {
+	sv := s.service(key)
+	if sv == nil {
+		return 0, false
+	}
+	return sv.rec.ProxyFor(now), true
+}
+
+func (s *Server) replicaStats(key string) ([]autoscaler.Replica, error) {
+	sv := s.service(key)
+	if sv == nil {
+		return nil, fmt.Errorf("kubernetes: unknown service %q", key)
+	}
+	var out []autoscaler.Replica
+	for _, a := range s.addrs(key, sv.spec.AdminPort) {
+		out = append(out, autoscaler.Replica{StatsURL: "http://" + a + "/stats"})
+	}
+	return out, nil
+}
+
+// addrs returns key's ready host:port for the named port.
+func (s *Server) addrs(key, port string) []string {
+	s.mu.Lock()
+	eps := s.ready[key]
+	s.mu.Unlock()
+	out := make([]string, 0, len(eps))
+	for _, e := range eps {
+		if a, ok := e.HostPort(port); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (s *Server) onEndpoints(svc types.NamespacedName, eps []Endpoint) {
+	key := svc.String()
+	s.mu.Lock()
+	if len(eps) == 0 {
+		delete(s.ready, key)
+	} else {
+		s.ready[key] = eps
+	}
+	sv := s.services[key]
+	s.mu.Unlock()
+	if sv != nil {
+		s.replicasChanged(sv)
+	}
+}
+
+// replicasChanged hands the Service's ready pods to its gateway.Endpoints,
+// which tells the Serve balancer, the activator and the reconciler in the
+// order that loses no request.
+func (s *Server) replicasChanged(sv *service) {
+	addrs := s.addrs(sv.spec.Key, sv.spec.Port)
+	now := time.Now()
+	if err := sv.eps.SetReady(now, addrs); err != nil {
+		s.log.Warn("ready pods", "service", sv.spec.Key, "error", err)
+	}
+	if !s.shards.Owns(sv.spec.Key) {
+		sv.rec.Decide(now, revision.Decision{Desired: int32(len(addrs)), ExcessBurstCapacity: -1})
+	}
+}
+
+// onService follows a Service: served when it has TargetAnnotation and its
+// annotations parse, reported when they do not.
+func (s *Server) onService(obj any, deleted bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	o, ok := obj.(*corev1.Service)
+	if !ok {
+		return
+	}
+	key := o.Namespace + "/" + o.Name
+	if _, ok := o.Annotations[TargetAnnotation]; deleted || !ok {
+		s.remove(key)
+		return
+	}
+	spec, err := ParseService(o.Namespace, o.Name, o.Annotations, s.ascfg)
+	if err != nil {
+		s.mu.Lock()
+		repeat := s.bad[key] == err.Error()
+		s.bad[key] = err.Error()
+		s.mu.Unlock()
+		if !repeat {
+			s.log.Warn("invalid servingkit annotations; the Service keeps its last good configuration", "service", key, "error", err)
+			s.events.Event(o, corev1.EventTypeWarning, ReasonInvalidAnnotation, err.Error())
+		}
+		return
+	}
+	s.mu.Lock()
+	delete(s.bad, key)
+	s.objects[key] = o
+	s.mu.Unlock()
+	if err := s.apply(spec); err != nil {
+		s.log.Warn("service", "service", key, "error", err)
+		s.events.Event(o, corev1.EventTypeWarning, ReasonInvalidAnnotation, err.Error())
+	}
+}
+
+// serveOrActivator is a Service's Serve path: the balancer, or the
+// activator when no pod is ready — a scale-down that the front door has not
+// followed yet — so that the request waits for a pod instead of failing.
+type serveOrActivator struct {
+	b     *balancer.Balancer
+	serve http.Handler
+	act   http.Handler
+}
+
+func (h *serveOrActivator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.b.Len() == 0 {
+		h.act.ServeHTTP(w, r)
+		return
+	}
+	h.serve.ServeHTTP(w, r)
+}
+
+func (s *Server) apply(spec ServiceSpec) error {
+	if err := s.act.SetRevision(spec.Key, spec.Activator()); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	sv, existed := s.services[spec.Key]
+	if existed {
+		sv.spec = spec
+		s.mu.Unlock()
+		if err := s.shards.Update(spec.Key, spec.Autoscaling); err != nil {
+			return err
+		}
+		s.updateRoutes()
+		s.replicasChanged(sv)
+		return nil
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	rcfg := revision.Config{MinScale: int32(spec.Autoscaling.MinScale), InitialScale: int32(spec.Autoscaling.InitialScale)}
+	if spec.Autoscaling.InitialScale == 0 {
+		rcfg.InitialScale, rcfg.ZeroInitialScale = 0, true
+	}
+	b, err := balancer.New(balancer.Config{ContainerConcurrency: spec.ContainerConcurrency})
+	if err != nil {
+		return err
+	}
+	serve, err := gateway.NewServeHandler(b, nil)
+	if err != nil {
+		return err
+	}
+	rec, err := revision.NewReconciler(spec.Key, now, rcfg, revision.ReconcilerOptions{
+		Activator: s.act, Serve: &serveOrActivator{b: b, serve: serve, act: s.act}})
+	if err != nil {
+		return err
+	}
+	eps, err := gateway.NewEndpoints(spec.Key, gateway.EndpointsConfig{Reconciler: rec, Serve: b, Activator: s.act})
+	if err != nil {
+		return err
+	}
+	rec.SetActivators(now, []string{s.cfg.Name})
+	rec.SetRouted(now, true)
+	sv = &service{spec: spec, rec: rec, eps: eps, door: rec.FrontDoor()}
+	s.mu.Lock()
+	s.services[spec.Key] = sv
+	if s.ctx != nil {
+		var rctx context.Context
+		rctx, sv.cancel = context.WithCancel(s.ctx)
+		s.wg.Go(func() { rec.Run(rctx) })
+	}
+	s.mu.Unlock()
+	s.log.Info("service served", "service", spec.Key, "target", spec.Target.String(), "containerConcurrency", spec.ContainerConcurrency)
+	s.replicasChanged(sv)
+	if err := s.shards.Add(spec.Key, spec.Autoscaling); err != nil {
+		return err
+	}
+	s.updateRoutes()
+	return nil
+}
+
+func (s *Server) remove(key string) {
+	s.mu.Lock()
+	sv := s.services[key]
+	delete(s.services, key)
+	delete(s.objects, key)
+	delete(s.bad, key)
+	s.mu.Unlock()
+	if sv == nil {
+		return
+	}
+	s.shards.Remove(key)
+	s.updateRoutes()
+	if sv.cancel != nil {
+		sv.cancel()
+	}
+	s.log.Info("service no longer served", "service", key)
+}
+
+func (s *Server) updateRoutes() {
+	s.mu.Lock()
+	var routes []traffic.Route
+	doors := traffic.FrontDoorMap{}
+	for _, key := range slices.Sorted(maps.Keys(s.services)) {
+		sv := s.services[key]
+		routes = append(routes, traffic.Route{
+			Name: sv.spec.Name, Namespace: sv.spec.Namespace, Hosts: sv.spec.Hosts,
+			Table: &traffic.Table{Default: []traffic.Share{{Revision: key, Percent: 100}}},
+		})
+		doors[key] = sv.door
+	}
+	objs := maps.Clone(s.objects)
+	s.mu.Unlock()
+	if err := s.router.Update(routes, doors); err != nil {
+		s.log.Error("gateway routes refused", "error", err)
+		for _, o := range objs {
+			s.events.Event(o, corev1.EventTypeWarning, ReasonRouteConflict, err.Error())
+		}
+	}
+}
+
+// tokenTransport adds the peer token to every request.
+type tokenTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(PeerTokenHeader, t.token)
+	return t.next.RoundTrip(r)
+}
