@@ -27,3 +27,12 @@ func TestThrottlerAllocs(t *testing.T) {
 		assert.Zero(t, allocs, "container concurrency %d (%v)", cc, DefaultPolicy(cc))
 	}
 }
+
+// TestHeaderResolverAllocs pins "HeaderResolver does not allocate".
+func TestHeaderResolverAllocs(t *testing.T) {
+	r := request("default/hello-00001", 0)
+	res := HeaderResolver(RevisionHeader)
+	var got string
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { got, _ = res.Revision(r) }))
+	assert.Equal(t, "default/hello-00001", got)
+}

@@ -179,3 +179,23 @@ func TestCollectorRefusesInvalidStats(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, [2]float64{2, 2}, [2]float64{st, p})
 }
+
+// TestCollectionRecordAllocs pins that recording and reading do not
+// allocate once a collection has seen a second with as many stats as this
+// one (the open second's buffer keeps its capacity): two sources a second,
+// read by a tick and by a poke.
+func TestCollectionRecordAllocs(t *testing.T) {
+	c := newCollection(defaultWindows)
+	t0 := time.Unix(1_700_000_000, 0)
+	sec := 0
+	step := func() {
+		now := t0.Add(time.Duration(sec) * time.Second)
+		_ = c.record(now, stats.Stat{Concurrency: 3})
+		_ = c.record(now.Add(time.Millisecond), stats.Stat{Concurrency: 4, RPS: 2})
+		_, _, _ = c.completeAverages(Concurrency, now.Add(time.Second))
+		_, _, _ = c.averages(RPS, now)
+		sec++
+	}
+	step() // the open second's buffer grows to two
+	assert.Zero(t, testing.AllocsPerRun(1000, step))
+}

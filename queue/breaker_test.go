@@ -259,3 +259,21 @@ func BenchmarkBreakerAcquireReleaseParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestBreakerAllocs pins "no allocation" for an acquire and a release with
+// a free slot, blocking and non-blocking.
+func TestBreakerAllocs(t *testing.T) {
+	br := newBreaker(t, BreakerParams{QueueDepth: 10000, MaxConcurrency: 1000, InitialCapacity: 1000})
+	ctx := context.Background()
+	assert.Zero(t, testing.AllocsPerRun(1000, func() {
+		if err := br.Acquire(ctx); err != nil {
+			panic(err)
+		}
+		br.Release()
+	}), "Acquire")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() {
+		if br.TryAcquire() {
+			br.Release()
+		}
+	}), "TryAcquire")
+}

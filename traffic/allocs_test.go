@@ -19,3 +19,10 @@ func TestSplitPickAllocs(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { got = s.Revision(s.Index(Hash(key))) }), "Index")
 	assert.NotEmpty(t, got)
 }
+
+// TestHashAllocs pins "Hash does not allocate".
+func TestHashAllocs(t *testing.T) {
+	var h uint64
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { h += Hash("4f1c2a9e8b7d6c5f4f1c2a9e8b7d6c5f") }))
+	assert.NotZero(t, h)
+}
