@@ -324,28 +324,14 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return 2
 	}
 	go rep.Run(ctx)
-	serveLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Error("listen", "error", err)
-		return 1
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Error("listen", "error", err)
-		return 1
-	}
-	srv := &http.Server{Handler: h, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
 	qm.Watch(h)
-	admin := &http.Server{Handler: adminWithMetrics(queue.AdminHandler(h, rep), metricsReg), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(serveLn) }()
-	go func() { _ = admin.Serve(adminLn) }()
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		_ = admin.Shutdown(sctx)
-	}()
-	ev.emit(replicaEvent{Serve: serveLn.Addr().String(), Admin: adminLn.Addr().String(), PID: os.Getpid(), AppPID: prog.pid})
+	servers, err := startReplicaServers(h, adminWithMetrics(queue.AdminHandler(h, rep), metricsReg))
+	if err != nil {
+		log.Error("listen", "error", err)
+		return 1
+	}
+	defer servers.shutdown()
+	ev.emit(replicaEvent{Serve: servers.serveAddr, Admin: servers.adminAddr, PID: os.Getpid(), AppPID: prog.pid})
 
 	what, code := wait(nil)
 	if what == ended {

@@ -72,23 +72,14 @@ func runReplica(specJSON string) int {
 	defer cancel()
 	go rep.Run(ctx)
 
-	serveLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Error("listen", "error", err)
-		return 1
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Error("listen", "error", err)
-		return 1
-	}
-	srv := &http.Server{Handler: h, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second}
 	qm.Watch(h)
-	admin := &http.Server{Handler: adminWithMetrics(queue.AdminHandler(h, rep), metricsReg), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(serveLn) }()
-	go func() { _ = admin.Serve(adminLn) }()
+	servers, err := startReplicaServers(h, adminWithMetrics(queue.AdminHandler(h, rep), metricsReg))
+	if err != nil {
+		log.Error("listen", "error", err)
+		return 1
+	}
 
-	hs, _ := json.Marshal(handshake{Serve: serveLn.Addr().String(), Admin: adminLn.Addr().String(), PID: os.Getpid()})
+	hs, _ := json.Marshal(handshake{Serve: servers.serveAddr, Admin: servers.adminAddr, PID: os.Getpid()})
 	fmt.Println(string(hs))
 
 	select {
@@ -103,9 +94,44 @@ func runReplica(specJSON string) int {
 	case <-parentGone:
 		// Nobody will send us traffic any more; don't linger.
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	_ = srv.Shutdown(sctx)
-	_ = admin.Shutdown(sctx)
+	servers.shutdown()
 	return 0
+}
+
+// replicaServers are a replica's two listeners on loopback: the queue on
+// one port and its admin endpoints (probes, stats, metrics) on another.
+type replicaServers struct {
+	serve, admin         *http.Server
+	serveAddr, adminAddr string
+}
+
+// startReplicaServers listens on two free loopback ports and serves the
+// queue handler h on one and admin on the other.
+func startReplicaServers(h *queue.Handler, admin http.Handler) (*replicaServers, error) {
+	serveLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = serveLn.Close()
+		return nil, err
+	}
+	s := &replicaServers{
+		serve:     &http.Server{Handler: h, Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second},
+		admin:     &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second},
+		serveAddr: serveLn.Addr().String(),
+		adminAddr: adminLn.Addr().String(),
+	}
+	go func() { _ = s.serve.Serve(serveLn) }()
+	go func() { _ = s.admin.Serve(adminLn) }()
+	return s, nil
+}
+
+// shutdown stops both servers, giving open connections 5 s to finish.
+func (s *replicaServers) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.serve.Shutdown(ctx)
+	_ = s.admin.Shutdown(ctx)
 }
