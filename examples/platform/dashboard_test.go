@@ -351,7 +351,7 @@ func TestDashboardDuringTour(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), platformMainEnv+"=-tour -addr 127.0.0.1:0 -control 127.0.0.1:0 -token-file "+filepath.Join(t.TempDir(), "token"))
+	cmd.Env = append(os.Environ(), platformMainEnv+"=-tour -addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+filepath.Join(t.TempDir(), "token"))
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
