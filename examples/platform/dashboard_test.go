@@ -352,6 +352,8 @@ func TestDashboardDuringTour(t *testing.T) {
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), platformMainEnv+"=-tour -addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+filepath.Join(t.TempDir(), "token"))
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -370,7 +372,7 @@ func TestDashboardDuringTour(t *testing.T) {
 	select {
 	case url = <-dashboard:
 	case <-time.After(time.Minute):
-		t.Fatal("the tour did not print its dashboard address within a minute")
+		t.Fatalf("the tour did not print its dashboard address within a minute; its stderr:\n%s", stderr.String())
 	}
 	_, err = chromedp.Run(ctx, chromedp.Navigate(url))
 	require.NoError(t, err)
