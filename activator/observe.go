@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/servingkit/servingkit/internal/statuswriter"
 )
 
 // Observation describes one request the Handler answered, for
@@ -36,7 +38,7 @@ type Observation struct {
 // observed is the pooled per-request state of an observed request: the
 // writer that remembers the status, and what ServeHTTP learned.
 type observed struct {
-	statusWriter
+	statuswriter.Writer
 	rev     string
 	outcome Outcome
 	waited  time.Duration
@@ -51,9 +53,9 @@ func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, key stri
 	start := h.clock.Now()
 	ob := observedPool.Get().(*observed)
 	ob.ResponseWriter = w
-	h.serve(&ob.statusWriter, r, key, ob)
+	h.serve(&ob.Writer, r, key, ob)
 	o := Observation{
-		Revision: ob.rev, Status: ob.status, Outcome: ob.outcome,
+		Revision: ob.rev, Status: ob.Status, Outcome: ob.outcome,
 		Latency: h.clock.Since(start), Waited: ob.waited, Proxied: ob.proxied,
 	}
 	if o.Status == 0 {
@@ -66,26 +68,3 @@ func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, key stri
 	observedPool.Put(ob)
 	h.observer(o)
 }
-
-// statusWriter remembers the response's status. Unwrap keeps the proxy's
-// flushing and hijacking working through it (http.ResponseController).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

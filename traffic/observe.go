@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/servingkit/servingkit/internal/statuswriter"
 )
 
 // Observation describes one request the Router answered, for
@@ -25,7 +27,7 @@ type Observation struct {
 
 // observed is the pooled per-request state of an observed request.
 type observed struct {
-	statusWriter
+	statuswriter.Writer
 	route, rev string
 }
 
@@ -38,8 +40,8 @@ func (r *Router) serveObserved(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	ob := observedPool.Get().(*observed)
 	ob.ResponseWriter = w
-	r.serve(&ob.statusWriter, req, ob)
-	o := Observation{Route: ob.route, Revision: ob.rev, Status: ob.status, Latency: time.Since(start)}
+	r.serve(&ob.Writer, req, ob)
+	o := Observation{Route: ob.route, Revision: ob.rev, Status: ob.Status, Latency: time.Since(start)}
 	if o.Status == 0 {
 		o.Status = http.StatusOK // what net/http sends for a handler that wrote nothing
 		if len(req.Header["Upgrade"]) != 0 {
@@ -50,26 +52,3 @@ func (r *Router) serveObserved(w http.ResponseWriter, req *http.Request) {
 	observedPool.Put(ob)
 	r.cfg.Observer(o)
 }
-
-// statusWriter remembers the response's status. Unwrap keeps flushing and
-// hijacking reachable through http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
