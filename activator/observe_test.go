@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,31 +11,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servingkit/servingkit/internal/collect"
 	"github.com/servingkit/servingkit/internal/race"
 )
 
-type observations struct {
-	mu  sync.Mutex
-	got []Observation
-}
-
-func (o *observations) observe(ob Observation) {
-	o.mu.Lock()
-	o.got = append(o.got, ob)
-	o.mu.Unlock()
-}
-
-func (o *observations) all() []Observation {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]Observation(nil), o.got...)
-}
-
 func TestObserver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var obs observations
+		var obs collect.Log[Observation]
 		be := newFakeBackend(20 * time.Millisecond)
-		h := newTestHandler(t, Options{Transport: be, Observer: obs.observe, WaitHeader: waitHeader})
+		h := newTestHandler(t, Options{Transport: be, Observer: obs.Add, WaitHeader: waitHeader})
 		require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 1, MaxWaiting: 1, Timeout: 10 * time.Second}))
 
 		// Cold: the first request waits 3 s for a replica; a second one finds
@@ -75,14 +58,14 @@ func TestObserver(t *testing.T) {
 			{Revision: "", Status: 404, Outcome: OutcomeUnknownRevision},
 			{Revision: "rev", Status: 504, Outcome: OutcomeTimeout, Latency: 10 * time.Second, Proxied: true},
 			{Revision: "", Status: 503, Outcome: OutcomeShuttingDown},
-		}, obs.all())
+		}, obs.All())
 	})
 }
 
 func TestObserverWaitOutcomes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var obs observations
-		h := newTestHandler(t, Options{Transport: newFakeBackend(0), Observer: obs.observe})
+		var obs collect.Log[Observation]
+		h := newTestHandler(t, Options{Transport: newFakeBackend(0), Observer: obs.Add})
 		require.NoError(t, h.SetRevision("rev", RevisionConfig{MaxWait: 2 * time.Second}))
 		_, done := serve(h, request("rev", 0))
 		<-done
@@ -94,7 +77,7 @@ func TestObserverWaitOutcomes(t *testing.T) {
 		assert.Equal(t, []Observation{
 			{Revision: "rev", Status: 503, Outcome: OutcomeMaxWait, Latency: 2 * time.Second, Waited: 2 * time.Second},
 			{Revision: "rev", Status: StatusClientClosedRequest, Outcome: OutcomeCanceled, Latency: time.Second, Waited: time.Second},
-		}, obs.all())
+		}, obs.All())
 		mustShutdown(t, h)
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,26 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servingkit/servingkit/internal/collect"
 	"github.com/servingkit/servingkit/internal/race"
 )
-
-// observations collects what a Handler observes.
-type observations struct {
-	mu  sync.Mutex
-	got []Observation
-}
-
-func (o *observations) observe(ob Observation) {
-	o.mu.Lock()
-	o.got = append(o.got, ob)
-	o.mu.Unlock()
-}
-
-func (o *observations) all() []Observation {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]Observation(nil), o.got...)
-}
 
 func TestObserverServed(t *testing.T) {
 	tests := []struct {
@@ -63,8 +45,8 @@ func TestObserverServed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var obs observations
-				c := Config{ContainerConcurrency: 2, Observer: obs.observe}
+				var obs collect.Log[Observation]
+				c := Config{ContainerConcurrency: 2, Observer: obs.Add}
 				if tc.timed {
 					c.TotalTimeout = time.Minute
 				}
@@ -76,7 +58,7 @@ func TestObserverServed(t *testing.T) {
 				}
 				h.ServeHTTP(httptest.NewRecorder(), req)
 				synctest.Wait()
-				assert.Equal(t, []Observation{tc.want}, obs.all())
+				assert.Equal(t, []Observation{tc.want}, obs.All())
 			})
 		})
 	}
@@ -84,10 +66,10 @@ func TestObserverServed(t *testing.T) {
 
 func TestObserverRejected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var obs observations
+		var obs collect.Log[Observation]
 		release := make(chan struct{})
 		app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release })
-		h, err := New(app, Config{ContainerConcurrency: 1, QueueDepth: 1, MaxWait: 3 * time.Second, Observer: obs.observe})
+		h, err := New(app, Config{ContainerConcurrency: 1, QueueDepth: 1, MaxWait: 3 * time.Second, Observer: obs.Add})
 		require.NoError(t, err)
 		serve := func(ctx context.Context) *httptest.ResponseRecorder {
 			rec := httptest.NewRecorder()
@@ -113,7 +95,7 @@ func TestObserverRejected(t *testing.T) {
 		close(release)
 		synctest.Wait()
 
-		got := obs.all()
+		got := obs.All()
 		require.Len(t, got, 4)
 		assert.Equal(t, Observation{Status: 503, Outcome: OutcomeQueueFull}, got[0])
 		assert.Equal(t, Observation{Status: 503, Outcome: OutcomeMaxWait, Latency: 3 * time.Second}, got[1])
@@ -139,29 +121,29 @@ func TestObserverTimeouts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var obs observations
+				var obs collect.Log[Observation]
 				app := &scriptedApp{steps: tc.steps, finished: make(chan struct{})}
-				tc.c.Observer = obs.observe
+				tc.c.Observer = obs.Add
 				h, err := New(app, tc.c)
 				require.NoError(t, err)
 				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
-				assert.Empty(t, obs.all(), "observed when the application returns, not before")
+				assert.Empty(t, obs.All(), "observed when the application returns, not before")
 				<-app.finished
 				synctest.Wait()
-				assert.Equal(t, []Observation{tc.want}, obs.all())
+				assert.Equal(t, []Observation{tc.want}, obs.All())
 			})
 		})
 	}
 }
 
 func TestObserverNotForProbes(t *testing.T) {
-	var obs observations
-	h, err := New(okApp, Config{Observer: obs.observe})
+	var obs collect.Log[Observation]
+	h, err := New(okApp, Config{Observer: obs.Add})
 	require.NoError(t, err)
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set(ProbeHeader, ProbeHeaderValue)
 	h.ServeHTTP(httptest.NewRecorder(), req)
-	assert.Empty(t, obs.all())
+	assert.Empty(t, obs.All())
 }
 
 // TestObserverAllocs pins the request path's allocations with and without
