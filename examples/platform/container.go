@@ -154,8 +154,9 @@ type ProbeSpec struct {
 	Timeout          time.Duration `json:"timeout"`
 	SuccessThreshold int           `json:"successThreshold"`
 	FailureThreshold int           `json:"failureThreshold"`
-	// Aggressive probes every 50 ms until the first success (Knative's
-	// readiness probe without periodSeconds), then every Period.
+	// Aggressive probes often until the first success (Knative's readiness
+	// probe without periodSeconds: every 50 ms; see startupGap), then every
+	// Period.
 	Aggressive bool `json:"aggressive,omitempty"`
 }
 

@@ -367,6 +367,7 @@ func (p *Platform) Start() error {
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
 	p.goLoop(func() { p.act.Run(p.ctx) })
 	p.goLoop(p.routeLoop)
+	p.spawner.refill()
 	return nil
 }
 
@@ -411,6 +412,7 @@ func (p *Platform) Stop(ctx context.Context) error {
 		wg.Go(r.pool.stopAll)
 	}
 	wg.Wait()
+	p.spawner.close()
 	p.loops.Wait()
 	return errors.Join(errs...)
 }

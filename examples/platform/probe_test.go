@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -63,8 +64,9 @@ func TestProberReadinessThresholds(t *testing.T) {
 	})
 }
 
-// Without periodSeconds a readiness probe is aggressive until the first
-// success: every 50 ms, then every period.
+// Without periodSeconds an HTTP or TCP readiness probe is aggressive until
+// the first success: attempts a tenth of the elapsed time apart, 1 ms at
+// first, then every period.
 func TestProberAggressiveUntilReady(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -77,8 +79,68 @@ func TestProberAggressiveUntilReady(t *testing.T) {
 		cancel()
 		synctest.Wait()
 		ms := time.Millisecond
-		assert.Equal(t, []time.Duration{0, 50 * ms, 100 * ms, 10100 * ms, 20100 * ms}, at)
+		assert.Equal(t, []time.Duration{0, 1 * ms, 2 * ms, 10002 * ms, 20002 * ms}, at)
 	})
+}
+
+// A program that starts answering at some moment is noticed soon after:
+// within a tenth of its start-up (at least 1 ms), where Knative's fixed
+// 50 ms period waits up to 50 ms. Exec probes keep the 50 ms.
+func TestProberNoticesStartSoon(t *testing.T) {
+	for _, tc := range []struct {
+		kind     string
+		up       time.Duration // the program answers from then on
+		noticed  time.Duration // the first passing attempt, at most
+		attempts int           // failed attempts before, at most
+	}{
+		{"tcp", 0, 0, 0},
+		{"tcp", 500 * time.Microsecond, time.Millisecond, 1},
+		{"tcp", 20 * time.Millisecond, 22 * time.Millisecond, 20},
+		{"http", 35 * time.Millisecond, 39 * time.Millisecond, 25},
+		{"http", 300 * time.Millisecond, 330 * time.Millisecond, 46},
+		{"http", 2 * time.Second, 2050 * time.Millisecond, 82},
+		{"exec", 35 * time.Millisecond, 50 * time.Millisecond, 1},
+	} {
+		t.Run(fmt.Sprintf("%s-%v", tc.kind, tc.up), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				p := newProber(&ProbeSpec{Kind: tc.kind, Command: []string{"true"}, Period: 10 * time.Second, Timeout: time.Second,
+					SuccessThreshold: 1, FailureThreshold: 3, Aggressive: true}, 1, nil, "")
+				failed := 0
+				p.attempt = func(context.Context) error {
+					if time.Since(start) >= tc.up {
+						return nil
+					}
+					failed++
+					return errors.New("refused")
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				readyAt := make(chan time.Duration, 1)
+				go p.run(ctx, func(r probeResult) {
+					if r.ok {
+						readyAt <- time.Since(start)
+					}
+				})
+				got := <-readyAt
+				assert.GreaterOrEqual(t, got, tc.up)
+				assert.LessOrEqual(t, got, tc.noticed, "noticed late")
+				assert.LessOrEqual(t, failed, tc.attempts, "too many attempts")
+				cancel()
+				synctest.Wait()
+			})
+		})
+	}
+}
+
+func TestStartupGap(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct{ elapsed, want time.Duration }{
+		{0, ms}, {5 * ms, ms}, {10 * ms, ms}, {35 * ms, 3500 * time.Microsecond},
+		{200 * ms, 20 * ms}, {500 * ms, 50 * ms}, {10 * time.Second, 50 * ms},
+	} {
+		assert.Equal(t, tc.want, startupGap(tc.elapsed), "after %v", tc.elapsed)
+	}
 }
 
 // A liveness probe reports the program dead after failureThreshold

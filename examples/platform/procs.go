@@ -69,16 +69,42 @@ type proc struct {
 	unready bool       // the readiness probe fails after the handshake
 }
 
+// specOnStdin, as the value of replicaEnv, tells a replica to read its
+// ReplicaSpec from the first line of its stdin: a spare replica is started
+// before anyone knows what it will run.
+const specOnStdin = "-"
+
 // spawner starts replica processes from one OS thread that never exits, so
 // that Pdeathsig (which Linux ties to the thread that forked the child)
 // fires only when the whole platform dies.
+//
+// It keeps one spare replica process started ahead, waiting for its spec on
+// stdin: a cold start hands the spare its spec instead of paying for exec
+// and this binary's start-up (tens of milliseconds on a loaded machine, the
+// largest share of the platform's part of a cold start), and a new spare
+// starts in the background.
 type spawner struct {
 	reqs chan spawnReq
+
+	mu      sync.Mutex // protects the fields below
+	spare   *child     // started, waiting for a spec; nil if none
+	filling bool       // a goroutine is starting the next spare
+	closed  bool       // close ran: no more spares
+	spares  sync.WaitGroup
 }
 
 type spawnReq struct {
 	cmd  *exec.Cmd
 	done chan error
+}
+
+// child is a started replica process and our ends of its pipes.
+type child struct {
+	cmd         *exec.Cmd
+	stdin       *os.File // spec line, then held open: EOF tells the replica we are gone
+	out, errOut *os.File
+	waited      chan struct{} // closed when Wait returned; err is set before
+	err         error
 }
 
 func newSpawner() *spawner {
@@ -92,17 +118,14 @@ func newSpawner() *spawner {
 	return s
 }
 
-// start launches a replica. Its events (stdout) and output (stderr, each
-// line to logLine) are read until it exits; listening closes on its
-// handshake.
-func (s *spawner) start(spec ReplicaSpec, logLine func(string), onChange func()) (*proc, error) {
+// spawn starts a replica process that reads its spec from stdin.
+func (s *spawner) spawn() (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("platform: finding own executable: %w", err)
 	}
-	js, _ := json.Marshal(spec)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), replicaEnv+"="+string(js))
+	cmd.Env = append(os.Environ(), replicaEnv+"="+specOnStdin)
 	// Three guards against orphans: the replica gets SIGHUP if this thread
 	// (so the platform) dies, and kills its program's process group; it
 	// does the same when its stdin (a pipe we hold) reaches EOF; and a
@@ -111,50 +134,157 @@ func (s *spawner) start(spec ReplicaSpec, logLine func(string), onChange func())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGHUP}
 	// Our own pipes rather than cmd's: Wait must not wait for the output of
 	// a program's stray child holding the replica's stderr.
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	var fds [6]*os.File // inR, inW, outR, outW, errR, errW
+	for i := 0; i < len(fds); i += 2 {
+		if fds[i], fds[i+1], err = os.Pipe(); err != nil {
+			for _, f := range fds[:i] {
+				f.Close()
+			}
+			return nil, err
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		outR.Close()
-		outW.Close()
-		return nil, err
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = fds[0], fds[3], fds[5]
 	done := make(chan error, 1)
 	s.reqs <- spawnReq{cmd: cmd, done: done}
 	err = <-done
-	inR.Close()
-	outW.Close()
-	errW.Close()
+	fds[0].Close()
+	fds[3].Close()
+	fds[5].Close()
 	if err != nil {
-		inW.Close()
-		outR.Close()
-		errR.Close()
-		return nil, fmt.Errorf("platform: starting replica %s: %w", spec.Name, err)
+		fds[1].Close()
+		fds[2].Close()
+		fds[4].Close()
+		return nil, err
 	}
-	p := &proc{spec: spec, cmd: cmd, stdin: inW, start: time.Now(), listening: make(chan struct{}), exited: make(chan struct{}), onChange: onChange}
+	c := &child{cmd: cmd, stdin: fds[1], out: fds[2], errOut: fds[4], waited: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.waited)
+	}()
+	return c, nil
+}
+
+// discard ends a child that will not be used: EOF on its stdin makes it
+// exit; it is killed if it has not after a second.
+func (c *child) discard() {
+	c.stdin.Close()
+	select {
+	case <-c.waited:
+	case <-time.After(time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.waited
+	}
+	c.out.Close()
+	c.errOut.Close()
+}
+
+// take returns the spare, if one is running.
+func (s *spawner) take() *child {
+	s.mu.Lock()
+	c := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if c != nil {
+		select {
+		case <-c.waited: // died while waiting (killed by someone)
+			go c.discard()
+			return nil
+		default:
+		}
+	}
+	return c
+}
+
+// fill starts a spare.
+func (s *spawner) fill() {
+	c, err := s.spawn()
+	s.mu.Lock()
+	s.filling = false
+	if err != nil || s.closed || s.spare != nil {
+		s.mu.Unlock()
+		if c != nil {
+			c.discard()
+		}
+		return
+	}
+	s.spare = c
+	s.mu.Unlock()
+}
+
+// refill starts a spare in the background, unless one is running or
+// starting.
+func (s *spawner) refill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed && !s.filling && s.spare == nil {
+		s.filling = true
+		s.spares.Go(s.fill)
+	}
+}
+
+// close ends the spare and starts no more.
+func (s *spawner) close() {
+	s.mu.Lock()
+	s.closed = true
+	c := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	s.spares.Wait()
+	if c != nil {
+		c.discard()
+	}
+}
+
+// start launches a replica: it gives the spare, or else a new process, its
+// spec. Its events (stdout) and output (stderr, each line to logLine) are
+// read until it exits; listening closes on its handshake.
+func (s *spawner) start(spec ReplicaSpec, logLine func(string), onChange func()) (*proc, error) {
+	js, _ := json.Marshal(spec)
+	js = append(js, '\n')
+	c := s.take()
+	if c != nil {
+		if _, err := c.stdin.Write(js); err != nil { // the spare died
+			go c.discard()
+			c = nil
+		}
+	}
+	if c == nil {
+		var err error
+		if c, err = s.spawn(); err != nil {
+			return nil, fmt.Errorf("platform: starting replica %s: %w", spec.Name, err)
+		}
+		if _, err := c.stdin.Write(js); err != nil {
+			go c.discard()
+			return nil, fmt.Errorf("platform: starting replica %s: sending its spec: %w", spec.Name, err)
+		}
+	}
+	p := &proc{spec: spec, cmd: c.cmd, stdin: c.stdin, start: time.Now(), listening: make(chan struct{}), exited: make(chan struct{}), onChange: onChange}
+	// The next spare starts once this replica listens (or ended, or took
+	// long): starting it at once would take CPU from the program's own
+	// start-up, which is on the path of the waiting request.
+	go func() {
+		t := time.NewTimer(startTurn)
+		defer t.Stop()
+		select {
+		case <-p.listening:
+		case <-p.exited:
+		case <-t.C:
+		}
+		s.refill()
+	}()
 
 	var readers sync.WaitGroup
-	readers.Go(func() { p.readEvents(outR, logLine) })
-	readers.Go(func() { readLines(errR, func(line string) { p.addLine(line, logLine) }) })
+	readers.Go(func() { p.readEvents(c.out, logLine) })
+	readers.Go(func() { readLines(c.errOut, func(line string) { p.addLine(line, logLine) }) })
 	go func() {
-		p.err = cmd.Wait()
+		<-c.waited
+		p.err = c.err
 		// The replica is gone: so is its program's group, even when the
 		// replica was killed before it could kill it.
 		if pid := p.appPIDNow(); pid > 0 {
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		}
-		inW.Close()
+		c.stdin.Close()
 		// Read what is left of the output, but not forever: a stray
 		// process outside the group may hold the pipe.
 		readDone := make(chan struct{})
@@ -163,8 +293,8 @@ func (s *spawner) start(spec ReplicaSpec, logLine func(string), onChange func())
 		case <-readDone:
 		case <-time.After(2 * time.Second):
 		}
-		outR.Close()
-		errR.Close()
+		c.out.Close()
+		c.errOut.Close()
 		close(p.exited)
 	}()
 	return p, nil

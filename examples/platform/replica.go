@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,7 +22,18 @@ import (
 // loopback port, with the admin handler (/ready, /stats) on another. It
 // prints one handshake line on stdout, then serves until SIGTERM (drain and
 // exit) or until its stdin closes (the platform is gone: exit).
+//
+// specJSON is the spec, or specOnStdin: a spare replica, started before
+// its spec was known, reads it from the first line of stdin (the platform
+// writes nothing else there; EOF before it means the platform is gone).
 func runReplica(specJSON string) int {
+	if specJSON == specOnStdin {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil {
+			return 0 // the platform is gone, or discarded the spare
+		}
+		specJSON = line
+	}
 	var spec ReplicaSpec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		fmt.Fprintf(os.Stderr, "replica: bad spec: %v\n", err)
