@@ -354,6 +354,28 @@ func (t *Throttler) Status(rev string) (RevisionStatus, bool) {
 	return rv.status(), true
 }
 
+// InFlight returns the requests this activator has in flight to the
+// replica addr of rev: leased and not yet released. A replica that
+// SetReplicas removed gets no new request but keeps counting those it had,
+// so a host can wait for InFlight to reach 0 before it stops the replica
+// (see gateway.Endpoints.InFlight). It returns 0 for an unknown revision or
+// replica.
+func (t *Throttler) InFlight(rev, addr string) int64 {
+	rv := t.lookup(rev)
+	if rv == nil {
+		return 0
+	}
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if r, ok := rv.replicas[addr]; ok {
+		return r.inFlight()
+	}
+	if r, ok := rv.retired[addr]; ok {
+		return r.inFlight()
+	}
+	return 0
+}
+
 // Waiting returns how many requests wait for capacity of rev (0 if it is
 // unknown). It takes no lock.
 func (t *Throttler) Waiting(rev string) int {

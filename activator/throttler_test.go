@@ -491,6 +491,25 @@ func TestRelistedReplicaKeepsCount(t *testing.T) {
 	assert.Equal(t, 0, st.InFlight)
 }
 
+// InFlight counts a replica's leases while it is listed and after it is
+// unlisted, until they are released: a host stops the replica only then.
+func TestInFlightOfUnlistedReplica(t *testing.T) {
+	th := newTestThrottler(t, ThrottlerOptions{})
+	require.NoError(t, th.SetRevision("rev", RevisionConfig{ContainerConcurrency: 2}))
+	a := addrs(2)
+	require.NoError(t, th.SetReplicas("rev", a[:1]))
+	held := acquireN(t, th, "rev", 2)
+	assert.Equal(t, int64(2), th.InFlight("rev", a[0]))
+	require.NoError(t, th.SetReplicas("rev", a[1:]))
+	assert.Equal(t, int64(2), th.InFlight("rev", a[0]), "unlisted, its requests still in flight")
+	held[0].Release()
+	assert.Equal(t, int64(1), th.InFlight("rev", a[0]))
+	held[1].Release()
+	assert.Equal(t, int64(0), th.InFlight("rev", a[0]))
+	assert.Equal(t, int64(0), th.InFlight("rev", a[1]))
+	assert.Equal(t, int64(0), th.InFlight("nope", a[0]), "unknown revision")
+}
+
 // A revision removed while requests run and created again under the same
 // key: its replicas still never exceed CC, and the old requests' releases
 // hand their slots to the new revision's waiters.

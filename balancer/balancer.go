@@ -63,6 +63,9 @@ type Balancer struct {
 type set struct {
 	addrs []string
 	slots []*Slot
+	// retired are the closed slots of replicas no longer listed whose
+	// requests were still in flight at the last SetReplicas.
+	retired map[string]*Slot
 }
 
 // Reservation is one request's hold on a replica, from Pick until Release.
@@ -123,21 +126,42 @@ func (b *Balancer) SetReplicas(addrs []string) error {
 	defer b.mu.Unlock()
 	old := b.set.Load()
 	next := &set{addrs: sorted, slots: make([]*Slot, len(sorted))}
+	retire := func(addr string, s *Slot) {
+		s.Close()
+		if s.InFlight() == 0 {
+			return // closed at 0: it can never count again
+		}
+		if next.retired == nil {
+			next.retired = map[string]*Slot{}
+		}
+		next.retired[addr] = s
+	}
 	i := 0
 	for j, a := range sorted {
 		for i < len(old.addrs) && old.addrs[i] < a {
-			old.slots[i].Close()
+			retire(old.addrs[i], old.slots[i])
 			i++
 		}
-		if i < len(old.addrs) && old.addrs[i] == a {
+		switch rs, ok := old.retired[a]; {
+		case i < len(old.addrs) && old.addrs[i] == a:
 			next.slots[j] = old.slots[i]
 			i++
-		} else {
+		case ok:
+			// Listed again while its old requests finish: it keeps their
+			// count, so it never sees more than its limit.
+			rs.Open()
+			next.slots[j] = rs
+		default:
 			next.slots[j] = new(Slot)
 		}
 	}
 	for ; i < len(old.addrs); i++ {
-		old.slots[i].Close()
+		retire(old.addrs[i], old.slots[i])
+	}
+	for a, rs := range old.retired {
+		if _, listed := slices.BinarySearch(sorted, a); !listed {
+			retire(a, rs)
+		}
 	}
 	b.set.Store(next)
 	return nil
@@ -150,12 +174,19 @@ func (b *Balancer) Replicas() []string { return slices.Clone(b.set.Load().addrs)
 // Len returns the number of replicas.
 func (b *Balancer) Len() int { return len(b.set.Load().addrs) }
 
-// InFlight returns the requests in flight to addr through this balancer,
-// and 0 for an address not listed.
+// InFlight returns the requests in flight to addr through this balancer:
+// those reserved with Pick and not yet released. A replica that
+// SetReplicas removed takes no new reservation but keeps counting the ones
+// it had, so a host can wait for InFlight to reach 0 before it stops the
+// replica: from then on nothing picked it and nothing will. It returns 0 for
+// an address never listed.
 func (b *Balancer) InFlight(addr string) int64 {
 	s := b.set.Load()
 	if i, ok := slices.BinarySearch(s.addrs, addr); ok {
 		return s.slots[i].InFlight()
+	}
+	if rs, ok := s.retired[addr]; ok {
+		return rs.InFlight()
 	}
 	return 0
 }

@@ -121,7 +121,8 @@ func TestPowerOfTwoBalances(t *testing.T) {
 }
 
 // A replica that stays keeps its count across updates; one removed takes
-// no new requests, and its requests in flight release normally.
+// no new requests, and still counts its requests in flight until they
+// release (a host waits for that before it stops the replica).
 func TestSetReplicasKeepsCounts(t *testing.T) {
 	b := newTest(t, Config{ContainerConcurrency: 1}, "a:1", "b:1")
 	ra, _ := b.Pick()
@@ -129,13 +130,33 @@ func TestSetReplicasKeepsCounts(t *testing.T) {
 	require.Equal(t, []string{"a:1", "b:1"}, []string{ra.Addr(), rb.Addr()})
 	require.NoError(t, b.SetReplicas([]string{"b:1", "c:1"}))
 	assert.Equal(t, int64(1), b.InFlight("b:1"), "b kept its count")
-	assert.Equal(t, int64(0), b.InFlight("a:1"), "a is no longer listed")
+	assert.Equal(t, int64(1), b.InFlight("a:1"), "a is no longer listed, its request still in flight")
 	r, _ := b.Pick()
 	assert.Equal(t, "c:1", r.Addr(), "first available skips the full b")
-	ra.Release() // released after removal: no panic, nothing to count
+	require.NoError(t, b.SetReplicas([]string{"b:1", "c:1", "d:1"}))
+	assert.Equal(t, int64(1), b.InFlight("a:1"), "still counted across another update")
+	ra.Release() // released after removal: no panic
+	assert.Equal(t, int64(0), b.InFlight("a:1"))
 	rb.Release()
 	r.Release()
 	assert.Equal(t, int64(0), b.InFlight("b:1"))
+	require.NoError(t, b.SetReplicas([]string{"b:1"}))
+	assert.Equal(t, int64(0), b.InFlight("a:1"), "forgotten once idle")
+}
+
+// A replica removed with a request in flight and listed again keeps that
+// request's count, so it never gets more than its limit.
+func TestSetReplicasRelistedKeepsCount(t *testing.T) {
+	b := newTest(t, Config{ContainerConcurrency: 1}, "a:1")
+	ra, _ := b.Pick()
+	require.NoError(t, b.SetReplicas([]string{"b:1"}))
+	require.NoError(t, b.SetReplicas([]string{"a:1", "b:1"}))
+	assert.Equal(t, int64(1), b.InFlight("a:1"))
+	r, _ := b.Pick()
+	assert.Equal(t, "b:1", r.Addr(), "a is at its limit")
+	ra.Release()
+	r.Release()
+	assert.Equal(t, int64(0), b.InFlight("a:1"))
 }
 
 func TestPickRelease0Allocs(t *testing.T) {

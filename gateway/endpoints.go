@@ -24,6 +24,14 @@ type SubsetSetter interface {
 	SetRevisionSubset(revision string, s activator.Subset) error
 }
 
+// InFlightCounter is the optional side of an activator that counts its
+// requests in flight to a replica, also after the replica was removed:
+// *activator.Handler and *activator.Throttler implement it. See
+// Endpoints.InFlight.
+type InFlightCounter interface {
+	InFlight(revision, addr string) int64
+}
+
 // EndpointsConfig is what one revision's Endpoints fans out to. Reconciler
 // is required; Serve and Activator are each optional (a host without an
 // activator in its process, or without a Serve path, leaves one out).
@@ -59,6 +67,12 @@ type EndpointsConfig struct {
 // reconciler may switch modes, and on a scale-up the new replicas are in
 // the balancer before the reconciler switches to Serve, so no request is
 // sent to a replica no longer there nor finds an empty Serve path.
+//
+// Taking a replica out of the set stops new requests, but a request the
+// Serve path or the activator sent its way just before may still be on
+// its way to it: a host stops a removed replica only once InFlight(addr)
+// is 0 (then nothing was sent to it and nothing will be), and then lets
+// it drain (queue.Handler.Drain), so no request finds it gone.
 //
 // Calls are serialized, so the three always end on the same set. The
 // reconciler's observers run on the calling goroutine (see
@@ -157,6 +171,22 @@ func (e *Endpoints) SetActivators(now time.Time, addrs []string) {
 	defer e.mu.Unlock()
 	e.activators = addrs
 	e.cfg.Reconciler.SetActivators(now, addrs)
+}
+
+// InFlight returns the requests in flight to the replica addr through the
+// Serve balancer and, if it is an InFlightCounter, the activator: picked
+// and not yet finished. It keeps counting after SetReady removed addr, and
+// since a removed replica gets no new request, once it reads 0 it stays 0
+// until addr is listed again. It takes no lock of the Endpoints.
+func (e *Endpoints) InFlight(addr string) int64 {
+	var n int64
+	if e.cfg.Serve != nil {
+		n += e.cfg.Serve.InFlight(addr)
+	}
+	if c, ok := e.cfg.Activator.(InFlightCounter); ok {
+		n += c.InFlight(e.key, addr)
+	}
+	return n
 }
 
 // Ready returns the ready replicas as last set, sorted.

@@ -95,6 +95,65 @@ func TestEndpointsOrder(t *testing.T) {
 	assert.ErrorContains(t, err, "Reconciler is revision ns/rev's, want ns/other's")
 }
 
+// gateTransport holds each request after the Serve path picked its replica
+// and before it is sent, until open is closed: the moment a scale-down can
+// fall into.
+type gateTransport struct {
+	entered chan string
+	open    chan struct{}
+}
+
+func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.entered <- r.URL.Host
+	<-g.open
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A request the Serve path picked a replica for just before a scale-down
+// removed it is still on its way there: InFlight keeps counting it (and
+// the activator's requests) after SetReady, so a host that waits for 0
+// before it stops the replica loses nothing. Without that count, the host
+// saw 0 at once, stopped the replica, and the request found it gone (502).
+func TestEndpointsInFlightAfterRemoval(t *testing.T) {
+	a, b := backend(t, "a"), backend(t, "b")
+	aAddr, bAddr := strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")
+	bl, err := balancer.New(balancer.Config{})
+	require.NoError(t, err)
+	gate := &gateTransport{entered: make(chan string, 1), open: make(chan struct{})}
+	serve, err := gateway.NewServeHandler(bl, gate)
+	require.NoError(t, err)
+	th, err := activator.NewThrottler(activator.ThrottlerOptions{})
+	require.NoError(t, err)
+	require.NoError(t, th.SetRevision("ns/rev", activator.RevisionConfig{ContainerConcurrency: 10}))
+	rec, err := revision.NewReconciler("ns/rev", t0, revision.Config{}, revision.ReconcilerOptions{Activator: http.NotFoundHandler(), Serve: serve})
+	require.NoError(t, err)
+	eps, err := gateway.NewEndpoints("ns/rev", gateway.EndpointsConfig{Reconciler: rec, Serve: bl, Activator: th})
+	require.NoError(t, err)
+	require.NoError(t, eps.SetReady(t0, []string{aAddr}))
+
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		w := httptest.NewRecorder()
+		serve.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://x/", nil))
+		done <- w
+	}()
+	require.Equal(t, aAddr, <-gate.entered)
+	lease, err := th.Acquire(t.Context(), "ns/rev")
+	require.NoError(t, err)
+	require.Equal(t, aAddr, lease.Addr())
+
+	require.NoError(t, eps.SetReady(t0, []string{bAddr}))
+	assert.Equal(t, int64(2), eps.InFlight(aAddr), "a is out of the set, but a Serve request and an activator lease are on their way to it")
+	lease.Release()
+	assert.Equal(t, int64(1), eps.InFlight(aAddr))
+	close(gate.open)
+	w := <-done
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Contains(t, w.Body.String(), "a")
+	assert.Equal(t, int64(0), eps.InFlight(aAddr), "now a can be stopped")
+	assert.Equal(t, int64(0), eps.InFlight(bAddr))
+}
+
 func backend(t *testing.T, name string) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -22,6 +22,12 @@ type pool struct {
 	p   *Platform
 	rev *rev
 
+	// publish serializes changed: each call reads the replicas and hands
+	// them on as one step, so a call that read an older set cannot hand it
+	// on after a newer one (which would route again to a replica removed
+	// and draining).
+	publish sync.Mutex
+
 	mu       sync.Mutex     // protects the fields below and every slot's fields
 	slots    []*slot        // live slots, oldest first
 	draining map[*slot]bool // removed by a scale-down, stopping
@@ -119,6 +125,8 @@ func (pl *pool) removed(victims []*slot) {
 // changed tells everyone who routes to the revision which replicas serve
 // now, and the reconciler what fails.
 func (pl *pool) changed() {
+	pl.publish.Lock()
+	defer pl.publish.Unlock()
 	pl.p.replicasChanged(pl.rev)
 	pl.publishFailures()
 }
@@ -199,13 +207,34 @@ func (pl *pool) run(s *slot, pr *proc) bool {
 		pl.crashed(s, pr, nil)
 		return true
 	case <-s.ctx.Done():
-		// Removed: no longer routed (see removed); let it drain.
+		// Removed: no longer routed (see removed). A request the Serve
+		// path or the activator sent just before may still be on its way:
+		// wait until none is, then let it drain.
+		if !awaitUnrouted(pl.rev.spec.Timeout+10*time.Second, func() int64 { return pl.rev.eps.InFlight(pr.hs.Serve) }) {
+			pl.p.log.Warn("replica stop: requests still routed to it", "replica", s.name, "inFlight", pl.rev.eps.InFlight(pr.hs.Serve))
+		}
 		grace := pl.rev.spec.Timeout + pl.p.opts.DrainQuietPeriod + pl.rev.spec.Grace + 10*time.Second
 		if err := pr.stop(grace); err != nil {
 			pl.p.log.Warn("replica stop", "replica", s.name, "error", err)
 		}
 		return false
 	}
+}
+
+// awaitUnrouted waits until inFlight (the requests the Serve path and the
+// activator have on their way to or in a removed replica, see
+// gateway.Endpoints.InFlight) is 0, and reports false if it is not within
+// limit. Once 0 it stays 0: a removed replica gets no new request.
+func awaitUnrouted(limit time.Duration, inFlight func() int64) bool {
+	const poll = 5 * time.Millisecond
+	deadline := time.Now().Add(limit)
+	for inFlight() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(poll)
+	}
+	return true
 }
 
 // crashed records why a slot's process ended (pr's own report, or why it
