@@ -292,43 +292,21 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return code
 	}
 
-	qm, metricsReg, err := replicaMetrics(spec.Revision, spec.Name)
-	if err != nil {
-		log.Error("replica metrics", "error", err)
-		return 2
-	}
-	h, err := queue.NewSidecar(queue.SidecarConfig{
-		Config: queue.Config{
-			Observer:             qm.Observe,
-			ContainerConcurrency: spec.ContainerConcurrency,
-			TotalTimeout:         spec.Timeout,
-			QuietPeriod:          spec.DrainQuietPeriod,
-			Logger:               log,
-			Readiness: queue.CheckerFunc(func(context.Context) error {
-				if !ready.Load() {
-					return errNotReady
-				}
-				return nil
-			}),
-		},
-		Target:    "127.0.0.1:" + strconv.Itoa(port),
-		Transport: programTransport(spec.Program.H2C, spec.ContainerConcurrency),
+	h, servers, code := startQueue(ctx, spec, log, func(c queue.Config) (*queue.Handler, error) {
+		c.Readiness = queue.CheckerFunc(func(context.Context) error {
+			if !ready.Load() {
+				return errNotReady
+			}
+			return nil
+		})
+		return queue.NewSidecar(queue.SidecarConfig{
+			Config:    c,
+			Target:    "127.0.0.1:" + strconv.Itoa(port),
+			Transport: programTransport(spec.Program.H2C, spec.ContainerConcurrency),
+		})
 	})
-	if err != nil {
-		log.Error("bad queue config", "error", err)
-		return 2
-	}
-	rep, err := queue.NewReporter(h.Recorder(), queue.ReporterConfig{Revision: spec.Revision, Replica: spec.Name})
-	if err != nil {
-		log.Error("bad reporter config", "error", err)
-		return 2
-	}
-	go rep.Run(ctx)
-	qm.Watch(h)
-	servers, err := startReplicaServers(h, adminWithMetrics(queue.AdminHandler(h, rep), metricsReg))
-	if err != nil {
-		log.Error("listen", "error", err)
-		return 1
+	if h == nil {
+		return code
 	}
 	defer servers.shutdown()
 	ev.emit(replicaEvent{Serve: servers.serveAddr, Admin: servers.adminAddr, PID: os.Getpid(), AppPID: prog.pid})

@@ -59,36 +59,13 @@ func runReplica(specJSON string) int {
 		return 0
 	}
 
-	qm, metricsReg, err := replicaMetrics(spec.Revision, spec.Name)
-	if err != nil {
-		log.Error("replica metrics", "error", err)
-		return 2
-	}
-	h, err := queue.New(appHandler(spec.App, spec.Env), queue.Config{
-		Observer:             qm.Observe,
-		ContainerConcurrency: spec.ContainerConcurrency,
-		TotalTimeout:         spec.Timeout,
-		QuietPeriod:          spec.DrainQuietPeriod,
-		Logger:               log,
-	})
-	if err != nil {
-		log.Error("bad queue config", "error", err)
-		return 2
-	}
-	rep, err := queue.NewReporter(h.Recorder(), queue.ReporterConfig{Revision: spec.Revision, Replica: spec.Name})
-	if err != nil {
-		log.Error("bad reporter config", "error", err)
-		return 2
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go rep.Run(ctx)
-
-	qm.Watch(h)
-	servers, err := startReplicaServers(h, adminWithMetrics(queue.AdminHandler(h, rep), metricsReg))
-	if err != nil {
-		log.Error("listen", "error", err)
-		return 1
+	h, servers, code := startQueue(ctx, spec, log, func(c queue.Config) (*queue.Handler, error) {
+		return queue.New(appHandler(spec.App, spec.Env), c)
+	})
+	if h == nil {
+		return code
 	}
 
 	hs, _ := json.Marshal(handshake{Serve: servers.serveAddr, Admin: servers.adminAddr, PID: os.Getpid()})
@@ -108,6 +85,44 @@ func runReplica(specJSON string) int {
 	}
 	servers.shutdown()
 	return 0
+}
+
+// startQueue builds a replica's queue with newQueue from the config both
+// kinds of replica share (metrics observer, container concurrency,
+// timeout, drain quiet period, logger), runs its stats reporter until ctx
+// ends, and serves the queue and its admin endpoints (probes, stats,
+// metrics) on two loopback ports. On failure it logs why and returns a nil
+// handler and the exit code for the replica.
+func startQueue(ctx context.Context, spec ReplicaSpec, log *slog.Logger, newQueue func(queue.Config) (*queue.Handler, error)) (*queue.Handler, *replicaServers, int) {
+	qm, metricsReg, err := replicaMetrics(spec.Revision, spec.Name)
+	if err != nil {
+		log.Error("replica metrics", "error", err)
+		return nil, nil, 2
+	}
+	h, err := newQueue(queue.Config{
+		Observer:             qm.Observe,
+		ContainerConcurrency: spec.ContainerConcurrency,
+		TotalTimeout:         spec.Timeout,
+		QuietPeriod:          spec.DrainQuietPeriod,
+		Logger:               log,
+	})
+	if err != nil {
+		log.Error("bad queue config", "error", err)
+		return nil, nil, 2
+	}
+	rep, err := queue.NewReporter(h.Recorder(), queue.ReporterConfig{Revision: spec.Revision, Replica: spec.Name})
+	if err != nil {
+		log.Error("bad reporter config", "error", err)
+		return nil, nil, 2
+	}
+	go rep.Run(ctx)
+	qm.Watch(h)
+	servers, err := startReplicaServers(h, adminWithMetrics(queue.AdminHandler(h, rep), metricsReg))
+	if err != nil {
+		log.Error("listen", "error", err)
+		return nil, nil, 1
+	}
+	return h, servers, 0
 }
 
 // replicaServers are a replica's two listeners on loopback: the queue on
