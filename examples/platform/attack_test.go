@@ -123,16 +123,17 @@ func TestE2EGatewayAttacks(t *testing.T) {
 // idle connections, slow headers and big headers, and sheds connections
 // past its limit while serving those it has.
 //
-// Shedding is checked on a gateway whose idle timeout cannot pass while
-// the test sets up its 20 connections (on a loaded machine that takes
-// longer than a short timeout, and a connection closed for idleness frees
-// its place for the 21st); idleness on one whose timeout is short.
+// Each timeout is checked on a gateway of its own, the others long: on a
+// loaded machine, setting up 20 connections takes longer than a short idle
+// timeout (a connection closed for idleness frees its place for the 21st),
+// and a client can be descheduled between dial and write for longer than
+// a short header timeout.
 func TestE2EGatewayConnectionLimits(t *testing.T) {
 	t.Parallel()
-	start := func(idle time.Duration) *Platform {
+	start := func(header, idle time.Duration) *Platform {
 		p, err := StartPlatform(Options{Addr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0",
 			ControlTokenFile: t.TempDir() + "/token",
-			Gateway:          ServerConfig{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: idle, MaxHeaderBytes: 4 << 10, MaxConns: 20}})
+			Gateway:          ServerConfig{ReadHeaderTimeout: header, IdleTimeout: idle, MaxHeaderBytes: 4 << 10, MaxConns: 20}})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = p.Stop(t.Context()) })
 		return p
@@ -156,7 +157,7 @@ func TestE2EGatewayConnectionLimits(t *testing.T) {
 
 	// Past the limit, a 21st connection is shed at once: closed without an
 	// answer, while the 20 stay open.
-	p := start(time.Hour)
+	p := start(time.Minute, time.Hour)
 	conns := hold(p.GatewayAddr())
 	require.Equal(t, int64(20), p.gatewayConns.open.Load())
 	extra, err := net.Dial("tcp", p.GatewayAddr())
@@ -170,7 +171,7 @@ func TestE2EGatewayConnectionLimits(t *testing.T) {
 	require.Eventually(t, func() bool { return p.gatewayConns.open.Load() == 0 }, 10*time.Second, 10*time.Millisecond)
 
 	// Idle connections are closed (300 ms; generous bound).
-	p = start(300 * time.Millisecond)
+	p = start(time.Minute, 300*time.Millisecond)
 	gw := p.GatewayAddr()
 	for _, c := range hold(gw) {
 		requireClosed(t, c, 10*time.Second)
@@ -178,7 +179,7 @@ func TestE2EGatewayConnectionLimits(t *testing.T) {
 	require.Eventually(t, func() bool { return p.gatewayConns.open.Load() == 0 }, 10*time.Second, 10*time.Millisecond)
 
 	// Headers sent too slowly: the connection is closed.
-	slow, err := net.Dial("tcp", gw)
+	slow, err := net.Dial("tcp", start(300*time.Millisecond, time.Minute).GatewayAddr())
 	require.NoError(t, err)
 	_, _ = io.WriteString(slow, "GET / HTTP/1.1\r\nHost: a")
 	requireClosed(t, slow, 10*time.Second)

@@ -118,6 +118,9 @@ type ContainerSpec struct {
 	Command    []string `json:"command"`
 	Args       []string `json:"args,omitempty"`
 	WorkingDir string   `json:"workingDir,omitempty"`
+	// Env is the manifest's env, in its order (a value may refer to the
+	// variables before it, see programEnv).
+	Env []EnvVar `json:"env,omitempty"`
 	// Port is ports[0].containerPort, or 8080. Probes on it (or on its
 	// name) check the program's real port.
 	Port int `json:"port"`
@@ -126,6 +129,10 @@ type ContainerSpec struct {
 	H2C       bool       `json:"h2c,omitempty"`
 	Readiness *ProbeSpec `json:"readiness,omitempty"`
 	Liveness  *ProbeSpec `json:"liveness,omitempty"`
+	// Startup, if set, holds the readiness and liveness checks back until
+	// it passes once; failing FailureThreshold times in a row restarts the
+	// program.
+	Startup *ProbeSpec `json:"startup,omitempty"`
 }
 
 // Equal reports whether two container specs run the same program.
@@ -228,7 +235,7 @@ func resolveContainer(c Container, at string) (*ContainerSpec, error) {
 	}
 
 	if len(c.Command) == 0 {
-		if len(c.Args) > 0 || c.WorkingDir != "" || c.ReadinessProbe != nil || c.LivenessProbe != nil {
+		if len(c.Args) > 0 || c.WorkingDir != "" || c.ReadinessProbe != nil || c.LivenessProbe != nil || c.StartupProbe != nil {
 			fail("command", "required when args, workingDir or probes are set (a container without command runs a built-in demo app)")
 		} else if _, err := AppForImage(c.Image); err != nil {
 			fail("command", "required: image %q is not a built-in demo app (an image named like helloworld-go or autoscale-go); set command to the program to run", c.Image)
@@ -247,6 +254,7 @@ func resolveContainer(c Container, at string) (*ContainerSpec, error) {
 	}
 	spec := &ContainerSpec{
 		Command: slices.Clone(c.Command), Args: slices.Clone(c.Args),
+		Env:  slices.Clone(c.Env),
 		Port: int(port), H2C: portName == "h2c",
 	}
 	if c.WorkingDir != "" {
@@ -256,12 +264,17 @@ func resolveContainer(c Container, at string) (*ContainerSpec, error) {
 	}
 	var err error
 	if c.ReadinessProbe != nil {
-		if spec.Readiness, err = resolveProbe(*c.ReadinessProbe, at+".readinessProbe", port, portName, true); err != nil {
+		if spec.Readiness, err = resolveProbe(*c.ReadinessProbe, at+".readinessProbe", port, portName, probeReadiness); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if c.LivenessProbe != nil {
-		if spec.Liveness, err = resolveProbe(*c.LivenessProbe, at+".livenessProbe", port, portName, false); err != nil {
+		if spec.Liveness, err = resolveProbe(*c.LivenessProbe, at+".livenessProbe", port, portName, probeLiveness); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.StartupProbe != nil {
+		if spec.Startup, err = resolveProbe(*c.StartupProbe, at+".startupProbe", port, portName, probeStartup); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -271,12 +284,22 @@ func resolveContainer(c Container, at string) (*ContainerSpec, error) {
 	return spec, nil
 }
 
+// probeKind is which of a container's probes is resolved.
+type probeKind int
+
+const (
+	probeReadiness probeKind = iota
+	probeLiveness
+	probeStartup
+)
+
 // resolveProbe checks a probe and fills Kubernetes' defaults:
 // initialDelaySeconds 0, periodSeconds 10, timeoutSeconds 1,
 // successThreshold 1, failureThreshold 3. A readiness probe without
 // periodSeconds probes aggressively until the first success, as Knative's
-// queue does.
-func resolveProbe(p Probe, at string, port int64, portName string, readiness bool) (*ProbeSpec, error) {
+// queue does. Liveness and startup probes must have successThreshold 1.
+func resolveProbe(p Probe, at string, port int64, portName string, kind probeKind) (*ProbeSpec, error) {
+	readiness := kind == probeReadiness
 	var errs []error
 	fail := func(field, format string, args ...any) {
 		path := at
@@ -368,7 +391,7 @@ func resolveProbe(p Probe, at string, port int64, portName string, readiness boo
 	ps.SuccessThreshold = count("successThreshold", p.SuccessThreshold, 1)
 	ps.FailureThreshold = count("failureThreshold", p.FailureThreshold, 3)
 	if !readiness && ps.SuccessThreshold != 1 {
-		fail("successThreshold", "%d must be 1 for a liveness probe", ps.SuccessThreshold)
+		fail("successThreshold", "%d must be 1 for a %s probe", ps.SuccessThreshold, map[probeKind]string{probeLiveness: "liveness", probeStartup: "startup"}[kind])
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -385,7 +408,7 @@ var containerPaths = func() []string {
 		"ports[].name", "ports[].containerPort", "ports[].protocol"} {
 		out = append(out, c+f)
 	}
-	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+	for _, probe := range []string{"readinessProbe", "livenessProbe", "startupProbe"} {
 		for _, f := range []string{".httpGet.path", ".httpGet.port", ".httpGet.host",
 			".httpGet.scheme", ".httpGet.httpHeaders[].name", ".httpGet.httpHeaders[].value",
 			".tcpSocket.port", ".tcpSocket.host", ".exec.command[]",
@@ -424,7 +447,7 @@ func (t template) Clone() template {
 	t.Spec = t.Spec.Clone()
 	if t.Container != nil {
 		c := *t.Container
-		c.Command, c.Args = slices.Clone(c.Command), slices.Clone(c.Args)
+		c.Command, c.Args, c.Env = slices.Clone(c.Command), slices.Clone(c.Args), slices.Clone(c.Env)
 		t.Container = &c
 	}
 	return t

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,13 @@ func TestContainerSpecErrorsJoined(t *testing.T) {
 	for _, want := range []string{"env[0].name", "ports[0].name", "readinessProbe"} {
 		assert.Contains(t, err.Error(), want)
 	}
+	_, err = ParseService([]byte(programHead + `{command: [x], startupProbe: {tcpSocket: {port: 8080}, successThreshold: 2}}`))
+	assert.ErrorContains(t, err, "startupProbe.successThreshold: 2 must be 1 for a startup probe")
+	_, err = ParseService([]byte(programHead + `{image: helloworld-go, startupProbe: {tcpSocket: {port: 8080}}}`))
+	assert.ErrorContains(t, err, "command: required when args, workingDir or probes are set")
+	for _, want := range []string{} {
+		assert.Contains(t, err.Error(), want)
+	}
 }
 
 func TestContainerSpecResolved(t *testing.T) {
@@ -86,6 +95,13 @@ func TestContainerSpecResolved(t *testing.T) {
             periodSeconds: 2
             timeoutSeconds: 3
             failureThreshold: 4
+          startupProbe:
+            httpGet: {path: /started, port: 9000}
+            periodSeconds: 1
+            failureThreshold: 30
+          env:
+            - {name: A, value: "1"}
+            - {name: B, value: $(A)}
 `))
 	require.NoError(t, err)
 	assert.Empty(t, svc.Warnings())
@@ -93,7 +109,10 @@ func TestContainerSpecResolved(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, &ContainerSpec{
 		Command: []string{"/bin/app", "--serve"}, Args: []string{"--verbose"}, WorkingDir: "/",
+		Env:  []EnvVar{{"A", "1"}, {"B", "$(A)"}},
 		Port: 9000, H2C: true,
+		Startup: &ProbeSpec{Kind: "http", Path: "/started", Period: time.Second, Timeout: time.Second,
+			SuccessThreshold: 1, FailureThreshold: 30},
 		Readiness: &ProbeSpec{Kind: "http", Path: "/ready", Headers: [][]string{{"X-Probe", "1"}},
 			Period: 10 * time.Second, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3, Aggressive: true},
 		Liveness: &ProbeSpec{Kind: "tcp", InitialDelay: 5 * time.Second, Period: 2 * time.Second, Timeout: 3 * time.Second,
@@ -201,18 +220,109 @@ func TestLogsEndpointErrors(t *testing.T) {
 	}
 }
 
+// $(VAR) expansion follows Kubernetes' rules (the cases of its own
+// expansion tests): a known name is replaced, $$ is a literal $ (so
+// $$(VAR) is a literal $(VAR)), anything else stays as written.
 func TestExpandVars(t *testing.T) {
-	vars := map[string]string{"PORT": "8080", "A": "x$(PORT)"}
-	for in, want := range map[string]string{
-		"--port=$(PORT)":  "--port=8080",
-		"$(A)":            "x$(PORT)", // no recursion
-		"$$(PORT)":        "$(PORT)",
-		"$(NOPE)-$(PORT)": "$(NOPE)-8080",
-		"$PORT":           "$PORT",
-		"a$":              "a$",
-		"$(PORT":          "$(PORT",
-		"no vars":         "no vars",
+	vars := map[string]string{"PORT": "8080", "A": "x$(PORT)", "EMPTY": ""}
+	for _, tt := range []struct{ name, in, want string }{
+		{"reference", "--port=$(PORT)", "--port=8080"},
+		{"twice", "$(PORT)-$(PORT)", "8080-8080"},
+		{"value not expanded again", "$(A)", "x$(PORT)"},
+		{"empty value", "[$(EMPTY)]", "[]"},
+		{"escaped reference", "$$(PORT)", "$(PORT)"},
+		{"escape then reference", "$$$(PORT)", "$8080"},
+		{"two escapes", "$$$$(PORT)", "$$(PORT)"},
+		{"escaped then reference", "$$(PORT)_$(PORT)", "$(PORT)_8080"},
+		{"unknown stays", "$(NOPE)-$(PORT)", "$(NOPE)-8080"},
+		{"empty name stays", "$()", "$()"},
+		{"no parentheses", "$PORT", "$PORT"},
+		{"escaped no parentheses", "$$PORT", "$PORT"},
+		{"lone dollar", "a$", "a$"},
+		{"double dollar", "$$", "$"},
+		{"triple dollar", "$$$", "$$"},
+		{"unclosed", "$(PORT", "$(PORT"},
+		{"unclosed after reference", "$(PORT)$(", "8080$("},
+		{"dollar after reference", "$(PORT)$", "8080$"},
+		{"none", "no vars", "no vars"},
 	} {
-		assert.Equal(t, want, expandVars(in, vars), in)
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, expandVars(tt.in, vars))
+		})
 	}
+}
+
+// A program gets what Kubernetes gives a container, not the platform's
+// environment: a default PATH, HOME, HOSTNAME, the manifest's env with its
+// references expanded in order, and the runtime contract.
+func TestProgramEnv(t *testing.T) {
+	t.Setenv("SECRET_OF_THE_PLATFORM", "leak")
+	home, err := os.UserHomeDir()
+	require.NoError(t, err)
+	base := ReplicaSpec{Name: "hello-00001-3", Service: "hello", RevisionName: "hello-00001"}
+	contract := []string{"PORT=9000", "K_SERVICE=hello", "K_CONFIGURATION=hello", "K_REVISION=hello-00001"}
+	for _, tt := range []struct {
+		name string
+		env  []EnvVar
+		want []string
+		vars map[string]string // checked entries of vars
+	}{
+		{name: "no env",
+			want: []string{"PATH=" + defaultPath, "HOME=" + home, "HOSTNAME=hello-00001-3"}},
+		{name: "earlier variables and the contract",
+			env: []EnvVar{{"A", "a"}, {"B", "$(A)-$(PORT)-$(K_REVISION)"}},
+			want: []string{"PATH=" + defaultPath, "HOME=" + home, "HOSTNAME=hello-00001-3",
+				"A=a", "B=a-9000-hello-00001"},
+			vars: map[string]string{"A": "a", "B": "a-9000-hello-00001", "PORT": "9000"}},
+		{name: "a later variable is not known yet",
+			env:  []EnvVar{{"B", "$(A)"}, {"A", "a"}},
+			want: []string{"PATH=" + defaultPath, "HOME=" + home, "HOSTNAME=hello-00001-3", "B=$(A)", "A=a"}},
+		{name: "escape and unknown",
+			env:  []EnvVar{{"A", "$$(PORT) $(NOPE) $(HOME)"}},
+			want: []string{"PATH=" + defaultPath, "HOME=" + home, "HOSTNAME=hello-00001-3", "A=$(PORT) $(NOPE) $(HOME)"}},
+		{name: "the manifest sets PATH and HOME",
+			env:  []EnvVar{{"PATH", "/opt/bin"}, {"HOME", "/srv"}},
+			want: []string{"HOSTNAME=hello-00001-3", "PATH=/opt/bin", "HOME=/srv"},
+			vars: map[string]string{"PATH": "/opt/bin"}},
+		{name: "a name twice: the last value, in its first place",
+			env:  []EnvVar{{"A", "1"}, {"B", "$(A)"}, {"A", "2"}, {"C", "$(A)"}},
+			want: []string{"PATH=" + defaultPath, "HOME=" + home, "HOSTNAME=hello-00001-3", "A=2", "B=1", "C=2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := base
+			spec.Program = &ContainerSpec{Command: []string{"x"}, Env: tt.env}
+			env, vars := programEnv(spec, 9000)
+			assert.Equal(t, append(tt.want, contract...), env)
+			for k, v := range tt.vars {
+				assert.Equal(t, v, vars[k], k)
+			}
+			_, leaked := vars["SECRET_OF_THE_PLATFORM"]
+			assert.False(t, leaked)
+			for _, kv := range env {
+				assert.NotContains(t, kv, "SECRET_OF_THE_PLATFORM")
+				assert.NotContains(t, kv, replicaEnv)
+			}
+		})
+	}
+}
+
+// The command is looked up in the program's PATH, not the platform's.
+func TestLookPathIn(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "prog"), []byte("#!/bin/sh\n"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "plain"), []byte("x"), 0o644))
+	got, err := lookPathIn("prog", "/nope:"+dir, "")
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "prog"), got)
+	got, err = lookPathIn("prog", "bin", filepath.Dir(dir)+"/")
+	assert.Error(t, err, "not in bin")
+	assert.Empty(t, got)
+	got, err = lookPathIn("prog", filepath.Base(dir), filepath.Dir(dir))
+	require.NoError(t, err, "a relative PATH entry is relative to the working directory")
+	assert.Equal(t, filepath.Join(dir, "prog"), got)
+	_, err = lookPathIn("plain", dir, "")
+	assert.ErrorContains(t, err, `"plain": executable file not found in $PATH (`+dir+`)`)
+	got, err = lookPathIn("./anything", "", "")
+	require.NoError(t, err, "a name with a slash is not looked up")
+	assert.Equal(t, "./anything", got)
 }

@@ -67,6 +67,7 @@ type Container struct {
 	Ports          []ContainerPort `json:"ports"`
 	ReadinessProbe *Probe          `json:"readinessProbe"`
 	LivenessProbe  *Probe          `json:"livenessProbe"`
+	StartupProbe   *Probe          `json:"startupProbe"`
 }
 
 // EnvVar is a literal environment variable.

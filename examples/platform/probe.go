@@ -240,6 +240,64 @@ func (p *prober) runLiveness(ctx context.Context, dead func(error)) {
 	}
 }
 
+// runStartup probes until the first success and returns nil, or returns
+// the last failure once FailureThreshold attempts in a row failed (the
+// kubelet then restarts the container): the first attempt after
+// InitialDelay, then one every Period, so a program has about
+// InitialDelay + FailureThreshold × Period to start. It calls report with
+// each new failure message. It returns ctx.Err() if ctx ends first.
+func (p *prober) runStartup(ctx context.Context, report func(error)) error {
+	if !sleepCtx(ctx, p.spec.InitialDelay) {
+		return ctx.Err()
+	}
+	failures, lastMsg := 0, ""
+	for {
+		err := p.try(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			return nil
+		}
+		if failures++; failures >= p.spec.FailureThreshold {
+			return fmt.Errorf("startup probe failed %d times in a row: %s: %w", failures, p.describe(), err)
+		}
+		err = fmt.Errorf("startup probe %s: %w", p.describe(), err)
+		if err.Error() != lastMsg {
+			lastMsg = err.Error()
+			report(err)
+		}
+		if !sleepCtx(ctx, p.spec.Period) {
+			return ctx.Err()
+		}
+	}
+}
+
+// runProbes runs a program's probes as the kubelet does: the startup
+// probe (if any) first, and the readiness and liveness probes (if any)
+// only once it passed. ready gets the readiness results (see run), and the
+// startup probe's failures while it has not passed (the program is not
+// ready then); dead is called once, when the startup or the liveness probe
+// failed for good and the program must be restarted.
+func runProbes(ctx context.Context, startup, readiness, liveness *prober, ready func(probeResult), dead func(exitInfo)) {
+	if startup != nil {
+		err := startup.runStartup(ctx, func(err error) { ready(probeResult{err: err}) })
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			dead(exitInfo{Reason: "StartupProbeFailed", Message: err.Error()})
+			return
+		}
+	}
+	if liveness != nil {
+		go liveness.runLiveness(ctx, func(err error) {
+			dead(exitInfo{Reason: "LivenessProbeFailed", Message: err.Error()})
+		})
+	}
+	readiness.run(ctx, ready)
+}
+
 // sleepCtx sleeps d, and reports false if ctx ended first.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {

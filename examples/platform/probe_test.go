@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // scripted returns attempt results in order, then the last one forever,
@@ -155,5 +156,100 @@ func TestProberLiveness(t *testing.T) {
 		p.runLiveness(context.Background(), func(error) { dead = append(dead, time.Since(start)) })
 		assert.Equal(t, []time.Duration{4 * time.Second}, dead, "after the 2nd failure in a row, at 4 s")
 		assert.Len(t, at, 5)
+	})
+}
+
+// A startup probe passes at its first success, or fails for good after
+// failureThreshold failures in a row: the program has initialDelaySeconds
+// + failureThreshold × periodSeconds to start.
+func TestProberStartup(t *testing.T) {
+	s := time.Second
+	for _, tt := range []struct {
+		name    string
+		results []bool
+		wantAt  []time.Duration // attempts
+		wantErr string
+	}{
+		{"passes on the third attempt", []bool{false, false, true}, []time.Duration{s, 3 * s, 5 * s}, ""},
+		{"passes at once", []bool{true}, []time.Duration{s}, ""},
+		{"fails three times", []bool{false}, []time.Duration{s, 3 * s, 5 * s},
+			"startup probe failed 3 times in a row: tcpSocket 127.0.0.1:1: refused"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				var at []time.Duration
+				p := newProber(&ProbeSpec{Kind: "tcp", InitialDelay: s, Period: 2 * s, Timeout: s, SuccessThreshold: 1, FailureThreshold: 3}, 1, nil, "")
+				p.attempt = scripted(start, tt.results, &at)
+				var reports []string
+				err := p.runStartup(context.Background(), func(err error) { reports = append(reports, err.Error()) })
+				assert.Equal(t, tt.wantAt, at)
+				assert.Equal(t, tt.wantAt[len(tt.wantAt)-1], time.Since(start), "returns at the deciding attempt")
+				if tt.wantErr == "" {
+					assert.NoError(t, err)
+				} else {
+					assert.EqualError(t, err, tt.wantErr)
+				}
+				if len(at) > 1 {
+					assert.Equal(t, []string{"startup probe tcpSocket 127.0.0.1:1: refused"}, reports, "each new message once")
+				}
+			})
+		})
+	}
+}
+
+// With a startup probe, the readiness and liveness probes start only once
+// it passed; if it fails for good, they never start and the program is
+// restarted (StartupProbeFailed).
+func TestRunProbesStartupFirst(t *testing.T) {
+	s := time.Second
+	spec := func(period time.Duration, failures int) *ProbeSpec {
+		return &ProbeSpec{Kind: "tcp", Period: period, Timeout: s, SuccessThreshold: 1, FailureThreshold: failures}
+	}
+	t.Run("passes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			var startAt, readyAt, liveAt []time.Duration
+			sp, rp, lp := newProber(spec(2*s, 5), 1, nil, ""), newProber(spec(10*s, 3), 1, nil, ""), newProber(spec(10*s, 3), 1, nil, "")
+			sp.attempt = scripted(start, []bool{false, false, true}, &startAt)
+			rp.attempt = scripted(start, []bool{true}, &readyAt)
+			lp.attempt = scripted(start, []bool{true}, &liveAt)
+			var results []probeResult
+			var dead []exitInfo
+			ctx, cancel := context.WithCancel(context.Background())
+			go runProbes(ctx, sp, rp, lp, func(r probeResult) { results = append(results, r) }, func(x exitInfo) { dead = append(dead, x) })
+			time.Sleep(15 * s)
+			cancel()
+			synctest.Wait()
+			assert.Equal(t, []time.Duration{0, 2 * s, 4 * s}, startAt)
+			assert.Equal(t, []time.Duration{4 * s, 14 * s}, readyAt, "readiness from the startup probe's success on")
+			assert.Equal(t, []time.Duration{4 * s, 14 * s}, liveAt, "liveness too")
+			assert.Empty(t, dead)
+			require.Len(t, results, 2)
+			assert.ErrorContains(t, results[0].err, "startup probe tcpSocket", "not ready, and why, while starting")
+			assert.True(t, results[1].ok)
+		})
+	})
+	t.Run("fails", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			var startAt, readyAt, liveAt []time.Duration
+			sp, rp, lp := newProber(spec(2*s, 3), 1, nil, ""), newProber(spec(10*s, 3), 1, nil, ""), newProber(spec(10*s, 3), 1, nil, "")
+			sp.attempt = scripted(start, []bool{false}, &startAt)
+			rp.attempt = scripted(start, []bool{true}, &readyAt)
+			lp.attempt = scripted(start, []bool{true}, &liveAt)
+			var dead []exitInfo
+			var deadAt time.Duration
+			runProbes(context.Background(), sp, rp, lp, func(probeResult) {}, func(x exitInfo) {
+				dead, deadAt = append(dead, x), time.Since(start)
+			})
+			synctest.Wait()
+			assert.Equal(t, 4*s, deadAt, "failureThreshold (3) attempts, periodSeconds (2 s) apart")
+			require.Len(t, dead, 1)
+			assert.Equal(t, "StartupProbeFailed", dead[0].Reason)
+			assert.Contains(t, dead[0].Message, "startup probe failed 3 times in a row")
+			assert.Empty(t, readyAt, "readiness never started")
+			assert.Empty(t, liveAt, "liveness never started")
+		})
 	})
 }

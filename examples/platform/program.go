@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -58,7 +59,8 @@ type replicaEvent struct {
 
 // exitInfo is why a program stopped, in Knative's terms.
 type exitInfo struct {
-	// Reason is "ExitCode<N>", "StartError" or "LivenessProbeFailed".
+	// Reason is "ExitCode<N>", "StartError", "StartupProbeFailed" or
+	// "LivenessProbeFailed".
 	Reason string `json:"reason"`
 	// Message says what happened.
 	Message string `json:"message"`
@@ -85,24 +87,19 @@ type program struct {
 
 // startProgram starts the program from a locked OS thread that lives
 // until the program is reaped: Linux ties Pdeathsig to the thread that
-// forked.
-func startProgram(spec ReplicaSpec, env []string) (*program, error) {
+// forked. env is its whole environment, vars what $(VAR) in its command
+// and args may refer to (see programEnv).
+func startProgram(spec ReplicaSpec, env []string, vars map[string]string) (*program, error) {
 	c := spec.Program
-	// $(NAME) in command and args names a variable of the manifest's env
-	// or of the runtime contract ($(PORT)), as in Kubernetes.
-	vars := map[string]string{}
-	for k, v := range spec.Env {
-		vars[k] = v
-	}
-	for _, kv := range env[len(env)-len(reservedEnv):] { // programEnv puts the contract's last
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
 	argv := make([]string, 0, len(c.Command)+len(c.Args))
 	for _, a := range append(slices.Clone(c.Command), c.Args...) {
 		argv = append(argv, expandVars(a, vars))
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	path, err := lookPathIn(argv[0], envValue(env, "PATH"), c.WorkingDir)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv}
 	cmd.Env, cmd.Dir = env, c.WorkingDir
 	cmd.Stdin = nil // reads see end of file, as in a container
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -163,25 +160,95 @@ func exitOf(err error) exitInfo {
 	return exitInfo{Reason: "ExitCode" + strconv.Itoa(code), Message: "program " + how}
 }
 
-// programEnv is the program's environment: the platform's own (PATH, HOME
-// and the like; a process is not a container image), without the
-// platform's internal variables, then the manifest's env, then Knative's
-// runtime contract.
-func programEnv(spec ReplicaSpec, port int) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != replicaEnv && k != platformInternalEnv {
-			env = append(env, kv)
+// defaultPath is a program's PATH when its env sets none: the one
+// container images commonly set (Docker's default).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// programEnv is a program's environment: what Kubernetes gives a container
+// and nothing of the platform's own. First PATH (defaultPath, as an image
+// would set it), HOME (the home directory of the user the platform runs
+// as, since the program runs as that user; "/" if it has none) and
+// HOSTNAME (the replica's name, as a pod's hostname is its name); then the
+// manifest's env in order, each value with its $(VAR) references expanded
+// against the runtime contract and the variables before it (expandVars);
+// then Knative's runtime contract: PORT, K_SERVICE, K_CONFIGURATION and
+// K_REVISION. The manifest's env replaces PATH, HOME or HOSTNAME, and a
+// name listed twice takes its last value, as in Kubernetes.
+//
+// It also returns the variables $(VAR) in command and args refer to: the
+// manifest's env (expanded) and the runtime contract, as in Kubernetes
+// (PATH, HOME and HOSTNAME are not among them unless env sets them).
+func programEnv(spec ReplicaSpec, port int) (env []string, vars map[string]string) {
+	contract := [][2]string{
+		{"PORT", strconv.Itoa(port)},
+		{"K_SERVICE", spec.Service},
+		{"K_CONFIGURATION", spec.Service},
+		{"K_REVISION", spec.RevisionName},
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = "/"
+	}
+	base := [][2]string{{"PATH", defaultPath}, {"HOME", home}, {"HOSTNAME", spec.Name}}
+
+	vars = make(map[string]string, len(contract)+len(spec.Program.Env))
+	for _, kv := range contract {
+		vars[kv[0]] = kv[1]
+	}
+	var names []string // the manifest's, in order of first definition
+	for _, e := range spec.Program.Env {
+		if !slices.Contains(names, e.Name) {
+			names = append(names, e.Name)
+		}
+		vars[e.Name] = expandVars(e.Value, vars)
+	}
+	for _, kv := range base {
+		if _, set := vars[kv[0]]; !set {
+			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
-	for k, v := range spec.Env {
-		env = append(env, k+"="+v)
+	for _, n := range names {
+		env = append(env, n+"="+vars[n])
 	}
-	return append(env,
-		"PORT="+strconv.Itoa(port),
-		"K_SERVICE="+spec.Service,
-		"K_CONFIGURATION="+spec.Service,
-		"K_REVISION="+spec.RevisionName)
+	for _, kv := range contract {
+		vars[kv[0]] = kv[1] // the manifest cannot set them (refused at apply)
+		env = append(env, kv[0]+"="+kv[1])
+	}
+	return env, vars
+}
+
+// envValue returns the value of the variable name in env ("NAME=value"
+// entries; the last one counts, as for exec).
+func envValue(env []string, name string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, _ := strings.Cut(kv, "="); k == name {
+			v = val
+		}
+	}
+	return v
+}
+
+// lookPathIn finds the program name as a container runtime would: a name
+// with a slash as it is (relative to dir), any other in the directories of
+// path, the program's own PATH, not the platform's.
+func lookPathIn(name, path, dir string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil // exec reports a missing or non-executable file
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH (%s)", name, path)
 }
 
 // platformInternalEnv is not passed on to programs either (tests use it).
@@ -215,8 +282,8 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		ev.emit(replicaEvent{Exit: &exitInfo{Reason: "StartError", Message: "no free port: " + err.Error()}})
 		return 3
 	}
-	env := programEnv(spec, port)
-	prog, err := startProgram(spec, env)
+	env, vars := programEnv(spec, port)
+	prog, err := startProgram(spec, env, vars)
 	if err != nil {
 		ev.emit(replicaEvent{Exit: &exitInfo{Reason: "StartError", Message: err.Error()}})
 		return 3
@@ -233,7 +300,15 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 	var once sync.Once
 	rp := newProber(spec.Program.Readiness, port, env, spec.Program.WorkingDir)
 	rp.alsoTCP = rp.spec.Kind == "exec"
-	go rp.run(ctx, func(r probeResult) {
+	var sp, lp *prober
+	if spec.Program.Startup != nil {
+		sp = newProber(spec.Program.Startup, port, env, spec.Program.WorkingDir)
+	}
+	if spec.Program.Liveness != nil {
+		lp = newProber(spec.Program.Liveness, port, env, spec.Program.WorkingDir)
+	}
+	dead := make(chan exitInfo, 1)
+	go runProbes(ctx, sp, rp, lp, func(r probeResult) {
 		ready.Store(r.ok)
 		if r.ok {
 			once.Do(func() { close(readyCh) })
@@ -249,15 +324,11 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		default:
 			ev.emit(replicaEvent{Probe: r.err.Error()})
 		}
-	})
-	dead := make(chan error, 1)
-	if lp := spec.Program.Liveness; lp != nil {
-		go newProber(lp, port, env, spec.Program.WorkingDir).runLiveness(ctx, func(err error) { dead <- err })
-	}
+	}, func(why exitInfo) { dead <- why })
 
 	// wait returns what ends the wait: readyCh (nil after the handshake),
 	// SIGTERM, or the end of the replica — the program exited or failed its
-	// liveness probe (reported), or the platform is gone. The deferred
+	// startup or liveness probe (reported), or the platform is gone. The deferred
 	// calls kill the group.
 	const (
 		becameReady = iota
@@ -274,9 +345,9 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 			x := exitOf(prog.err)
 			ev.emit(replicaEvent{Exit: &x})
 			return ended, 1
-		case err := <-dead:
+		case why := <-dead:
 			prog.stop(spec.Grace)
-			ev.emit(replicaEvent{Exit: &exitInfo{Reason: "LivenessProbeFailed", Message: err.Error()}})
+			ev.emit(replicaEvent{Exit: &why})
 			return ended, 1
 		case <-hup:
 			return ended, 0
