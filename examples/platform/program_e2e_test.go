@@ -69,6 +69,7 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 	t.Parallel()
 	tp := startProgramPlatform(t, Options{})
 	m := strings.Replace(programManifest(t, "prog", "serve", "", ""), `args: ["-test.run=^$"]`, `args: ["-test.run=^$", "$(TARGET)/$(K_REVISION)/$$/$(NOPE)/$(PORT)"]`, 1)
+	m = withEnv(m, "GREETING", "hi $(TARGET) on $(PORT), $$(TARGET)")
 	tp.deploy(m, "default/prog-00001", "default/prog")
 	code, body, err := tp.get("prog", "")
 	require.NoError(t, err)
@@ -80,6 +81,11 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 	assert.Contains(t, body, `stdin=""`, "the program's stdin is empty")
 	assert.Contains(t, body, "proto=HTTP/1.1")
 	assert.Regexp(t, `args=\["-test.run=\^\$" "programs/prog-00001/\$/\$\(NOPE\)/\d+"\]`, body, "$(VAR) in args is expanded as in Kubernetes")
+	assert.Regexp(t, `greeting="hi programs on \d+, \$\(TARGET\)"`, body, "$(VAR) in env values too")
+	assert.Contains(t, body, `env=["GREETING" "HOME" "HOSTNAME" "K_CONFIGURATION" "K_REVISION" "K_SERVICE" "PATH" "PORT" "`+testProgramEnv+`" "TARGET"]`,
+		"a container's environment, nothing of the platform's")
+	assert.Contains(t, body, `hostname="prog-00001-1"`, "HOSTNAME is the replica's name, as a pod's")
+	assert.Contains(t, body, `path="`+defaultPath+`"`)
 
 	r, _ := tp.revision("default/prog-00001")
 	require.Len(t, r.Replicas, 1)
@@ -410,6 +416,44 @@ func TestE2ELivenessProbeFailureRestarts(t *testing.T) {
 		r, _ := tp.revision(key)
 		return len(r.Replicas) == 1 && r.Replicas[0].Restarts >= 1 &&
 			strings.Contains(r.Replicas[0].LastFailure, "LivenessProbeFailed: liveness probe failed 1 times in a row: tcpSocket 127.0.0.1:9")
+	})
+}
+
+// A startup probe holds the readiness and liveness probes back while a
+// slow program starts: with room for its start it becomes ready with no
+// restart; with too little (failureThreshold × periodSeconds) it is
+// restarted, and the reason is StartupProbeFailed.
+func TestE2EStartupProbe(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	probe := func(failures int) string {
+		return fmt.Sprintf(`
+          startupProbe:
+            httpGet: {path: /healthz}
+            periodSeconds: 1
+            failureThreshold: %d
+          livenessProbe:
+            httpGet: {path: /healthz}
+            periodSeconds: 1
+            failureThreshold: 1
+`, failures)
+	}
+	// The liveness probe alone would kill it at its first 503: it starts
+	// only after the startup probe passed.
+	tp.deploy(withEnv(programManifest(t, "patient", "slow", "", probe(30)), "SLOW_MS", "2500"), "default/patient-00001", "default/patient")
+	code, body, err := tp.get("patient", "")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, body)
+	r, _ := tp.revision("default/patient-00001")
+	require.Len(t, r.Replicas, 1)
+	assert.Zero(t, r.Replicas[0].Restarts, "no restart: %s", r.Replicas[0].LastFailure)
+
+	key := "default/hasty-00001"
+	tp.apply(withEnv(programManifest(t, "hasty", "slow", "", probe(2)), "SLOW_MS", "600000"))
+	tp.waitFor("a restart for the startup probe", 45*time.Second, func() bool {
+		r, _ := tp.revision(key)
+		return len(r.Replicas) == 1 && r.Replicas[0].Restarts >= 1 &&
+			strings.Contains(r.Replicas[0].LastFailure, "StartupProbeFailed: startup probe failed 2 times in a row: httpGet http://127.0.0.1:")
 	})
 }
 

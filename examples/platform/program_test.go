@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -71,9 +73,16 @@ func runTestProgram(mode string) int {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
 		fmt.Printf("request %s %s\n", r.Method, r.URL.Path)
-		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s args=%q\n",
+		var names []string
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s args=%q env=%q home=%q hostname=%q path=%q greeting=%q\n",
 			os.Getenv("K_REVISION"), os.Getenv("K_SERVICE"), os.Getenv("K_CONFIGURATION"), os.Getenv("TARGET"),
-			r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), stdin, r.Proto, port, os.Args[1:])
+			r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), stdin, r.Proto, port, os.Args[1:],
+			names, os.Getenv("HOME"), os.Getenv("HOSTNAME"), os.Getenv("PATH"), os.Getenv("GREETING"))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if mode == "h2c" {
