@@ -14,7 +14,7 @@ import (
 // pool is the process scaler backend for one revision, and its supervisor,
 // as a ReplicaSet and the kubelet would be: it keeps as many replicas as
 // the autoscaler last asked for, each in a slot that restarts its process
-// when it exits or fails its liveness probe — at once the first time, then
+// when it exits or fails its liveness or startup probe — at once the first time, then
 // with Kubernetes' CrashLoopBackOff (Options.RestartBackOff doubling up to
 // Options.MaxRestartBackOff; a process that ran 10 minutes resets it) —
 // and it reports why replicas fail as the revision's conditions.
@@ -277,7 +277,7 @@ func (pl *pool) backOffLocked(s *slot) time.Duration {
 
 // publishFailures tells the reconciler why replicas fail, as Knative's
 // conditions say it: the last crash on ContainerHealthy (ExitCode<N>,
-// StartError, LivenessProbeFailed), and on ResourcesAvailable a crash loop
+// StartError, StartupProbeFailed, LivenessProbeFailed), and on ResourcesAvailable a crash loop
 // (CrashLoopBackOff) or a replica that did not become ready within the
 // progress deadline (ProgressDeadlineExceeded). Each message ends with the
 // last lines of the program's output.

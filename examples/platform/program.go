@@ -35,7 +35,7 @@ import (
 // can be signalled: SIGTERM after the queue drained, SIGKILL after the
 // grace period, and SIGKILL when the replica ends for any other reason —
 // the platform gone (SIGHUP, the replica's parent-death signal, or EOF on
-// stdin), the program exited, or its liveness probe failed. If the replica
+// stdin), the program exited, or its startup or liveness probe failed. If the replica
 // itself is killed, the program gets SIGKILL as its parent-death signal and
 // the platform kills the group.
 
