@@ -251,9 +251,6 @@ func lookPathIn(name, path, dir string) (string, error) {
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH (%s)", name, path)
 }
 
-// platformInternalEnv is not passed on to programs either (tests use it).
-const platformInternalEnv = "SERVINGKIT_PLATFORM_TEST_MAIN"
-
 // freePort returns a loopback port nothing listens on now.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
