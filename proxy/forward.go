@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -48,15 +48,22 @@ type Forwarder struct {
 	// RemoteAddr) to the X-Forwarded-For that Rewrite left, without an
 	// allocation of its own when there was none before.
 	AppendForwardedFor bool
-	Transport          http.RoundTripper // nil: http.DefaultTransport
-	BufferPool         httputil.BufferPool
-	ErrorLog           *log.Logger
+	// Client, if set, forwards HTTP/1 requests to "http" URLs that are
+	// not upgrades, on the handler's goroutine (see Client).
+	Client *Client
+	// Transport forwards the rest: every request when Client is nil;
+	// upgrades, HTTP/2 requests (h2c) and other schemes when it is set.
+	// Nil means http.DefaultTransport.
+	Transport  http.RoundTripper
+	BufferPool httputil.BufferPool
+	ErrorLog   *log.Logger
 
 	generalOnce sync.Once
 	general     *httputil.ReverseProxy
 }
 
-// outbound is a request's one allocation on the fast path.
+// outbound is a request's one allocation on the Transport path; on the
+// Client's path it is pooled, header map included.
 type outbound struct {
 	req   http.Request
 	url   url.URL
@@ -64,7 +71,10 @@ type outbound struct {
 	trace httptrace.ClientTrace
 	w     http.ResponseWriter
 	xff   [1]string
+	hdr   http.Header
 }
+
+var outboundPool = sync.Pool{New: func() any { return new(outbound) }}
 
 // argKey carries Forward's arg to the general path.
 type argKey struct{}
@@ -81,10 +91,17 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 		f.generalPath().ServeHTTP(w, r.WithContext(context.WithValue(ctx, argKey{}, arg)))
 		return
 	}
-	o := &outbound{w: w}
-	o.trace.Got1xxResponse = o.got1xx
-	// WithContext is inlined, and the copy it makes does not escape.
-	o.req = *r.WithContext(httptrace.WithClientTrace(ctx, &o.trace))
+	var o *outbound
+	if f.Client != nil {
+		o = outboundPool.Get().(*outbound)
+		o.req = *r.WithContext(ctx)
+	} else {
+		o = &outbound{}
+		o.trace.Got1xxResponse = o.got1xx
+		// WithContext is inlined, and the copy it makes does not escape.
+		o.req = *r.WithContext(httptrace.WithClientTrace(ctx, &o.trace))
+	}
+	o.w = w
 	out := &o.req
 	if r.URL != nil {
 		o.url = *r.URL
@@ -93,11 +110,12 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 	if r.ContentLength == 0 {
 		out.Body = nil // lets the transport retry on a reused connection
 	}
-	if out.Body != nil {
-		defer out.Body.Close()
-	}
+	body := out.Body
 	out.Close = false
-	out.Header = outboundHeader(r.Header)
+	if o.hdr == nil {
+		o.hdr = make(http.Header, len(r.Header))
+	}
+	out.Header = outboundHeader(o.hdr, r.Header)
 	o.pr = httputil.ProxyRequest{In: r, Out: out}
 	if f.Rewrite != nil {
 		f.Rewrite(&o.pr, arg)
@@ -111,6 +129,22 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 			o.xff[0] = ip
 			out.Header["X-Forwarded-For"] = o.xff[:]
 		}
+	}
+	if f.Client != nil {
+		if out.URL.Scheme == "http" {
+			f.viaClient(w, out, ctx, arg)
+			o.release()
+			return
+		}
+		// Not the Client's: the Transport's path, with the trace.
+		o.trace.Got1xxResponse = o.got1xx
+		out = out.WithContext(httptrace.WithClientTrace(ctx, &o.trace))
+	}
+	if body != nil {
+		// The transport closes it, as RoundTrip's contract says; the
+		// Client leaves it to the server, which does not wait for a body
+		// an Expect: 100-continue request never sent.
+		defer body.Close()
 	}
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = emptyValue
@@ -127,7 +161,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		res.Body.Close()
-		f.fail(w, out, errors.New("proxy: backend switched protocols without an upgrade request"), arg)
+		f.fail(w, out, errSwitched, arg)
 		return
 	}
 	removeHopByHop(res.Header)
@@ -156,7 +190,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 	}
 	w.WriteHeader(res.StatusCode)
 
-	err = f.copyBody(w, res.Body, streaming(res))
+	err = f.copyBody(w, res.Body, streaming(res.ContentLength, res.Header))
 	res.Body.Close()
 	if err != nil {
 		if ctx.Err() == nil && f.ErrorLog != nil {
@@ -177,6 +211,78 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 				dst[http.TrailerPrefix+k] = vv
 			}
 		}
+	}
+}
+
+// release returns a Client path's outbound to its pool. Nothing may hold
+// it: the exchange has ended, and ErrorHandler and ModifyResponse must
+// not keep the request.
+func (o *outbound) release() {
+	o.req = http.Request{}
+	o.url = url.URL{}
+	o.pr = httputil.ProxyRequest{}
+	o.trace = httptrace.ClientTrace{}
+	o.w = nil
+	o.xff[0] = ""
+	if len(o.hdr) > 64 {
+		o.hdr = nil
+	} else {
+		clear(o.hdr)
+	}
+	outboundPool.Put(o)
+}
+
+// viaClient forwards out over f.Client: the request written and the
+// response read on this goroutine.
+func (f *Forwarder) viaClient(w http.ResponseWriter, out *http.Request, ctx context.Context, arg any) {
+	e := exchangePool.Get().(*exchange)
+	defer putExchange(e)
+	dst := w.Header()
+	hdr := dst
+	if f.ModifyResponse != nil {
+		hdr = make(http.Header)
+	}
+	if err := e.roundTrip(ctx, f.Client, out, hdr, w); err != nil {
+		f.fail(w, out, err, arg)
+		return
+	}
+	status := e.status
+	var body io.Reader = e
+	if f.ModifyResponse != nil {
+		res := &http.Response{
+			Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: hdr, Body: e, ContentLength: -1, Request: out,
+		}
+		if e.length >= 0 && !e.chunked && !e.toEOF {
+			res.ContentLength = e.length
+		}
+		if err := f.ModifyResponse(res); err != nil {
+			f.fail(w, out, err, arg)
+			return
+		}
+		for k, vv := range res.Header {
+			if cur, ok := dst[k]; ok {
+				dst[k] = append(cur, vv...)
+			} else {
+				dst[k] = vv
+			}
+		}
+		status, body = res.StatusCode, res.Body
+		if res.Body != io.ReadCloser(e) {
+			defer res.Body.Close()
+		}
+	}
+	e.trailers = dst
+	w.WriteHeader(status)
+	if e.done && body == io.Reader(e) {
+		return
+	}
+	if err := f.copyBody(w, body, streaming(e.length, dst)); err != nil {
+		if ctx.Err() == nil && f.ErrorLog != nil {
+			f.ErrorLog.Printf("proxy: response body cut off: %v", err)
+		}
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -254,11 +360,11 @@ func (f flushFunc) Flush() { f() }
 
 // streaming reports whether the response is to be flushed as it comes: an
 // event stream, or one of unknown length (ReverseProxy's rule).
-func streaming(res *http.Response) bool {
-	if res.ContentLength == -1 {
+func streaming(length int64, h http.Header) bool {
+	if length == -1 {
 		return true
 	}
-	ct := res.Header["Content-Type"]
+	ct := h["Content-Type"]
 	if len(ct) == 0 {
 		return false
 	}
@@ -311,8 +417,7 @@ var hopHeaders = [...]string{
 
 // outboundHeader copies in without hop-by-hop and forwarding headers; the
 // value slices are shared. TE: trailers is kept when asked for.
-func outboundHeader(in http.Header) http.Header {
-	out := make(http.Header, len(in))
+func outboundHeader(out, in http.Header) http.Header {
 	for k, vv := range in {
 		out[k] = vv
 	}

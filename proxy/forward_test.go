@@ -57,7 +57,7 @@ type pair struct {
 	backConns   atomic.Int32
 }
 
-func newPair(t *testing.T, app http.Handler, tune func(*Forwarder)) *pair {
+func newPair(t *testing.T, client bool, app http.Handler, tune func(*Forwarder)) *pair {
 	p := &pair{seen: &seen{}}
 	p.back = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -85,6 +85,9 @@ func newPair(t *testing.T, app http.Handler, tune func(*Forwarder)) *pair {
 		Transport:  NewTransport(TransportConfig{}),
 		BufferPool: new(BufferPool),
 	}
+	if client {
+		f.Client = &Client{}
+	}
 	if tune != nil {
 		tune(f)
 	}
@@ -94,6 +97,13 @@ func newPair(t *testing.T, app http.Handler, tune func(*Forwarder)) *pair {
 	p.front.Start()
 	t.Cleanup(p.front.Close)
 	return p
+}
+
+// bothPaths runs test through the Forwarder's Client and through its
+// Transport.
+func bothPaths(t *testing.T, test func(t *testing.T, client bool)) {
+	t.Run("client", func(t *testing.T) { test(t, true) })
+	t.Run("transport", func(t *testing.T) { test(t, false) })
 }
 
 // raw sends bytes on a new connection to the front and returns what came
@@ -112,8 +122,10 @@ func (p *pair) raw(t *testing.T, req string) string {
 // TestForwarderSmuggling: requests whose framing is ambiguous are refused
 // before anything reaches the backend, and nothing smuggled behind a body
 // ever reaches it as a request of its own.
-func TestForwarderSmuggling(t *testing.T) {
-	p := newPair(t, nil, nil)
+func TestForwarderSmuggling(t *testing.T) { bothPaths(t, testForwarderSmuggling) }
+
+func testForwarderSmuggling(t *testing.T, client bool) {
+	p := newPair(t, client, nil, nil)
 	tests := []struct {
 		name   string
 		req    string
@@ -198,8 +210,10 @@ func TestForwarderSmuggling(t *testing.T) {
 
 // TestForwarderHopByHop: hop-by-hop headers, and those Connection names,
 // go neither way; end-to-end ones do; User-Agent stays absent when absent.
-func TestForwarderHopByHop(t *testing.T) {
-	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func TestForwarderHopByHop(t *testing.T) { bothPaths(t, testForwarderHopByHop) }
+
+func testForwarderHopByHop(t *testing.T, client bool) {
+	p := newPair(t, client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "X-Back-Secret")
 		w.Header().Set("X-Back-Secret", "1")
 		w.Header().Set("Keep-Alive", "timeout=5")
@@ -226,13 +240,15 @@ func TestForwarderHopByHop(t *testing.T) {
 // TestForwarderBodiesAndTrailers: a chunked request body with trailers
 // reaches the backend whole; response trailers reach the client; upstream
 // connections are kept alive across requests.
-func TestForwarderBodiesAndTrailers(t *testing.T) {
-	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func TestForwarderBodiesAndTrailers(t *testing.T) { bothPaths(t, testForwarderBodiesAndTrailers) }
+
+func testForwarderBodiesAndTrailers(t *testing.T, client bool) {
+	p := newPair(t, client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Sum")
 		_, _ = io.WriteString(w, "body")
 		w.Header().Set("X-Sum", "42")
 	}), nil)
-	client := p.front.Client()
+	hc := p.front.Client()
 	for i := range 20 {
 		pr, pw := io.Pipe()
 		req, _ := http.NewRequest(http.MethodPost, p.front.URL+"/t", pr)
@@ -243,7 +259,7 @@ func TestForwarderBodiesAndTrailers(t *testing.T) {
 			req.Trailer.Set("X-Req-Sum", fmt.Sprint(i))
 			pw.Close()
 		}()
-		resp, err := client.Do(req)
+		resp, err := hc.Do(req)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -258,8 +274,10 @@ func TestForwarderBodiesAndTrailers(t *testing.T) {
 
 // TestForwarderInformational: Expect: 100-continue gets its 100 through
 // the hop, and a 103 Early Hints is passed on before the final response.
-func TestForwarderInformational(t *testing.T) {
-	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func TestForwarderInformational(t *testing.T) { bothPaths(t, testForwarderInformational) }
+
+func testForwarderInformational(t *testing.T, client bool) {
+	p := newPair(t, client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hints" {
 			w.Header().Set("Link", "</style.css>; rel=preload")
 			w.WriteHeader(http.StatusEarlyHints)
@@ -296,9 +314,11 @@ func TestForwarderInformational(t *testing.T) {
 
 // TestForwarderStreamingAndCutOff: an event stream is flushed event by
 // event; a response the backend cuts off is cut off for the client too.
-func TestForwarderStreamingAndCutOff(t *testing.T) {
+func TestForwarderStreamingAndCutOff(t *testing.T) { bothPaths(t, testForwarderStreamingAndCutOff) }
+
+func testForwarderStreamingAndCutOff(t *testing.T, client bool) {
 	release := make(chan struct{})
-	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p := newPair(t, client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/sse":
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -333,9 +353,11 @@ func TestForwarderStreamingAndCutOff(t *testing.T) {
 // TestForwarderCancelAndTimeout: a client that goes away cancels the
 // backend's request; a backend that does not answer in the transport's
 // time gets the error handler's answer.
-func TestForwarderCancelAndTimeout(t *testing.T) {
+func TestForwarderCancelAndTimeout(t *testing.T) { bothPaths(t, testForwarderCancelAndTimeout) }
+
+func testForwarderCancelAndTimeout(t *testing.T, client bool) {
 	canceled := make(chan struct{})
-	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p := newPair(t, client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			time.Sleep(2 * time.Second)
 			return
@@ -344,6 +366,9 @@ func TestForwarderCancelAndTimeout(t *testing.T) {
 		close(canceled)
 	}), func(f *Forwarder) {
 		f.Transport = &http.Transport{ResponseHeaderTimeout: 200 * time.Millisecond}
+		if f.Client != nil {
+			f.Client = &Client{ResponseHeaderTimeout: 200 * time.Millisecond}
+		}
 		f.ErrorHandler = func(w http.ResponseWriter, out *http.Request, err error, _ any) {
 			http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
 		}
@@ -374,8 +399,10 @@ func TestForwarderCancelAndTimeout(t *testing.T) {
 
 // TestForwarderGeneralPath: upgrades and HTTP/2 requests go through the
 // general path and work: a hijacked echo, and h2c end to end.
-func TestForwarderGeneralPath(t *testing.T) {
-	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func TestForwarderGeneralPath(t *testing.T) { bothPaths(t, testForwarderGeneralPath) }
+
+func testForwarderGeneralPath(t *testing.T, client bool) {
+	p := newPair(t, client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") == "echo" {
 			w.Header().Set("Connection", "Upgrade")
 			w.Header().Set("Upgrade", "echo")
