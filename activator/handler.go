@@ -54,18 +54,23 @@ type Options struct {
 	// HeaderResolver(RevisionHeader).
 	Resolver Resolver
 	// Transport forwards requests to replicas. Nil means servingkit's
-	// proxy transport: keep-alive with up to 1000 idle connections per
-	// replica, no proxy from the environment, no compression, and the
-	// protocol of the incoming request: a request that arrived over HTTP/2
-	// (gRPC, but also a browser whose TLS connection negotiated HTTP/2) is
-	// sent as cleartext HTTP/2 (h2c), any other over HTTP/1.1. Knative's
+	// default: HTTP/1 requests go through a proxy.Client, which writes the
+	// request and reads the response on the handler's goroutine over
+	// kept-alive connections (up to 1000 idle per replica); upgrades
+	// (websockets) and HTTP/2 requests go through proxy.NewTransport's
+	// transport: keep-alive, no proxy from the environment, no
+	// compression, and the protocol of the incoming request: a request
+	// that arrived over HTTP/2 (gRPC, but also a browser whose TLS
+	// connection negotiated HTTP/2) is sent as cleartext HTTP/2 (h2c), any
+	// other over HTTP/1.1. Knative's
 	// activator has the same rule, but its ingress sends HTTP/2 only to
 	// revisions whose port is named h2c; here the server in front of the
 	// Handler decides. Replica queues served with queue.ServerProtocols
 	// accept h2c. For replicas that do not, supply a Transport that speaks
 	// HTTP/1.1 only, such as an *http.Transport whose Protocols are nil
 	// (its zero value, or a clone of http.DefaultTransport without its
-	// Proxy): HTTP/2 requests then go out as HTTP/1.1.
+	// Proxy): HTTP/2 requests then go out as HTTP/1.1. A non-nil
+	// Transport forwards every request (the proxy.Client is not used).
 	Transport http.RoundTripper
 	// Poker gets the immediate stat of each revision's first request. Nil
 	// means none is sent.
@@ -165,6 +170,7 @@ type Handler struct {
 	name        string
 	resolver    Resolver
 	transport   http.RoundTripper
+	client      *proxy.Client // nil when the host gave a Transport
 	poker       Poker
 	onColdStart func(ColdStart)
 	timing      func(Timing) string
@@ -213,6 +219,7 @@ func New(o Options) (*Handler, error) {
 		h.resolver = HeaderResolver(RevisionHeader)
 	}
 	if h.transport == nil {
+		h.client = new(proxy.Client)
 		h.transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	h.errLog = slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)
@@ -522,6 +529,7 @@ func (h *Handler) newProxy(r *replica) *proxy.Forwarder {
 		},
 		AppendForwardedFor: true,
 		ModifyResponse:     modify,
+		Client:             h.client,
 		Transport:          h.transport,
 		BufferPool:         h.bufPool,
 		ErrorLog:           h.errLog,

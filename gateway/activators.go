@@ -31,8 +31,10 @@ var ErrNoActivator = errors.New("gateway: no activator of this revision reachabl
 // ActivatorsConfig configures Activators. The zero value is a working
 // default.
 type ActivatorsConfig struct {
-	// Transport forwards requests to activators. Nil means
-	// proxy.NewTransport's defaults.
+	// Transport forwards requests to activators. Nil means servingkit's
+	// default: a proxy.Client for HTTP/1 requests (on the handler's
+	// goroutine), and proxy.NewTransport's defaults for upgrades and
+	// HTTP/2 (h2c). A non-nil Transport forwards every request.
 	Transport http.RoundTripper
 	// DeadTime is how long an activator that refused a connection is left
 	// out before a request tries it again. Zero means DefaultDeadTime;
@@ -99,7 +101,9 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var client *proxy.Client
 	if cfg.Transport == nil {
+		client = new(proxy.Client)
 		cfg.Transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	if cfg.DeadTime == 0 {
@@ -126,6 +130,7 @@ func NewActivators(cfg ActivatorsConfig) (*Activators, error) {
 				}
 			}
 		},
+		Client:     client,
 		Transport:  cfg.Transport,
 		BufferPool: new(proxy.BufferPool),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, arg any) {

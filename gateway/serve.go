@@ -32,13 +32,18 @@ type ServeHandler struct {
 // request whose connections are refused.
 const MaxServeAttempts = 3
 
-// NewServeHandler returns the Serve path over b, forwarding with transport
-// (nil means proxy.NewTransport's defaults).
+// NewServeHandler returns the Serve path over b, forwarding with transport.
+// Nil means servingkit's default: a proxy.Client for HTTP/1 requests (the
+// request written and the response read on the handler's goroutine), and
+// proxy.NewTransport's defaults for upgrades and HTTP/2 (h2c). A non-nil
+// transport forwards every request.
 func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeHandler, error) {
 	if b == nil {
 		return nil, errors.New("gateway: NewServeHandler: balancer is nil")
 	}
+	var client *proxy.Client
 	if transport == nil {
+		client = new(proxy.Client)
 		transport = proxy.NewTransport(proxy.TransportConfig{})
 	}
 	h := &ServeHandler{b: b}
@@ -55,6 +60,7 @@ func NewServeHandler(b *balancer.Balancer, transport http.RoundTripper) (*ServeH
 				}
 			}
 		},
+		Client:     client,
 		Transport:  transport,
 		BufferPool: new(proxy.BufferPool),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error, arg any) {
