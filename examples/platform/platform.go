@@ -20,7 +20,6 @@ import (
 	"github.com/servingkit/servingkit/autoscaler"
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/gateway"
-	"github.com/servingkit/servingkit/proxy"
 	"github.com/servingkit/servingkit/queue"
 	"github.com/servingkit/servingkit/revision"
 	"github.com/servingkit/servingkit/stats"
@@ -111,7 +110,7 @@ type Platform struct {
 	metrics *metrics
 	// dashSlots holds a token per dashboard event stream open.
 	dashSlots chan struct{}
-	proxyTr   http.RoundTripper
+	proxyTr   http.RoundTripper // nil: NewServeHandler's proxy.Client (NewTransport for upgrades, h2c)
 
 	gateway, control, internal *http.Server
 	gatewayAddr                string
@@ -260,7 +259,6 @@ func NewPlatform(o Options) (*Platform, error) {
 		revisions: map[string]*rev{},
 		kick:      make(chan struct{}, 1),
 		dashSlots: make(chan struct{}, maxDashboards),
-		proxyTr:   proxy.NewTransport(proxy.TransportConfig{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.metrics, err = newMetrics(p.revisionLabels); err != nil {
