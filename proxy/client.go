@@ -204,6 +204,9 @@ func (pc *conn) expire() {
 				break
 			}
 		}
+		if len(h.idle) == 0 {
+			delete(c.hosts, pc.addr) // a replica gone for good leaves nothing behind
+		}
 	}
 	c.mu.Unlock()
 	pc.c.Close()

@@ -600,7 +600,7 @@ func TestClientIdlePool(t *testing.T) {
 	require.Eventually(t, func() bool {
 		c2.mu.Lock()
 		defer c2.mu.Unlock()
-		return len(c2.hosts[back2.addr()].idle) == 0
+		return c2.hosts[back2.addr()] == nil
 	}, 10*time.Second, time.Millisecond, "the idle connection expired")
 }
 

@@ -16,11 +16,17 @@ import (
 )
 
 // Forwarder is a reverse proxy for HTTP/1 requests that allocates little:
-// what httputil.ReverseProxy does in Rewrite mode, on one allocation for the
-// outbound request (the copy, its URL and the ProxyRequest together) and
-// one for its header map, whose value slices are shared with the inbound
-// request's. Upgrades (websockets) and HTTP/2 requests (h2c gRPC among
-// them) go through an httputil.ReverseProxy built from the same fields.
+// what httputil.ReverseProxy does in Rewrite mode. With a Client, HTTP/1
+// requests to "http" URLs that are not upgrades go through it: the request
+// written and the response read on the handler's goroutine, the outbound
+// request and its header map taken from a pool, the response's fields
+// parsed straight into the ResponseWriter's header (no http.Response
+// unless ModifyResponse is set). Without one, they go through Transport,
+// on one allocation for the outbound request (the copy, its URL and the
+// ProxyRequest together) and one for its header map, whose value slices
+// are shared with the inbound request's. Upgrades (websockets) and
+// HTTP/2 requests (h2c gRPC among them) go through an
+// httputil.ReverseProxy built from the same fields, over Transport.
 //
 // What it keeps from ReverseProxy: hop-by-hop headers (Connection and the
 // headers it names, Keep-Alive, Proxy-*, TE except "trailers", Trailer,
@@ -31,11 +37,14 @@ import (
 // flushed as they come; a response cut off by the backend aborts the
 // client's (http.ErrAbortHandler). Request framing (Content-Length against
 // Transfer-Encoding, obs-fold, header sizes) is the server's: net/http
-// refuses what is ambiguous before a handler runs, and the transport frames
-// the outbound request from its own fields, never from copied headers.
+// refuses what is ambiguous before a handler runs, and the Client or the
+// transport frames the outbound request from its own fields, never from
+// copied headers.
 //
 // The fields must not change once it serves. Rewrite must not write into
 // the header value slices of pr.Out (they are pr.In's): set new slices.
+// On the Client's path the outbound request is reused once Forward
+// returns: ErrorHandler and ModifyResponse must not keep it.
 type Forwarder struct {
 	// Rewrite shapes the outbound request, with arg as Forward was given.
 	Rewrite func(pr *httputil.ProxyRequest, arg any)

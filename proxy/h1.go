@@ -998,7 +998,7 @@ func validHost(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if b := s[i]; b <= ' ' || b == 0x7f || b == '/' || b == '?' || b == '#' || b == '@' {
+		if b := s[i]; b <= ' ' || b == 0x7f {
 			return false
 		}
 	}

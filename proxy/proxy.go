@@ -5,16 +5,81 @@
 // Put do not allocate, a transport tuned for many short requests to a few
 // nearby backends that also speaks cleartext HTTP/2 (h2c) when the
 // incoming request arrived over HTTP/2 (unless TransportConfig.DisableH2C),
-// server protocol settings that accept h2c, and Forwarder, a reverse proxy
+// server protocol settings that accept h2c, Forwarder, a reverse proxy
 // for HTTP/1 requests that allocates a few hundred bytes where
 // httputil.ReverseProxy allocates kilobytes, and hands upgrades and HTTP/2
-// to an httputil.ReverseProxy.
+// to an httputil.ReverseProxy, and Client, the Forwarder's HTTP/1.1
+// upstream client.
+//
+// # The Client
+//
+// http.Transport runs two goroutines per connection and hands each request
+// and response across channels; on a proxy hop that and the response's
+// http.Response and header map are most of the cost. A Client writes the
+// request and reads the response on the handler's goroutine, over
+// connections kept alive per upstream address (MaxIdleConnsPerHost,
+// IdleConnTimeout). What it does:
+//
+//   - the request line and header are written from the outbound request
+//     (after Rewrite, hop-by-hop headers removed, X-Forwarded-For
+//     appended), framed by the Client: Content-Length for a body of known
+//     length, chunked for one of unknown length or with trailers (request
+//     trailers follow the last chunk), Content-Length: 0 for a bodiless
+//     POST, PUT or PATCH; copied framing headers are never written;
+//   - the response's status line and fields are parsed straight into the
+//     ResponseWriter's header (one string for all their bytes, one slice
+//     for their values), its body copied with pooled buffers: by
+//     Content-Length, chunked (trailers passed on, announced or with
+//     http.TrailerPrefix), or to EOF (the connection is then closed);
+//     HEAD, 204 and 304 responses are bodiless;
+//   - 1xx responses are passed on (a 100 is the server's to send, when the
+//     body is first read); "Expect: 100-continue" waits up to
+//     ExpectContinueTimeout for the backend's 100 before the body is sent,
+//     and a final answer instead means no body and no reuse;
+//   - "Connection: close" either way, and HTTP/1.0 responses without
+//     keep-alive, end the connection;
+//   - the request's context ending closes the connection
+//     (context.AfterFunc), which is then not reused; DialTimeout bounds
+//     the dial and ResponseHeaderTimeout the wait for the response header;
+//   - a dial failure is returned as the *net.OpError (Op "dial") the
+//     dialer gave, so a caller can tell that the request never reached the
+//     backend; a request without a body that fails on a reused connection
+//     before any byte of a response came back is sent once more on a new
+//     connection, as http.Transport does;
+//   - an idle connection is checked with a non-blocking peek before reuse
+//     (on Linux and the BSDs): one the backend closed, or on which bytes
+//     arrived that nobody asked for, is closed instead of used;
+//   - request bodies of known length up to 64 KiB are written before the
+//     response is read; larger ones, and those of unknown length, by a
+//     goroutine of their own while the response is read, so a backend that
+//     answers while it reads cannot deadlock the exchange.
+//
+// A response whose framing is ambiguous or broken is refused (502 when
+// nothing was sent to the client yet, the client's response aborted
+// otherwise) and its connection closed: Content-Length with
+// Transfer-Encoding, differing or malformed Content-Lengths, a transfer
+// coding other than chunked, chunked in HTTP/1.0, obs-fold, a CR not
+// followed by LF, control characters in a field, a malformed status line
+// or chunk size, a header block over MaxResponseHeaderBytes, a 101 nobody
+// asked for. Line endings may be bare LFs (RFC 9112 section 2.2).
+//
+// What it does not do, and the Forwarder sends through its Transport
+// instead: upgrades (websockets), HTTP/2 and h2c, and URLs other than
+// "http" (HTTPS upstreams). It has no proxy-from-environment, no
+// compression, no HTTP/1.1 pipelining.
 //
 // It is a leaf: it imports nothing of servingkit's.
 //
 //	rp := &httputil.ReverseProxy{
 //		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 //		Transport:  proxy.NewTransport(proxy.TransportConfig{}),
+//		BufferPool: new(proxy.BufferPool),
+//	}
+//
+//	f := &proxy.Forwarder{
+//		Rewrite:    func(pr *httputil.ProxyRequest, _ any) { pr.SetURL(target) },
+//		Client:     new(proxy.Client),                              // HTTP/1
+//		Transport:  proxy.NewTransport(proxy.TransportConfig{}), // upgrades, h2c
 //		BufferPool: new(proxy.BufferPool),
 //	}
 package proxy
