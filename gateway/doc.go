@@ -5,11 +5,13 @@
 //     activators: it hands a new replica set to the Serve balancer, the
 //     activator and the revision's reconciler in the order that loses no
 //     request (see Endpoints).
-//   - ServeHandler is the Serve path: a balancer.Balancer and a reverse
-//     proxy with servingkit's transport; a request a replica refused
-//     (nothing sent) goes to another.
+//   - ServeHandler is the Serve path: a balancer.Balancer and a
+//     proxy.Forwarder whose HTTP/1 requests go through a proxy.Client (on
+//     the handler's goroutine) unless the host gives its own transport; a
+//     request a replica refused (nothing sent) goes to another.
 //   - Activators and RevisionActivators are the Proxy path to activators
-//     in other processes, over HTTP, leaving out dead ones at once.
+//     in other processes, over HTTP (the same forwarding), leaving out
+//     dead ones at once.
 //
 // It is the only core package that imports several of its siblings
 // (activator, balancer, proxy, revision); nothing in the core imports it,
