@@ -672,10 +672,11 @@ func quietBackend(t *testing.T, resp string) string {
 	return ln.Addr().String()
 }
 
-// TestClientForwarderAllocs pins the Client path's allocations for a GET
+// testClientForwarderAllocs (TestForwarderAllocs/client) pins the Client
+// path's allocations for a GET
 // to a backend that allocates nothing: the Forwarder's and the Client's
 // together (the outbound request and the exchange are pooled).
-func TestClientForwarderAllocs(t *testing.T) {
+func testClientForwarderAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race detector makes sync.Pool drop objects: allocation counts are checked without -race")
 	}
@@ -703,4 +704,48 @@ func TestClientForwarderAllocs(t *testing.T) {
 	allocs = testing.AllocsPerRun(200, run)
 	t.Logf("cancelable context: %.1f allocations per request", allocs)
 	assert.LessOrEqual(t, allocs, 4.0, "and the cancellation hook (context.AfterFunc)")
+}
+
+// TestClientModifyResponseAndFallback: ModifyResponse sees the Client's
+// response and may change it; an "https" upstream goes through the
+// Transport even when a Client is set.
+func TestClientModifyResponseAndFallback(t *testing.T) {
+	back := newScripted(t, func(_ string, c net.Conn) bool {
+		_, _ = io.WriteString(c, "HTTP/1.1 201 Created\r\nX-Drop: 1\r\nX-Keep: k\r\nContent-Length: 4\r\n\r\nbody")
+		return true
+	})
+	cf := newClientFront(t, back.addr(), nil)
+	var seen *http.Response
+	cf.f.ModifyResponse = func(res *http.Response) error {
+		seen = res
+		delete(res.Header, "X-Drop")
+		res.Header.Set("X-Added", "a")
+		return nil
+	}
+	resp, body, err := cf.get(t, "/")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, "body", body)
+	assert.Empty(t, resp.Header.Get("X-Drop"))
+	assert.Equal(t, "k", resp.Header.Get("X-Keep"))
+	assert.Equal(t, "a", resp.Header.Get("X-Added"))
+	require.NotNil(t, seen)
+	assert.Equal(t, int64(4), seen.ContentLength)
+	_, _, err = cf.get(t, "/")
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), back.conns.Load(), "the body read to its end through ModifyResponse's response: reused")
+
+	tlsBack := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "over TLS")
+	}))
+	t.Cleanup(tlsBack.Close)
+	f := &Forwarder{
+		Rewrite:   func(pr *httputil.ProxyRequest, _ any) { pr.Out.URL.Scheme, pr.Out.URL.Host = "https", tlsBack.Listener.Addr().String() },
+		Client:    &Client{},
+		Transport: tlsBack.Client().Transport,
+	}
+	rec := httptest.NewRecorder()
+	f.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://a/", nil))
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "over TLS", rec.Body.String())
 }

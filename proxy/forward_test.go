@@ -443,12 +443,14 @@ func testForwarderGeneralPath(t *testing.T, client bool) {
 	assert.Equal(t, "proto 2", string(b), "h2c to the backend too")
 }
 
-// TestForwarderAllocs pins the fast path's allocations around a round
-// trip that allocates nothing of its own.
+// TestForwarderAllocs pins the Transport path's allocations around a round
+// trip that allocates nothing of its own, and the Client path's (see
+// testClientForwarderAllocs).
 func TestForwarderAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race detector makes sync.Pool drop objects: allocation counts are checked without -race")
 	}
+	t.Run("client", testClientForwarderAllocs)
 	res := &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, ContentLength: 0}
 	f := &Forwarder{
 		Rewrite:    func(pr *httputil.ProxyRequest, _ any) { pr.Out.URL.Host = "backend" },

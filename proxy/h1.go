@@ -204,6 +204,9 @@ func (e *exchange) roundTrip(ctx context.Context, c *Client, out *http.Request, 
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := c.get(ctx, addr, attempt > 0)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // not the replica's failure
+			}
 			return err
 		}
 		e.attach(ctx, pc)
