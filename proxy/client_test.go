@@ -740,7 +740,9 @@ func TestClientModifyResponseAndFallback(t *testing.T) {
 	}))
 	t.Cleanup(tlsBack.Close)
 	f := &Forwarder{
-		Rewrite:   func(pr *httputil.ProxyRequest, _ any) { pr.Out.URL.Scheme, pr.Out.URL.Host = "https", tlsBack.Listener.Addr().String() },
+		Rewrite: func(pr *httputil.ProxyRequest, _ any) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "https", tlsBack.Listener.Addr().String()
+		},
 		Client:    &Client{},
 		Transport: tlsBack.Client().Transport,
 	}
