@@ -202,6 +202,7 @@ func TestClientMaliciousBackend(t *testing.T) {
 		{"malformed status line", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", 502, ""},
 		{"not HTTP", "SSH-2.0-OpenSSH\r\n\r\n", 502, ""},
 		{"101 unasked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 502, ""},
+		{"endless 103s", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 11) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 502, ""},
 		{"bare LF line endings", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 200, "ok"},
 		{"invalid chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 0, ""},
 		{"chunk size overflow", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 0, ""},

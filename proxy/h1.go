@@ -45,6 +45,9 @@ const maxWriteWait = 50 * time.Millisecond
 // end.
 const maxFinalWriteWait = 5 * time.Second
 
+// max1xx bounds the informational responses before a final one.
+const max1xx = 10
+
 // maxChunkLine bounds a chunk-size line (with its extensions).
 const maxChunkLine = 4096
 
@@ -197,6 +200,9 @@ func putExchange(e *exchange) {
 func (e *exchange) roundTrip(ctx context.Context, c *Client, out *http.Request, dst http.Header, w http.ResponseWriter) error {
 	e.c, e.w = c, w
 	addr := out.URL.Host
+	if addr == "" {
+		return errors.New("proxy: no host in the outbound request's URL")
+	}
 	if !hasPort(addr) {
 		addr = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "80")
 	}
@@ -519,7 +525,10 @@ func (e *exchange) readHead(out *http.Request, dst http.Header, expecting bool) 
 }
 
 func (e *exchange) readHeadLoop(out *http.Request, dst http.Header, expecting bool) error {
-	for {
+	for informational := 0; ; informational++ {
+		if informational > max1xx {
+			return errors.New("proxy: more than 10 informational (1xx) responses")
+		}
 		e.budget = e.c.maxHeaderBytes()
 		line, err := e.readLine()
 		if err != nil {

@@ -61,7 +61,7 @@
 // coding other than chunked, chunked in HTTP/1.0, obs-fold, a CR not
 // followed by LF, control characters in a field, a malformed status line
 // or chunk size, a header block over MaxResponseHeaderBytes, a 101 nobody
-// asked for. Line endings may be bare LFs (RFC 9112 section 2.2).
+// asked for, more than 10 1xx responses before the final one. Line endings may be bare LFs (RFC 9112 section 2.2).
 //
 // What it does not do, and the Forwarder sends through its Transport
 // instead: upgrades (websockets), HTTP/2 and h2c, and URLs other than
