@@ -3,7 +3,8 @@
 // (the platform's -bare-proxy), an nginx hop (one worker, keep-alive
 // upstream), and the gateway's Serve path (ServeHandler) and Proxy path
 // (remote Activators, the app standing in for the activator) over
-// proxy.Forwarder. Each hop is its own process. For each it prints
+// proxy.Forwarder, with their default forwarding (HTTP/1 through
+// proxy.Client). Each hop is its own process. For each it prints
 // saturation throughput (wrk -t1 -c32), the CPU the hop's process spent
 // per request at saturation (from /proc/<pid>/stat; the app's CPU is not
 // counted, except for the bare app's own row), and p50/p99 latency at a
