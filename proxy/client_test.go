@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -782,3 +783,45 @@ func TestClientModifyResponseAndFallback(t *testing.T) {
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "over TLS", rec.Body.String())
 }
+
+// TestClientLargeBodiesFullDuplex: bodies larger than any socket buffer go
+// both ways at once through the Client, for a backend that answers while
+// it reads (the request body is written by a goroutine of its own), framed
+// by length and chunked; the connection is reused afterwards.
+func TestClientLargeBodiesFullDuplex(t *testing.T) {
+	var backConns atomic.Int32
+	back := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = io.Copy(w, r.Body)
+	}))
+	back.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			backConns.Add(1)
+		}
+	}
+	back.Start()
+	t.Cleanup(back.Close)
+	cf := newClientFront(t, back.Listener.Addr().String(), nil)
+	cf.f.ErrorLog = log.New(tWriter{t}, "", 0)
+	payload := strings.Repeat("0123456789abcdef", 1<<18) // 4 MiB
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(payload)
+		if chunked {
+			body = io.MultiReader(body) // hides the length: sent chunked
+		}
+		req, _ := http.NewRequest(http.MethodPost, cf.srv.URL+"/echo", body)
+		resp, err := cf.srv.Client().Do(req)
+		require.NoError(t, err)
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err, "chunked %v", chunked)
+		assert.Equal(t, len(payload), len(got))
+		assert.True(t, string(got) == payload, "the echo is the body")
+	}
+	assert.Equal(t, int32(1), backConns.Load(), "one connection for both")
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -283,6 +283,12 @@ func (f *Forwarder) viaClient(w http.ResponseWriter, out *http.Request, ctx cont
 		}
 	}
 	e.trailers = dst
+	if e.writing {
+		// The request body is still being sent: the server must not
+		// consume what is left of it when the response starts (net/http's
+		// HTTP/1 default), or the backend would get it cut off.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	w.WriteHeader(status)
 	if e.done && body == io.Reader(e) {
 		return

@@ -52,7 +52,9 @@
 //   - request bodies of known length up to 64 KiB are written before the
 //     response is read; larger ones, and those of unknown length, by a
 //     goroutine of their own while the response is read, so a backend that
-//     answers while it reads cannot deadlock the exchange.
+//     answers while it reads cannot deadlock the exchange (the inbound
+//     server is then switched to full duplex, so it does not consume the
+//     rest of the body when the response starts).
 //
 // A response whose framing is ambiguous or broken is refused (502 when
 // nothing was sent to the client yet, the client's response aborted
