@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -251,14 +252,43 @@ func lookPathIn(name, path, dir string) (string, error) {
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH (%s)", name, path)
 }
 
-// freePort returns a loopback port nothing listens on now.
+// freePort returns a loopback port for a program: one nothing listens on
+// now, below the kernel's ephemeral range. The program binds it later, so
+// the port must not be one the kernel may hand to any socket bound to port
+// 0 meanwhile (every replica's queue, in this platform or another, binds
+// one so): a program that lost its port to such a listener would look
+// ready to its TCP check and its requests would reach that listener. Below
+// the range, only another program's port can collide, and the choice is
+// random over thousands of ports.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	lo, hi := programPorts()
+	var err error
+	for range 100 {
+		port := lo + rand.IntN(hi-lo)
+		var l net.Listener
+		if l, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port in [%d, %d): %w", lo, hi, err)
+}
+
+// programPorts is the range freePort picks from: [10000, the first
+// ephemeral port), or [10000, 32768) if the range cannot be read (Linux's
+// default starts there).
+func programPorts() (lo, hi int) {
+	lo, hi = 10000, 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	if f := strings.Fields(string(b)); len(f) == 2 {
+		if first, err := strconv.Atoi(f[0]); err == nil && first > lo+1000 {
+			hi = first
+		}
+	}
+	return lo, hi
 }
 
 // runProgramReplica is the main of a replica that runs a user program.

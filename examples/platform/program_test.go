@@ -12,7 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // testProgramEnv makes this test binary, re-executed, behave as a user's
@@ -108,4 +112,23 @@ func runTestProgram(mode string) int {
 	}()
 	_ = srv.Serve(l)
 	return 0
+}
+
+// A program's port is free and below the kernel's ephemeral range, so no
+// socket bound to port 0 (a queue's) can take it before the program binds
+// it.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	lo, hi := programPorts()
+	assert.GreaterOrEqual(t, hi-lo, 1000)
+	seen := map[int]bool{}
+	for range 20 {
+		p, err := freePort()
+		require.NoError(t, err)
+		assert.True(t, p >= lo && p < hi, "port %d in [%d, %d)", p, lo, hi)
+		seen[p] = true
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		require.NoError(t, err, "the port is free")
+		l.Close()
+	}
+	assert.Greater(t, len(seen), 10, "random over the range")
 }
