@@ -352,27 +352,36 @@ func TestDashboardDuringTour(t *testing.T) {
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), platformMainEnv+"=-tour -addr 127.0.0.1:0 -control 127.0.0.1:0 -internal 127.0.0.1:0 -token-file "+filepath.Join(t.TempDir(), "token"))
-	stderr := &syncBuffer{}
+	stderr, out := &syncBuffer{}, &syncBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	exited := make(chan struct{})
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
 	dashboard := make(chan string, 1)
 	go func() {
+		defer close(exited)
 		re := regexp.MustCompile(`watch it live at (http://\S+/) in a browser`)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			fmt.Fprintln(out, sc.Text())
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				dashboard <- m[1]
 			}
 		}
+		_ = cmd.Wait()
 	}()
+	// tourOutput is the end of what the tour said, for a failure message.
+	tourOutput := func() string {
+		tail := func(s string) string { return s[max(0, len(s)-4000):] }
+		return fmt.Sprintf("the tour's output (end):\n%s\nits stderr (end):\n%s", tail(out.String()), tail(stderr.String()))
+	}
 	var url string
 	select {
 	case url = <-dashboard:
 	case <-time.After(time.Minute):
-		t.Fatalf("the tour did not print its dashboard address within a minute; its stderr:\n%s", stderr.String())
+		t.Fatalf("the tour did not print its dashboard address within a minute; %s", tourOutput())
 	}
 	_, err = chromedp.Run(ctx, chromedp.Navigate(url))
 	require.NoError(t, err)
@@ -401,7 +410,9 @@ func TestDashboardDuringTour(t *testing.T) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the dashboard never showed both revisions with traffic, the 80/20 split and a panic: %+v, panic seen %v", v, sawPanic)
+			t.Fatalf("the dashboard never showed both revisions with traffic, the 80/20 split and a panic: %+v, panic seen %v; %s", v, sawPanic, tourOutput())
+		case <-exited:
+			t.Fatalf("the tour ended before the dashboard showed both revisions with traffic, the 80/20 split and a panic: %+v, panic seen %v; %s", v, sawPanic, tourOutput())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
