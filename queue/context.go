@@ -15,10 +15,9 @@ type appRequest struct {
 	ctx requestContext
 }
 
-// newAppRequest returns r carrying a requestContext under r's context;
-// wake is the ServeHTTP goroutine's, told when the context needs watching.
-func newAppRequest(r *http.Request, wake wakeChan) (*http.Request, *requestContext) {
-	a := &appRequest{ctx: requestContext{parent: r.Context(), wake: wake}}
+// newAppRequest returns r carrying a requestContext under r's context.
+func newAppRequest(r *http.Request) (*http.Request, *requestContext) {
+	a := &appRequest{ctx: requestContext{parent: r.Context()}}
 	// WithContext is inlined and the copy it makes does not escape: the
 	// request is copied straight into a.
 	a.req = *r.WithContext(&a.ctx)
@@ -29,22 +28,25 @@ func newAppRequest(r *http.Request, wake wakeChan) (*http.Request, *requestConte
 // parent's values and deadline, canceled when the parent is, when a timeout
 // fires (context.Cause gives the *TimeoutError), and when ServeHTTP returns.
 //
-// The context package's cancelable contexts cost two allocations of their
-// own (the context and its cancel function); this one lives in the
-// appRequest. Nothing watches the parent until somebody asks for Done: then
-// the request's ServeHTTP goroutine, which waits anyway, adds the parent's
-// Done to what it waits on (see serveTimed). Err looks at the parent itself.
-// Contexts derived from it are canceled through AfterFunc, which the
-// context package uses instead of starting a goroutine per derived context.
+// The context package's cancelable context costs two allocations (the
+// context and its cancel function), three with its done channel, and more
+// for its parent's map of children. Most applications that answer at once
+// never wait on their context, so this one, which lives in the appRequest,
+// makes that context only when somebody first asks for Done: from then on
+// it is the inner context, a child of the parent (canceled with it, by the
+// context package, without a goroutine), and everything is asked of it.
+// Contexts derived from this one find the inner context through Value, as
+// the context package looks for its own, and hang from it directly.
+// Before that, Err looks at the parent itself, and a cancellation costs
+// nothing but the error it records, unless it is a timeout's: then an
+// inner context is made to carry the cause.
 type requestContext struct {
 	parent context.Context
 
-	mu    sync.Mutex
-	done  chan struct{}   // made by the first Done; closed when canceled
-	err   error           // set once, when canceled
-	cause context.Context // canceled with the timeout, for context.Cause; nil otherwise
-	wake  wakeChan        // until canceled: ServeHTTP's, told when done is made
-	after []func()        // run once, when canceled; stopped ones are nil
+	mu          sync.Mutex
+	inner       context.Context         // nil until Done, or a timeout
+	cancelInner context.CancelCauseFunc // inner's
+	err         error                   // canceled while inner was nil
 }
 
 // closedChan is the Done of a context canceled before anybody asked.
@@ -59,117 +61,72 @@ func (c *requestContext) Deadline() (time.Time, bool) { return c.parent.Deadline
 func (c *requestContext) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done == nil {
+	if c.inner == nil {
 		if c.err != nil {
-			c.done = closedChan
-		} else {
-			c.done = make(chan struct{})
-			c.wake.signal()
+			return closedChan
 		}
+		// Under mu: the parent is not this context, and the context
+		// package calls nothing of ours while it registers with it.
+		c.inner, c.cancelInner = context.WithCancelCause(c.parent)
 	}
-	return c.done
+	return c.inner.Done()
 }
 
 func (c *requestContext) Err() error {
 	c.mu.Lock()
-	err := c.err
+	inner, err := c.inner, c.err
 	c.mu.Unlock()
-	if err != nil {
+	switch {
+	case inner != nil:
+		return inner.Err()
+	case err != nil:
 		return err
 	}
-	if perr := c.parent.Err(); perr != nil {
-		// Canceled now rather than when ServeHTTP notices, so that Err
-		// and Done agree.
-		c.cancel(perr, nil)
-		return c.Err()
-	}
-	return nil
+	// Done, when asked, makes an inner context that the parent's
+	// cancellation has already reached: they agree.
+	return c.parent.Err()
 }
 
-// Value answers the context package's own key, which context.Cause asks
-// for, with a context canceled with the timeout, when one fired; every
-// other key, and that one otherwise, goes to the parent.
+// Value answers from the inner context once there is one (the context
+// package's own key, which context.Cause and derived contexts ask for,
+// gives the inner context itself), from the parent before.
 func (c *requestContext) Value(key any) any {
 	c.mu.Lock()
-	cause := c.cause
+	inner := c.inner
 	c.mu.Unlock()
-	if cause != nil {
-		if v := cause.Value(key); v != nil {
-			return v
-		}
+	if inner != nil {
+		return inner.Value(key)
 	}
 	return c.parent.Value(key)
 }
 
-// AfterFunc runs f once the context is canceled, on the goroutine that
-// cancels it: the context package uses it to cancel a derived context.
-func (c *requestContext) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		go f()
-		return func() bool { return false }
-	}
-	c.after = append(c.after, f)
-	i := len(c.after) - 1
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if i >= len(c.after) || c.after[i] == nil {
-			return false
-		}
-		c.after[i] = nil
-		return true
-	}
-}
-
-// parentDone returns the parent's Done when somebody waits on this
-// context's and it is not canceled yet; nil otherwise.
-func (c *requestContext) parentDone() <-chan struct{} {
-	c.mu.Lock()
-	watch := c.done != nil && c.err == nil
-	c.mu.Unlock()
-	if !watch {
-		return nil
-	}
-	return c.parent.Done()
-}
-
-// cancel cancels the context with err (context.Canceled, or the parent's),
-// and with timeout as its cause if not nil. Only the first call counts.
-func (c *requestContext) cancel(err error, timeout *TimeoutError) {
+// cancel cancels the context, with timeout as its cause if not nil. Only
+// the first call counts, and a parent's cancellation that reached the inner
+// context first stays. What it runs (the context package's cancellation of
+// derived contexts) neither blocks nor calls the application.
+func (c *requestContext) cancel(timeout *TimeoutError) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
 		return
 	}
-	c.err = err
-	if timeout != nil {
-		cause, cancel := context.WithCancelCause(context.Background())
-		cancel(timeout)
-		c.cause = cause
-	}
-	c.wake = nil
-	if c.done == nil {
-		c.done = closedChan
-	} else {
-		close(c.done)
-	}
-	after := c.after
-	c.after = nil
-	c.mu.Unlock()
-	for _, f := range after {
-		if f != nil {
-			f()
+	c.err = context.Canceled
+	if c.inner == nil {
+		if timeout == nil {
+			c.mu.Unlock()
+			return
 		}
+		// The cause needs a context to carry it; the parent's values
+		// stay visible through it, its cancellation no longer matters.
+		c.inner, c.cancelInner = context.WithCancelCause(context.WithoutCancel(c.parent))
 	}
-}
-
-// cancelFromParent cancels the context because its parent is done.
-func (c *requestContext) cancelFromParent() {
-	if err := c.parent.Err(); err != nil {
-		c.cancel(err, nil)
+	cancel := c.cancelInner
+	c.mu.Unlock()
+	var cause error
+	if timeout != nil {
+		cause = timeout
 	}
+	cancel(cause)
 }
 
 func (c *requestContext) String() string { return "queue.requestContext" }

@@ -12,14 +12,20 @@ import (
 // later than the earliest of them.
 //
 // A request is in the heap from its arrival until its ServeHTTP goroutine
-// takes it out (the application returned, a timeout answered, or the
-// connection was hijacked), and only the heap signals a request's wake-up,
-// under mu, after taking it out: so no firing reaches a request that has
-// left, nor the exchange's next request. The timer is only a hint: it may
-// fire early (the request it was set for has left), and then it is set for
-// what is now first. Requests far shorter than their timeout, the common
-// case, cost a push and a removal under mu; the timer is reset only when a
-// request becomes the first to look at.
+// takes it out when the application returns, or until the timer's function
+// takes it out to look at it (see exchange.expire): then it answers a
+// timeout that has passed, or puts the request back for its next deadline.
+// The timer is only a hint: it may fire early (the request it was set for
+// has left), and then it is set for what is now first. Requests far shorter
+// than their timeout, the common case, cost a push and a removal under mu;
+// the timer is reset only when a request becomes the first to look at.
+//
+// The timer's function runs on a goroutine of its own at each firing (as
+// time.AfterFunc's and clock.Mock's do), and answers a timeout there,
+// writing to the client's connection: it does so outside mu, so that a
+// client slow to read delays no other request's timeout, nor any request's
+// arrival. Requests due at the same firing are looked at on a goroutine
+// each but the first, for the same reason.
 type deadlines struct {
 	h *Handler
 
@@ -71,20 +77,33 @@ func (d *deadlines) remove(ex *exchange) {
 	d.mu.Unlock()
 }
 
-// fire is the timer's function: it wakes every request whose time has come,
-// taking it out of the heap, and sets the timer for the first one left.
+// fire is the timer's function: it takes every request whose time has come
+// out of the heap, sets the timer for the first one left, and looks at each
+// (exchange.expire) once mu is released. A request in the heap has not
+// ended (its ServeHTTP takes it out first), so its reference count is not
+// zero; the reference taken here keeps its exchange from the pool until
+// expire is done with it.
 func (d *deadlines) fire() {
 	now := d.h.now()
+	var first *exchange
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.at = time.Time{}
 	for len(d.heap) > 0 && !d.heap[0].checkAt.After(now) {
 		ex := d.heap[0]
 		d.removeAt(0)
-		ex.wake.signal()
+		ex.refs.Add(1)
+		if first == nil {
+			first = ex
+		} else {
+			go ex.expire()
+		}
 	}
 	if len(d.heap) > 0 {
 		d.armLocked(now, d.heap[0].checkAt)
+	}
+	d.mu.Unlock()
+	if first != nil {
+		first.expire()
 	}
 }
 

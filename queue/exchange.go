@@ -19,23 +19,21 @@ import (
 //
 // Untimed, every method passes straight through to the server's writer: the
 // request runs on the server's goroutine and nothing else touches it. Timed,
-// a timeout may fire on the ServeHTTP goroutine while the application writes
-// from its own, so every method that reaches the server's writer takes mu,
-// and the application writes headers into a private map (a timeout then
-// writes its 504 to the server's map, and the server reads it, without
-// racing the application).
+// the application still runs on the ServeHTTP goroutine, but a timeout
+// answers the client from the Handler's timer goroutine (see expire) while
+// the application may be writing, so every method that reaches the server's
+// writer takes mu, and the application writes headers into a private map (a
+// timeout then writes its 504 to the server's map without racing the
+// application's writes to its own).
 //
 // Lifetimes. live counts what keeps the request in flight — the application
 // call, and a hijacked connection — and the accounting (slot release, stats
-// out) runs when it reaches zero. refs counts the goroutines and connection
-// that may still touch the exchange, and it goes back to the pool at zero:
-// a timed-out application that keeps running keeps its exchange.
+// out) runs when it reaches zero. refs counts who may still touch the
+// exchange — the ServeHTTP call, a hijacked connection, and the timer
+// goroutine while it looks at the request — and it goes back to the pool at
+// zero.
 type exchange struct {
 	h *Handler // the pool's owner; fixed
-
-	// Timed mode, made with the exchange and kept for its next requests.
-	wake wakeChan // the ServeHTTP goroutine waits on it
-	run  func()   // runTimed, so that starting its goroutine allocates nothing
 
 	exchangeState
 }
@@ -49,9 +47,8 @@ type exchangeState struct {
 	acquired bool // holds a breaker slot
 	timed    bool
 	start    time.Time // arrival
-	// For Config.Observer. status is written by the application's
-	// goroutine (under mu when timed), outcome and answered before the
-	// application runs or, by a timeout, under mu.
+	// For Config.Observer. status is written under mu when timed, outcome
+	// and answered before the application runs or, by a timeout, under mu.
 	status   int       // the response's status once written; see noteStatus
 	outcome  Outcome   // OutcomeServed unless the queue ended the request
 	answered time.Time // when a timeout answered the client, if one did
@@ -59,46 +56,30 @@ type exchangeState struct {
 	live     atomic.Int32
 	refs     atomic.Int32
 
-	// Timed mode only.
-	req       *http.Request // the application's request; set before it runs
-	mu        sync.Mutex    // protects the fields below and writes to w
-	header    http.Header   // the application's headers; set before it runs
-	committed bool          // the response has started: headers are in w
-	timedOut  bool          // a timeout answered; writes fail
-	returned  bool          // the application returned; no timeout applies
-	lastWrite time.Time     // last write (or arrival), for IdleTimeout
+	// Timed mode only, set before the application runs.
+	req   *http.Request   // the application's request
+	ctx   *requestContext // its context
+	http1 bool            // the client speaks HTTP/1.x: a 504 closes the connection
+
+	mu        sync.Mutex  // protects the fields below and every use of w
+	header    http.Header // the application's headers
+	committed bool        // the response has started: headers are in w
+	timedOut  bool        // a timeout answered; writes fail
+	returned  bool        // the application returned; no timeout applies
+	lastWrite time.Time   // last write (or arrival), for IdleTimeout
 
 	// The Handler's deadlines' own, under its mu.
 	checkAt   time.Time // when to look at the request next
 	heapIndex int       // its index in the heap plus one; 0: not in it
-	panicVal  any       // what the application panicked with, if it returned in time
-}
-
-// wakeChan wakes the ServeHTTP goroutine of a timed request. It holds at
-// most one token: a signal never blocks, and a waiter that wakes re-reads
-// the exchange's state under mu, so one token stands for any number of
-// signals, and a stale one costs a look.
-type wakeChan chan struct{}
-
-func (c wakeChan) signal() {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
 }
 
 // copyBuffers serve ReadFrom when the server's writer cannot.
 var copyBuffers proxy.BufferPool
 
-// newExchange is the pool's New. Channels and timers made here belong to the
-// testing/synctest bubble, if any, of the goroutine that made them; the pool
-// is the Handler's so that they serve only requests in that bubble (see
-// Handler).
+// newExchange is the pool's New.
 func (h *Handler) newExchange() any {
 	ex := &exchange{h: h}
 	if h.timed {
-		ex.wake = make(wakeChan, 1)
-		ex.run = ex.runTimed
 		ex.header = make(http.Header)
 	}
 	return ex
@@ -117,14 +98,6 @@ func (ex *exchange) unref() {
 	}
 	hdr := ex.header
 	clear(hdr)
-	if ex.wake != nil {
-		// A firing since the last wake-up would only wake the next
-		// request for nothing.
-		select {
-		case <-ex.wake:
-		default:
-		}
-	}
 	ex.exchangeState = exchangeState{header: hdr}
 	ex.h.exchanges.Put(ex)
 }
@@ -162,10 +135,10 @@ func (ex *exchange) unlive() {
 
 // Header returns the header map the application should write to. Timed, it
 // is always the exchange's private map, even once the response has started
-// (trailers): after a timeout the server reads its own map, possibly while
-// serving the connection's next request, as the application may still write
-// to the map it holds. runTimed copies the map into the server's when the
-// application returns in time.
+// (trailers): a timeout writes its 504's headers to the server's map from
+// the timer goroutine while the application may still write to the map it
+// holds. The map is copied into the server's when the response starts, and
+// again (trailers) when the application returns in time.
 func (ex *exchange) Header() http.Header {
 	if !ex.timed {
 		return ex.w.Header()
@@ -323,9 +296,9 @@ func (ex *exchange) Push(target string, opts *http.PushOptions) error {
 
 // SetReadDeadline, SetWriteDeadline and EnableFullDuplex serve
 // http.ResponseController, which finds them here rather than through Unwrap:
-// timed, they must reach the server's writer under mu, since after a timeout
-// the connection may already serve its next request and must not get this
-// one's deadline.
+// timed, they must reach the server's writer under mu, since a timeout may
+// be writing to it from the timer goroutine, and they fail once a timeout
+// has answered: the connection then belongs to the 504.
 func (ex *exchange) SetReadDeadline(d time.Time) error {
 	return ex.control(func(w http.ResponseWriter) error { return http.NewResponseController(w).SetReadDeadline(d) })
 }
@@ -353,9 +326,10 @@ func (ex *exchange) control(f func(http.ResponseWriter) error) error {
 
 // Unwrap gives the server's writer to code that looks for its methods;
 // http.ResponseController needs none, the exchange has them all. Timed, a
-// caller of the server's writer bypasses mu; after a timeout the server may
-// already be serving the connection's next request, so Unwrap gives a
-// writer on which everything fails instead.
+// caller of the server's writer bypasses mu, and so may race a timeout
+// (code that wants the server's writer takes that on); after a timeout the
+// response is the 504's, so Unwrap gives a writer on which everything fails
+// instead.
 func (ex *exchange) Unwrap() http.ResponseWriter {
 	if !ex.timed {
 		return ex.w

@@ -32,12 +32,14 @@ func pathApp(late chan<- error) http.Handler {
 	})
 }
 
-// TestTimedExchangeReuse: requests time out while their application keeps
-// running (and keeps its exchange); requests served meanwhile and after,
-// on exchanges that come back from the pool, each get exactly their own
-// answer at exactly their time. A recycled exchange carries nothing of its
-// previous request: no late write, no stale wake-up taken for a timeout,
-// no timer left armed for another request's deadline.
+// TestTimedExchangeReuse: requests time out while their application
+// ignores its context and keeps running (and keeps its exchange); their
+// clients have the whole 504 at the deadline all the same. Requests served
+// meanwhile and after, on exchanges that come back from the pool, each get
+// exactly their own answer at exactly their time. A recycled exchange
+// carries nothing of its previous request: no late write, no stale heap
+// entry taken for a timeout, no timer left armed for another request's
+// deadline.
 func TestTimedExchangeReuse(t *testing.T) {
 	tests := []struct {
 		name string
@@ -58,32 +60,36 @@ func TestTimedExchangeReuse(t *testing.T) {
 				var wg sync.WaitGroup
 				for c := range clients {
 					wg.Go(func() {
+						var lateReturned []<-chan struct{}
 						for i := range rounds {
 							// Each late application runs for 3 s, through the
 							// next two rounds of its client.
 							path := fmt.Sprintf("/late-%d-%d", c, i)
 							start := time.Now()
-							w := serve(h, httptest.NewRequest(http.MethodGet, path+"?sleep=3s", nil))
-							assert.Equal(t, time.Second, time.Since(start), path)
-							assert.Equal(t, http.StatusGatewayTimeout, w.Code, path)
-							assert.Equal(t, tc.msg, w.Body.String(), path)
-							assert.Empty(t, w.Header().Get("X-Request"), path)
+							w, returned := serveAsync(h, httptest.NewRequest(http.MethodGet, path+"?sleep=3s", nil))
+							lateReturned = append(lateReturned, returned)
+							<-w.flushed
+							a := w.answer()
+							assert.Equal(t, time.Second, a.flushedAt.Sub(start), path)
+							assertComplete504(t, a, tc.msg, path)
+							assert.Empty(t, a.header.Get("X-Request"), path)
 
 							path = fmt.Sprintf("/ok-%d-%d", c, i)
 							start = time.Now()
-							w = serve(h, httptest.NewRequest(http.MethodGet, path+"?sleep=500ms", nil))
+							rec := serve(h, httptest.NewRequest(http.MethodGet, path+"?sleep=500ms", nil))
 							assert.Equal(t, 500*time.Millisecond, time.Since(start), path)
-							res := w.Result()
+							res := rec.Result()
 							assert.Equal(t, http.StatusOK, res.StatusCode, path)
-							assert.Equal(t, path, w.Body.String())
+							assert.Equal(t, path, rec.Body.String())
 							assert.Equal(t, path, res.Header.Get("X-Request"))
 							assert.Equal(t, http.Header{"X-Trailer": {path}}, res.Trailer, path)
+						}
+						for _, returned := range lateReturned {
+							<-returned
 						}
 					})
 				}
 				wg.Wait()
-				time.Sleep(3 * time.Second) // the last late applications return
-				synctest.Wait()
 				assert.Equal(t, 0, h.InFlight())
 				close(late)
 				n := 0
@@ -100,7 +106,9 @@ func TestTimedExchangeReuse(t *testing.T) {
 // TestTimedSequence: the handler's one timer, set for a request that has
 // left, fires early for the next and is set again. One request after
 // another, each on the exchange the previous one returned (mostly), each
-// timing out, or not, at exactly its time.
+// timing out, or not, at exactly its time: a timeout's answer is flushed at
+// its deadline, while the application, ignoring its context, runs on;
+// otherwise the answer is complete when ServeHTTP returns.
 func TestTimedSequence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const rsMsg = "queue: request timeout: no response started within the response-start timeout (1s)\n"
@@ -141,65 +149,30 @@ func TestTimedSequence(t *testing.T) {
 		for round := range 5 {
 			for i, st := range steps {
 				start := time.Now()
-				w := serve(h, httptest.NewRequest(http.MethodGet, fmt.Sprintf("/%d?%s", i, st.query), nil))
+				w, returned := serveAsync(h, httptest.NewRequest(http.MethodGet, fmt.Sprintf("/%d?%s", i, st.query), nil))
+				select {
+				case <-w.flushed: // only a timeout flushes
+				case <-returned:
+				}
+				a := w.answer()
 				assert.Equal(t, st.answeredAt, time.Since(start), "round %d step %d", round, i)
-				assert.Equal(t, st.status, w.Code, "round %d step %d", round, i)
-				assert.Equal(t, st.body, w.Body.String(), "round %d step %d", round, i)
-				synctest.Wait()
+				assert.Equal(t, st.status, a.code, "round %d step %d", round, i)
+				assert.Equal(t, st.body, a.body, "round %d step %d", round, i)
+				<-returned
+				assert.Equal(t, a, w.answer(), "round %d step %d: nothing after the answer", round, i)
 			}
 		}
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		assert.Equal(t, 0, h.InFlight())
 		assert.NotZero(t, reused, "requests ran on recycled exchanges")
 		t.Logf("%d requests, %d exchanges", 5*len(steps), len(seen))
 	})
 }
 
-// TestTimedSpuriousWakeups: the request's context wakes the ServeHTTP
-// goroutine when somebody first waits on it, at any time. Such a wake-up
-// changes nothing: the application's answer comes
-// when it returns, and the timeout fires at its own deadline.
-func TestTimedSpuriousWakeups(t *testing.T) {
-	tests := []struct {
-		name       string
-		runFor     time.Duration
-		status     int
-		answeredAt time.Duration
-	}{
-		{"the application returns in time", 1500 * time.Millisecond, http.StatusOK, 1500 * time.Millisecond},
-		{"the application runs past the timeout", 5 * time.Second, http.StatusGatewayTimeout, 2 * time.Second},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				finished := make(chan struct{})
-				h := mustNew(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					defer close(finished)
-					ex := w.(*exchange)
-					for range 3 {
-						ex.wake.signal()
-						synctest.Wait() // ServeHTTP took the token and waits again
-						time.Sleep(500 * time.Millisecond)
-					}
-					time.Sleep(tc.runFor - 1500*time.Millisecond)
-				}), Config{TotalTimeout: 2 * time.Second})
-				start := time.Now()
-				w := serve(h, get())
-				assert.Equal(t, tc.answeredAt, time.Since(start))
-				assert.Equal(t, tc.status, w.Code)
-				<-finished
-				synctest.Wait()
-				assert.Equal(t, 0, h.InFlight())
-			})
-		})
-	}
-}
-
 // TestTimedMockClock: with a clock.Mock the timeouts run on the mock's
-// function timers, which the pooled exchanges reuse from one request to the
-// next.
+// function timer, which answers the client while the application, ignoring
+// its context, still runs.
 func TestTimedMockClock(t *testing.T) {
+	const msg = "queue: request timeout: the request ran longer than the total timeout (1s)\n"
 	mock := clock.NewMock()
 	entered := make(chan struct{})
 	release := make(chan struct{})
@@ -215,26 +188,31 @@ func TestTimedMockClock(t *testing.T) {
 	}), Config{ContainerConcurrency: 1, TotalTimeout: time.Second, Clock: mock})
 
 	for i := range 3 {
-		answer := make(chan *httptest.ResponseRecorder)
-		go func() { answer <- serve(h, httptest.NewRequest(http.MethodGet, "/block", nil)) }()
-		<-entered // its timer is armed before the application starts
+		w, returned := serveAsync(h, httptest.NewRequest(http.MethodGet, "/block", nil))
+		<-entered // in the heap, its timer armed, before the application starts
 		mock.Add(999 * time.Millisecond)
 		select {
-		case <-answer:
+		case <-w.flushed:
 			t.Fatalf("round %d: answered before the timeout", i)
 		default:
 		}
 		mock.Add(time.Millisecond)
-		w := <-answer
-		assert.Equal(t, http.StatusGatewayTimeout, w.Code, "round %d", i)
+		<-w.flushed
+		assertComplete504(t, w.answer(), msg, "round %d", i)
+		select {
+		case <-returned:
+			t.Fatalf("round %d: ServeHTTP returned before the application", i)
+		default:
+		}
 		release <- struct{}{}
 		var te *TimeoutError
 		require.ErrorAs(t, <-causes, &te)
 		assert.Equal(t, TotalTimeoutKind, te.Kind)
+		<-returned
 
-		w = serve(h, get())
-		assert.Equal(t, http.StatusOK, w.Code, "round %d", i)
-		assert.Equal(t, "ok", w.Body.String())
+		rec := serve(h, get())
+		assert.Equal(t, http.StatusOK, rec.Code, "round %d", i)
+		assert.Equal(t, "ok", rec.Body.String())
 	}
 }
 

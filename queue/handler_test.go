@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -365,4 +366,89 @@ func TestPushFollowsUnwrap(t *testing.T) {
 			assert.ErrorIs(t, err, http.ErrNotSupported)
 		})
 	}
+}
+
+// answerRecorder is a server's ResponseWriter that a test may read while
+// ServeHTTP runs: a timeout answers the client from the Handler's timer
+// goroutine while the application still holds ServeHTTP. Each Flush stamps
+// the time and signals flushed, so the test sees when the client got what
+// it has.
+type answerRecorder struct {
+	mu        sync.Mutex
+	rec       *httptest.ResponseRecorder
+	flushedAt time.Time
+	flushed   chan struct{} // one token per flush not yet taken, up to 16
+}
+
+func newAnswerRecorder() *answerRecorder {
+	return &answerRecorder{rec: httptest.NewRecorder(), flushed: make(chan struct{}, 16)}
+}
+
+// Header is the server's map: our code writes to it under the exchange's
+// lock, and a test reads it through answer, after the Flush that follows
+// those writes.
+func (w *answerRecorder) Header() http.Header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rec.Header()
+}
+
+func (w *answerRecorder) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rec.Write(p)
+}
+
+func (w *answerRecorder) WriteHeader(code int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rec.WriteHeader(code)
+}
+
+func (w *answerRecorder) Flush() {
+	w.mu.Lock()
+	w.rec.Flush()
+	w.flushedAt = time.Now()
+	w.mu.Unlock()
+	select {
+	case w.flushed <- struct{}{}:
+	default:
+	}
+}
+
+// answer is what a client has received.
+type answer struct {
+	code      int
+	header    http.Header
+	body      string
+	flushedAt time.Time // zero: never flushed
+}
+
+func (w *answerRecorder) answer() answer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return answer{code: w.rec.Code, header: w.rec.Result().Header, body: w.rec.Body.String(), flushedAt: w.flushedAt}
+}
+
+// serveAsync runs one request through h on a goroutine of its own; the
+// channel is closed when ServeHTTP returns.
+func serveAsync(h http.Handler, r *http.Request) (*answerRecorder, <-chan struct{}) {
+	w := newAnswerRecorder()
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		h.ServeHTTP(w, r)
+	}()
+	return w, returned
+}
+
+// assertComplete504 checks that a is a timeout's whole answer: a 504 whose
+// body is msg, with its length, and for HTTP/1 Connection: close.
+func assertComplete504(t *testing.T, a answer, msg string, args ...any) {
+	t.Helper()
+	assert.Equal(t, http.StatusGatewayTimeout, a.code, args...)
+	assert.Equal(t, msg, a.body, args...)
+	assert.Equal(t, strconv.Itoa(len(msg)), a.header.Get("Content-Length"), args...)
+	assert.Equal(t, "close", a.header.Get("Connection"), args...)
+	assert.Equal(t, "text/plain; charset=utf-8", a.header.Get("Content-Type"), args...)
 }

@@ -126,10 +126,12 @@ func TestObserverTimeouts(t *testing.T) {
 				tc.c.Observer = obs.Add
 				h, err := New(app, tc.c)
 				require.NoError(t, err)
-				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
-				assert.Empty(t, obs.All(), "observed when the application returns, not before")
-				<-app.finished
+				_, returned := serveAsync(h, httptest.NewRequest(http.MethodGet, "/", nil))
+				time.Sleep(tc.want.Latency)
 				synctest.Wait()
+				assert.Empty(t, obs.All(), "observed when the application returns, not when the client is answered")
+				<-app.finished
+				<-returned
 				assert.Equal(t, []Observation{tc.want}, obs.All())
 			})
 		})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -62,123 +63,114 @@ func (e *TimeoutError) Error() string {
 
 func (e *TimeoutError) Unwrap() error { return ErrRequestTimeout }
 
-// serveTimed runs the request on its own goroutine and watches the
-// timeouts from this one. When a timeout fires first it answers the client,
-// cancels the request's context and returns; the application's goroutine
-// keeps its slot (and the exchange) until it returns, and its writes fail
-// with http.ErrHandlerTimeout.
+// serveTimed runs a request with timeouts. The application runs on this
+// goroutine, as untimed; the timeouts are the Handler's deadline heap's
+// (see deadlines), which holds the request from its arrival until the
+// application returns. When a timeout passes, the heap's timer goroutine
+// answers the client itself (see expire): the 504, complete and flushed, or
+// the message appended to a response already started; it cancels the
+// application's context with the *TimeoutError as cause, and from then on
+// the application's writes fail with http.ErrHandlerTimeout.
 //
-// A goroutine per request cannot be avoided: only returning from ServeHTTP
-// ends the response for net/http (and for HTTP/2), and an application that
-// ignores its context holds the goroutine it runs on. The timeouts are the
-// Handler's deadline heap's (see deadlines): the request is in it, to be
-// looked at by its first deadline, until this goroutine takes it out, and
-// only the heap, the application's return and the request's context wake
-// this goroutine. Every wake-up re-reads the state under mu, so a timeout
-// fires neither early nor late. What a request allocates is its appRequest:
-// the request copy and its context, together.
+// ServeHTTP returns when the application does: net/http ends a response
+// only then. A proxying application, or any that listens to its context,
+// returns at once. One that ignores its context keeps its connection, its
+// slot and this goroutine until it returns; its client already has the
+// whole 504 (with Content-Length, and on HTTP/1 Connection: close, so that
+// it does not wait for the end of the connection nor send another request
+// on it), except that an HTTP/2 stream ends only when ServeHTTP returns.
+//
+// What a request allocates is its appRequest: the request copy and its
+// context, together. A panic of the application passes through, as untimed,
+// unless a timeout has answered the client: then it is logged (but for
+// http.ErrAbortHandler, net/http's way to abort, which a proxy uses when
+// its upstream request is canceled) and the response ends as answered.
 func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex := h.getExchange(w, true)
 	// The application sees what outer middleware already set.
 	copyHeader(ex.header, w.Header())
 	now := h.now()
 	ex.start, ex.lastWrite = now, now
+	ex.http1 = r.ProtoMajor < 2
 	ex.live.Store(1)
-	ex.refs.Store(2) // this goroutine and the application's
-
-	req, ctx := newAppRequest(r, ex.wake)
-	ex.req = req
+	ex.refs.Store(1)
+	req, ctx := newAppRequest(r)
+	ex.req, ex.ctx = req, ctx
 	h.deadlines.set(ex, now, now.Add(h.firstWait))
-	go ex.run()
 
-	var parentDone <-chan struct{}
-	for {
-		select {
-		case <-ex.wake:
-		case <-parentDone:
-			// The client is gone: the application's context says so.
-			parentDone = nil
-			ctx.cancelFromParent()
-			continue
-		}
-		ex.mu.Lock()
-		if ex.returned {
-			p := ex.panicVal
-			ex.mu.Unlock()
-			h.deadlines.remove(ex)
-			ctx.cancel(context.Canceled, nil)
-			ex.unref()
-			if p != nil {
-				panic(p)
-			}
+	returned := false
+	defer func() {
+		if returned {
 			return
 		}
-		now := h.now()
-		err, wait := ex.checkLocked(now)
-		if err != nil {
-			ex.timeoutLocked(err, now)
-		}
-		ex.mu.Unlock()
-		if err != nil {
-			h.deadlines.remove(ex)
-			if h.logger.Enabled(r.Context(), slog.LevelDebug) {
-				h.logger.Debug("queue: request timed out", "error", err, "method", r.Method, "path", r.URL.Path)
+		// The application panicked: ex.end has not run.
+		if ex.end() {
+			p := recover()
+			if p != http.ErrAbortHandler {
+				h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
 			}
-			ctx.cancel(context.Canceled, err)
-			ex.unref()
-			return
 		}
-		if wait > 0 {
-			// Early: a write moved the idle deadline, or the context
-			// asked to be watched.
-			h.deadlines.set(ex, now, now.Add(wait))
-		} else {
-			// Hijacked: no timeout applies any more; wait for the
-			// application to return.
-			h.deadlines.remove(ex)
-		}
-		if parentDone == nil {
-			parentDone = ctx.parentDone()
-		}
-	}
+	}()
+	h.serve(ex, req, now)
+	returned = true
+	ex.end()
 }
 
-// runTimed is the application's goroutine of a timed request.
-func (ex *exchange) runTimed() {
-	h, r := ex.h, ex.req
-	defer func() {
-		p := recover()
-		ex.mu.Lock()
-		// From here on the response is complete: a timeout that ServeHTTP
-		// finds after seeing returned must not be appended to it.
-		ex.returned = true
-		gone := ex.timedOut
-		if !gone {
-			if !ex.committed {
-				// The application wrote nothing: the server sends 200 with
-				// its headers.
-				ex.commitLocked()
-			} else {
-				// Trailers: the application sets them in its own map
-				// after the response started. The server reads them once
-				// ServeHTTP returns, after it has seen returned.
-				copyHeader(ex.w.Header(), ex.header)
-			}
-			ex.panicVal = p
+// end ends the timed exchange once the application has returned (or
+// panicked), on the ServeHTTP goroutine, and reports whether a timeout
+// answered the client. From here on the response is net/http's to finish:
+// no timeout applies to it any more, so none is appended to it.
+func (ex *exchange) end() (timedOut bool) {
+	h, ctx := ex.h, ex.ctx
+	ex.mu.Lock()
+	ex.returned = true
+	timedOut = ex.timedOut
+	if !timedOut {
+		if !ex.committed {
+			// The application wrote nothing: the server sends 200 with
+			// its headers.
+			ex.commitLocked()
+		} else {
+			// Trailers: the application sets them in its own map after
+			// the response started. The server reads them once
+			// ServeHTTP returns.
+			copyHeader(ex.w.Header(), ex.header)
 		}
-		ex.mu.Unlock()
-		if p != nil && gone {
-			// ServeHTTP has returned; nobody can re-panic it.
-			h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
-		}
-		if !gone {
-			// Signalled before this goroutine lets go of the exchange,
-			// so that no signal of this request reaches the next one.
-			ex.wake.signal()
-		}
-		ex.unref()
-	}()
-	h.serve(ex, r, ex.start)
+	}
+	ex.mu.Unlock()
+	h.deadlines.remove(ex)
+	ctx.cancel(nil)
+	ex.unref()
+	return timedOut
+}
+
+// expire looks at the request for the deadline heap, which took it out of
+// the heap and holds a reference to it for us; it runs on the heap's timer
+// goroutine. A timeout that has passed answers the client and cancels the
+// application's context; a request not yet due (a write moved its idle
+// deadline) goes back into the heap for its next deadline; one that has
+// returned or hijacked its connection is left out.
+func (ex *exchange) expire() {
+	h := ex.h
+	ex.mu.Lock()
+	now := h.now()
+	err, wait := ex.checkLocked(now)
+	switch {
+	case err != nil:
+		// The context first: the application stops waiting on its
+		// upstream while the client is being answered.
+		ex.ctx.cancel(err)
+		ex.timeoutLocked(err, now)
+	case wait > 0:
+		// Under mu, so that it cannot go back in once ServeHTTP has seen
+		// returned and taken it out.
+		h.deadlines.set(ex, now, now.Add(wait))
+	}
+	ex.mu.Unlock()
+	if err != nil && h.logger.Enabled(context.Background(), slog.LevelDebug) {
+		h.logger.Debug("queue: request timed out", "error", err, "method", ex.req.Method, "path", ex.req.URL.Path)
+	}
+	ex.unref()
 }
 
 // checkLocked returns the timeout that has passed at now, if any, and
@@ -212,9 +204,16 @@ func (ex *exchange) checkLocked(now time.Time) (*TimeoutError, time.Duration) {
 	return nil, wait
 }
 
-// timeoutLocked answers the client for a timeout: 504 and the message if
-// the response has not started, else the message appended to the body (the
-// status already went out), as Knative does. ex.mu must be held.
+// timeoutLocked answers the client for a timeout: a complete 504 with the
+// message if the response has not started, else the message appended to
+// the body (the status already went out), as Knative does; either way
+// flushed, so that the client has it now rather than when the application
+// returns. It runs on the timer goroutine; ex.mu must be held.
+//
+// The 504 carries its Content-Length, and on HTTP/1 Connection: close: the
+// connection cannot serve another request before the application returns.
+// Not on HTTP/2, where the server would take Connection: close as a reason
+// to shut down the whole connection, with every other stream on it.
 func (ex *exchange) timeoutLocked(err *TimeoutError, now time.Time) {
 	ex.timedOut = true
 	ex.outcome, ex.answered = timeoutOutcome(err.Kind), now
@@ -225,8 +224,14 @@ func (ex *exchange) timeoutLocked(err *TimeoutError, now time.Time) {
 		clear(hdr)
 		hdr.Set("Content-Type", "text/plain; charset=utf-8")
 		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Content-Length", strconv.Itoa(len(msg)))
+		if ex.http1 {
+			hdr.Set("Connection", "close")
+		}
 		ex.w.WriteHeader(http.StatusGatewayTimeout)
 		ex.status = http.StatusGatewayTimeout
 	}
 	_, _ = io.WriteString(ex.w, msg)
+	// A writer that cannot flush sends it when ServeHTTP returns.
+	_ = http.NewResponseController(ex.w).Flush()
 }

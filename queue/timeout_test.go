@@ -131,19 +131,30 @@ func TestTimeouts(t *testing.T) {
 				tc.c.ContainerConcurrency = 1
 				h := mustNew(t, app, tc.c)
 				start := time.Now()
-				w := serve(h, get())
-				answered := time.Since(start)
-				assert.Equal(t, tc.answeredAt, answered)
-				assert.Equal(t, tc.status, w.Code)
-				assert.Equal(t, tc.body, w.Body.String())
+				w, returned := serveAsync(h, get())
+				time.Sleep(tc.answeredAt)
+				synctest.Wait()
+				// What the client has when it has its answer.
+				a := w.answer()
+				assert.Equal(t, tc.status, a.code)
+				assert.Equal(t, tc.body, a.body)
 				if tc.kind != 0 {
-					assert.Equal(t, "text/plain; charset=utf-8", w.Header().Get("Content-Type"))
+					assert.Equal(t, tc.answeredAt, a.flushedAt.Sub(start), "flushed at the deadline")
+					if tc.status == http.StatusGatewayTimeout {
+						assertComplete504(t, a, tc.body)
+					}
+					select {
+					case <-returned:
+						t.Error("ServeHTTP returned before the application")
+					default:
+					}
 					assert.Equal(t, 1, h.Breaker().InFlight(), "the application still runs and keeps its slot")
 					assert.Equal(t, 1, h.InFlight())
 				}
 
 				<-app.finished
-				synctest.Wait() // the handler's accounting after the application returned
+				<-returned
+				assert.Equal(t, a, w.answer(), "nothing reached the client after its answer")
 				assert.Equal(t, tc.writeErrs, app.writeErrs)
 				assert.Equal(t, 0, h.Breaker().InFlight())
 				assert.Equal(t, 0, h.InFlight())
@@ -164,24 +175,26 @@ func TestTimeouts(t *testing.T) {
 // queue, as Knative's does.
 func TestTimeoutCancelsQueueWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		const msg = "queue: request timeout: the request ran longer than the total timeout (2s)\n"
 		app := newBlockingApp()
 		h := mustNew(t, app, Config{ContainerConcurrency: 1, TotalTimeout: 2 * time.Second})
-		first := make(chan *httptest.ResponseRecorder)
-		go func() { first <- serve(h, get()) }()
+		first, firstReturned := serveAsync(h, get())
 		<-app.entered
 
 		start := time.Now()
 		w := serve(h, get())
-		assert.Equal(t, 2*time.Second, time.Since(start))
+		assert.Equal(t, 2*time.Second, time.Since(start), "the queued request leaves the queue at its deadline")
 		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
+		assert.Equal(t, msg, w.Body.String())
 		synctest.Wait()
 		assert.Equal(t, 0, h.Breaker().Waiting(), "the timed-out request left the queue")
 
-		w = <-first // the first one timed out too, but its application still runs
-		assert.Equal(t, http.StatusGatewayTimeout, w.Code)
+		// The first one timed out too, and its client has the whole 504,
+		// but its application ignores its context and still runs.
+		assertComplete504(t, first.answer(), msg)
 		assert.Equal(t, 1, h.Breaker().InFlight())
 		close(app.release)
-		synctest.Wait()
+		<-firstReturned
 		assert.Equal(t, 0, h.InFlight())
 		assert.Equal(t, 0, h.Breaker().InFlight())
 	})
