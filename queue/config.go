@@ -55,6 +55,10 @@ type Config struct {
 	// IdleTimeout bounds the time between two writes of the response (and
 	// until the first); past it the client gets 504, or the message appended
 	// if the response has started. Zero means no limit. Must be >= 0.
+	//
+	// A timeout answers the client at once and cancels the application's
+	// context (context.Cause gives the *TimeoutError); the request keeps
+	// its slot until the application returns (see Handler).
 	IdleTimeout time.Duration
 
 	// QuietPeriod is how long Drain keeps serving after the last request

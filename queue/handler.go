@@ -46,15 +46,28 @@ const StatusClientClosedRequest = 499
 // application's until it closes it.
 //
 // With no timeout configured a request costs no goroutine, context or
-// closure: the per-request state lives in a pooled response writer. With a
-// timeout, the application runs on its own goroutine so that the timeout
-// can answer the client while the application is still busy, as
-// http.TimeoutHandler does; the writer's timer and channel are pooled too,
-// and the request's cancellable context is all it allocates.
+// closure: the per-request state lives in a pooled response writer. With
+// timeouts it costs no goroutine either: the application runs on the
+// ServeHTTP goroutine, and the Handler's one deadline heap and timer watch
+// every request in flight. When a timeout passes, the timer's goroutine
+// answers the client itself — a complete 504, flushed, or the message
+// appended to a response already started — and cancels the application's
+// context; ServeHTTP returns when the application does. The application's
+// request copy and its cancellable context, allocated together, are all a
+// timed request allocates; an application that waits on its context adds
+// the context package's cancelable context under the request's (three
+// allocations, and its parent's map of children).
 //
-// The pool is the Handler's own, and its timers and channels belong to the
-// testing/synctest bubble they were made in: a test that uses a Handler
-// with timeouts inside a bubble must build it inside that bubble.
+// An application that ignores its context keeps running after its
+// timeout, and keeps its slot, its connection and its ServeHTTP call until
+// it returns: its client has the whole 504 at the deadline (over HTTP/1
+// with Connection: close; an HTTP/2 stream ends when ServeHTTP returns), and
+// its writes fail with http.ErrHandlerTimeout. A writer that cannot flush
+// (middleware's, without Flush or Unwrap) delivers the 504 only then.
+//
+// The Handler's timer belongs to the testing/synctest bubble it was made
+// in: a test that uses a Handler with timeouts inside a bubble must build
+// it inside that bubble.
 //
 // A Handler is safe for simultaneous use.
 type Handler struct {

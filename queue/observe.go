@@ -99,7 +99,7 @@ func (ex *exchange) setOutcome(o Outcome) {
 func (ex *exchange) observe(now time.Time) {
 	h := ex.h
 	if ex.timed {
-		// A timeout may have answered on the ServeHTTP goroutine.
+		// A timeout may have answered on the timer goroutine.
 		ex.mu.Lock()
 	}
 	o := Observation{Status: ex.status, Outcome: ex.outcome, Latency: now.Sub(ex.start), Proxied: ex.proxied}
