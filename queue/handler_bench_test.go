@@ -22,17 +22,28 @@ var okApp = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 })
 
+// ctxApp looks at its context's Done channel before answering.
+var ctxApp = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-r.Context().Done():
+		w.WriteHeader(StatusClientClosedRequest)
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
+})
+
 func benchHandlers(b *testing.B) []struct {
 	name string
 	h    http.Handler
 } {
-	mk := func(c Config) http.Handler {
-		h, err := New(okApp, c)
+	mkApp := func(app http.Handler, c Config) http.Handler {
+		h, err := New(app, c)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return h
 	}
+	mk := func(c Config) http.Handler { return mkApp(okApp, c) }
 	return []struct {
 		name string
 		h    http.Handler
@@ -43,13 +54,20 @@ func benchHandlers(b *testing.B) []struct {
 		{"handler-cc1000-observer", mk(Config{ContainerConcurrency: 1000, Observer: func(Observation) {}})},
 		{"handler-cc1000-total", mk(Config{ContainerConcurrency: 1000, TotalTimeout: 5 * time.Minute})},
 		{"handler-cc1000-timeouts", mk(Config{ContainerConcurrency: 1000, TotalTimeout: time.Minute, ResponseStartTimeout: time.Minute, IdleTimeout: time.Minute})},
+		// The application looks at its context's Done, as a proxy does.
+		{"handler-cc1000-total-ctx", mkApp(ctxApp, Config{ContainerConcurrency: 1000, TotalTimeout: 5 * time.Minute})},
 	}
 }
 
 // BenchmarkInProcess measures the in-process handler against calling the
 // application directly ("direct").
+//
+// The request's context is cancelable, as a server's is; the parent's map of
+// children, which net/http would make per request, is made once here.
 func BenchmarkInProcess(b *testing.B) {
-	req := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(parent, http.MethodGet, "http://example.com/", nil)
 	for _, tc := range benchHandlers(b) {
 		b.Run(tc.name+"/sequential", func(b *testing.B) {
 			w := &benchWriter{h: make(http.Header)}

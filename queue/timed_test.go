@@ -363,3 +363,41 @@ func TestTimedContextDoneAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, req) })
 	assert.Equal(t, 4.0, allocs)
 }
+
+// TestTimedSidecarCancelsUpstream: behind the sidecar, a timeout cancels
+// the proxied request, so the proxy returns at once and frees the slot; the
+// client has the whole 504, or the message appended to a response the
+// application had started, ended cleanly. (Real sockets: the assertions
+// wait for events, not for time.)
+func TestTimedSidecarCancelsUpstream(t *testing.T) {
+	for _, started := range []bool{false, true} {
+		t.Run(map[bool]string{false: "before the response", true: "after the response started"}[started], func(t *testing.T) {
+			canceled := make(chan struct{})
+			app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if started {
+					_, _ = io.WriteString(w, "partial ")
+					w.(http.Flusher).Flush()
+				}
+				<-r.Context().Done()
+				close(canceled)
+			})
+			h, addr := stack(t, "sidecar", app, Config{ContainerConcurrency: 1, IdleTimeout: 50 * time.Millisecond})
+			resp, err := http.Get("http://" + addr)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err, "the response ends cleanly")
+			const msg = "queue: request timeout: nothing written for the idle timeout (50ms)\n"
+			if started {
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+				assert.Equal(t, "partial "+msg, string(body))
+			} else {
+				assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
+				assert.Equal(t, msg, string(body))
+				assert.True(t, resp.Close)
+			}
+			<-canceled
+			settled(t, h)
+		})
+	}
+}
