@@ -218,9 +218,19 @@ func TestE2EKilledReplicaIsReplaced(t *testing.T) {
 // service beside them is unaffected.
 func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
 	t.Parallel()
-	// The deadline leaves room for a loaded machine: starting a program
-	// that exits at once must not take longer.
-	tp := startProgramPlatform(t, Options{ProgressDeadline: 8 * time.Second, RestartBackOff: time.Second, MaxRestartBackOff: 2 * time.Second})
+	// Only the programs that never become ready need the progress deadline,
+	// and theirs (15 s) leaves room for starting the replica and the
+	// program on a loaded machine: the failure names the probe's error
+	// only once a probe ran. The others fail by their own cause, whatever
+	// the deadline; the platform's (60 s) is there so that a slow start of
+	// their replicas (seconds each for this -race binary on a loaded
+	// 2-core machine, several starting at once) is never mistaken for a
+	// program that does not get ready (it was 8 s, and under load the
+	// revision of a program that exits at once sometimes failed with
+	// ProgressDeadlineExceeded before its replica had even run it).
+	tp := startProgramPlatform(t, Options{ProgressDeadline: time.Minute, RestartBackOff: time.Second, MaxRestartBackOff: 2 * time.Second})
+	const deadline = `autoscaling.knative.dev/min-scale: "1"
+        serving.knative.dev/progress-deadline: "15s"`
 	tp.deploy(programManifest(t, "fine", "serve", "", ""), "default/fine-00001", "default/fine")
 
 	dir := t.TempDir()
@@ -237,8 +247,8 @@ func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
 		{"noexec", strings.Replace(programManifest(t, "noexec", "serve", "", ""), fmt.Sprintf("%q", exe), fmt.Sprintf("%q", notExec), 1),
 			"StartError", "permission denied"},
 		{"exits", programManifest(t, "exits", "crash", "", ""), "", "exited with code 3"},
-		{"never", programManifest(t, "never", "never", "", ""), "ProgressDeadlineExceeded", "connection refused"},
-		{"wrongport", programManifest(t, "wrongport", "serve", "", `
+		{"never", programManifest(t, "never", "never", deadline, ""), "ProgressDeadlineExceeded", "connection refused"},
+		{"wrongport", programManifest(t, "wrongport", "serve", deadline, `
           readinessProbe:
             tcpSocket: {port: 9}
 `), "ProgressDeadlineExceeded", "tcpSocket 127.0.0.1:9"},
