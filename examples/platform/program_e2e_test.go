@@ -219,7 +219,7 @@ func TestE2EKilledReplicaIsReplaced(t *testing.T) {
 func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
 	t.Parallel()
 	// Only the programs that never become ready need the progress deadline,
-	// and theirs (15 s) leaves room for starting the replica and the
+	// and theirs (20 s) leaves room for starting the replica and the
 	// program on a loaded machine: the failure names the probe's error
 	// only once a probe ran. The others fail by their own cause, whatever
 	// the deadline; the platform's (60 s) is there so that a slow start of
@@ -227,10 +227,12 @@ func TestE2EBadProgramsFailTheirRevision(t *testing.T) {
 	// 2-core machine, several starting at once) is never mistaken for a
 	// program that does not get ready (it was 8 s, and under load the
 	// revision of a program that exits at once sometimes failed with
-	// ProgressDeadlineExceeded before its replica had even run it).
+	// ProgressDeadlineExceeded before its replica had even run it; with
+	// four copies of the suite at once, no replica had reported a first
+	// probe within 8 s).
 	tp := startProgramPlatform(t, Options{ProgressDeadline: time.Minute, RestartBackOff: time.Second, MaxRestartBackOff: 2 * time.Second})
 	const deadline = `autoscaling.knative.dev/min-scale: "1"
-        serving.knative.dev/progress-deadline: "15s"`
+        serving.knative.dev/progress-deadline: "20s"`
 	tp.deploy(programManifest(t, "fine", "serve", "", ""), "default/fine-00001", "default/fine")
 
 	dir := t.TempDir()
