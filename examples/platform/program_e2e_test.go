@@ -443,15 +443,18 @@ func TestE2EStartupProbe(t *testing.T) {
           startupProbe:
             httpGet: {path: /healthz}
             periodSeconds: 1
+            timeoutSeconds: 10
             failureThreshold: %d
           livenessProbe:
             httpGet: {path: /healthz}
             periodSeconds: 1
+            timeoutSeconds: 10
             failureThreshold: 1
 `, failures)
 	}
 	// The liveness probe alone would kill it at its first 503: it starts
-	// only after the startup probe passed.
+	// only after the startup probe passed. (Timeouts are long so that a
+	// slow answer on a loaded machine is not a failure.)
 	tp.deploy(withEnv(programManifest(t, "patient", "slow", "", probe(30)), "SLOW_MS", "2500"), "default/patient-00001", "default/patient")
 	code, body, err := tp.get("patient", "")
 	require.NoError(t, err)
