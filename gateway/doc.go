@@ -4,7 +4,8 @@
 //   - Endpoints is one place for a revision's ready replicas and
 //     activators: it hands a new replica set to the Serve balancer, the
 //     activator and the revision's reconciler in the order that loses no
-//     request (see Endpoints).
+//     request, and InFlight tells when a removed replica may be stopped
+//     (see Endpoints).
 //   - ServeHandler is the Serve path: a balancer.Balancer and a
 //     proxy.Forwarder whose HTTP/1 requests go through a proxy.Client (on
 //     the handler's goroutine) unless the host gives its own transport; a
