@@ -365,7 +365,6 @@ func (p *Platform) Start() error {
 	p.goLoop(func() { _ = p.runner.Run(p.ctx) })
 	p.goLoop(func() { p.act.Run(p.ctx) })
 	p.goLoop(p.routeLoop)
-	p.spawner.refill()
 	return nil
 }
 
@@ -576,6 +575,9 @@ func (p *Platform) newRev(s *service, r revision.Revision[template], app App, as
 		return nil, err
 	}
 	nr.pool = newPool(p, nr)
+	// A revision will need replicas: have a spare replica process ready
+	// for its first (see spawner).
+	p.spawner.refill()
 	nr.logs = newLogRing(revisionLogLines)
 	// The pool reports a replica that misses the progress deadline itself,
 	// with its readiness check's last failure; the reconciler's own check,

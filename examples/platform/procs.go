@@ -69,6 +69,9 @@ type proc struct {
 	unready bool       // the readiness probe fails after the handshake
 }
 
+// spareDelay is how long after a replica listens the next spare starts.
+const spareDelay = 250 * time.Millisecond
+
 // specOnStdin, as the value of replicaEnv, tells a replica to read its
 // ReplicaSpec from the first line of its stdin: a spare replica is started
 // before anyone knows what it will run.
@@ -259,14 +262,17 @@ func (s *spawner) start(spec ReplicaSpec, logLine func(string), onChange func())
 		}
 	}
 	p := &proc{spec: spec, cmd: c.cmd, stdin: c.stdin, start: time.Now(), listening: make(chan struct{}), exited: make(chan struct{}), onChange: onChange}
-	// The next spare starts once this replica listens (or ended, or took
-	// long): starting it at once would take CPU from the program's own
-	// start-up, which is on the path of the waiting request.
+	// The next spare starts a little after this replica listens (or
+	// ended, or took long): starting it at once would take CPU from the
+	// program's start-up and the first requests' forwarding, which the
+	// waiting requests are waiting for.
 	go func() {
 		t := time.NewTimer(startTurn)
 		defer t.Stop()
 		select {
 		case <-p.listening:
+			t.Reset(spareDelay)
+			<-t.C
 		case <-p.exited:
 		case <-t.C:
 		}

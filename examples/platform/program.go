@@ -382,14 +382,9 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 			return ended, 0
 		}
 	}
-	switch what, code := wait(readyCh); what {
-	case terminated:
-		prog.stop(spec.Grace)
-		return 0
-	case ended:
-		return code
-	}
-
+	// The queue starts while the program does, so that the handshake
+	// follows the program's readiness at once (the queue answers 503 until
+	// then; nobody knows its address before the handshake anyway).
 	h, servers, code := startQueue(ctx, spec, log, func(c queue.Config) (*queue.Handler, error) {
 		c.Readiness = queue.CheckerFunc(func(context.Context) error {
 			if !ready.Load() {
@@ -407,6 +402,15 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
 		return code
 	}
 	defer servers.shutdown()
+
+	switch what, code := wait(readyCh); what {
+	case terminated:
+		prog.stop(spec.Grace)
+		return 0
+	case ended:
+		return code
+	}
+
 	ev.emit(replicaEvent{Serve: servers.serveAddr, Admin: servers.adminAddr, PID: os.Getpid(), AppPID: prog.pid})
 
 	what, code := wait(nil)

@@ -14,7 +14,8 @@
 //
 // The platform's own share of a run is platform − direct of the same run.
 // It prints every run, then p50 and p99 (nearest rank) of each figure and
-// the load average before and after. Runs alternate which side goes first.
+// the load average before and after. Runs alternate which side goes first
+// and start -gap apart.
 //
 // With -program builtin the services run the platform's built-in app
 // (hello) and "direct" runs the same binary as a bare app
@@ -52,18 +53,19 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18180", "the platform's gateway address")
 	control := flag.String("control", "127.0.0.1:18181", "the platform's control address")
 	keep := flag.Bool("v", false, "pass the platform's log through to stderr")
+	gap := flag.Duration("gap", time.Second, "pause before each run, so that the previous one's background work (the platform starting its next spare replica) is done")
 	flag.Parse()
 	if *platform == "" || *n < 1 || (*probe != "http" && *probe != "tcp") {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*platform, *program, *probe, *addr, *control, *n, *keep); err != nil {
+	if err := run(*platform, *program, *probe, *addr, *control, *n, *gap, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(platform, program, probe, addr, control string, n int, verbose bool) error {
+func run(platform, program, probe, addr, control string, n int, gap time.Duration, verbose bool) error {
 	dir, err := os.MkdirTemp("", "coldstart")
 	if err != nil {
 		return err
@@ -97,6 +99,7 @@ func run(platform, program, probe, addr, control string, n int, verbose bool) er
 	var direct, total, share []float64
 	timings := map[string][]float64{}
 	for i := 1; i <= n; i++ {
+		time.Sleep(gap)
 		var d, t float64
 		var st string
 		var derr, terr error
