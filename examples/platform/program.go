@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -292,12 +291,9 @@ func programPorts() (lo, hi int) {
 }
 
 // runProgramReplica is the main of a replica that runs a user program.
-func runProgramReplica(spec ReplicaSpec, log *slog.Logger) int {
+func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) int {
 	var ev emitter
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	term, hup := sigs.term, sigs.hup
 	parentGone := make(chan struct{})
 	go func() {
 		_, _ = os.Stdin.Read(make([]byte, 1)) // EOF (or anything) when the platform is gone

@@ -26,13 +26,38 @@ import (
 // specJSON is the spec, or specOnStdin: a spare replica, started before
 // its spec was known, reads it from the first line of stdin (the platform
 // writes nothing else there; EOF before it means the platform is gone).
+//
+// The signals are set up first, so that a spare has done so before its
+// spec comes (the first signal.Notify starts the runtime's signal
+// machinery, slow on a loaded machine). SIGHUP, the replica's parent-death signal, and SIGTERM end a
+// spare that waits.
 func runReplica(specJSON string) int {
+	sigs := notifySignals()
 	if specJSON == specOnStdin {
-		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-		if err != nil {
-			return 0 // the platform is gone, or discarded the spare
+		// Decode a full spec once while waiting: encoding/json builds its
+		// per-type decoders on first use.
+		warm, _ := json.Marshal(ReplicaSpec{Env: map[string]string{"": ""}, Program: &ContainerSpec{Readiness: &ProbeSpec{}, Liveness: &ProbeSpec{}}})
+		_ = json.Unmarshal(warm, new(ReplicaSpec))
+		line := make(chan string, 1)
+		go func() {
+			l, err := bufio.NewReader(os.Stdin).ReadString('\n')
+			if err != nil {
+				close(line) // the platform is gone, or discarded the spare
+				return
+			}
+			line <- l
+		}()
+		var ok bool
+		select {
+		case specJSON, ok = <-line:
+			if !ok {
+				return 0
+			}
+		case <-sigs.term:
+			return 0
+		case <-sigs.hup:
+			return 0
 		}
-		specJSON = line
 	}
 	var spec ReplicaSpec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
@@ -41,17 +66,18 @@ func runReplica(specJSON string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", spec.Name)
 	if spec.Program != nil {
-		return runProgramReplica(spec, log)
+		return runProgramReplica(spec, log, sigs)
 	}
 
+	go func() {
+		<-sigs.hup // the platform died: nothing to finish for it
+		os.Exit(1)
+	}()
 	parentGone := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		close(parentGone)
 	}()
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
-
 	// The app's own start-up time: a real cold start has one.
 	select {
 	case <-time.After(spec.StartupDelay):
@@ -72,7 +98,7 @@ func runReplica(specJSON string) int {
 	fmt.Println(string(hs))
 
 	select {
-	case <-term:
+	case <-sigs.term:
 		// Scale-down: keep serving through the quiet period, finish every
 		// accepted request, then exit.
 		dctx, dcancel := context.WithTimeout(context.Background(), spec.Timeout+spec.DrainQuietPeriod+10*time.Second)
@@ -123,6 +149,19 @@ func startQueue(ctx context.Context, spec ReplicaSpec, log *slog.Logger, newQueu
 		return nil, nil, 1
 	}
 	return h, servers, 0
+}
+
+// replicaSignals are the signals a replica handles: SIGTERM and SIGINT
+// (drain and stop), SIGHUP (the platform is gone: stop at once).
+type replicaSignals struct {
+	term, hup chan os.Signal
+}
+
+func notifySignals() replicaSignals {
+	s := replicaSignals{term: make(chan os.Signal, 1), hup: make(chan os.Signal, 1)}
+	signal.Notify(s.term, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(s.hup, syscall.SIGHUP)
+	return s
 }
 
 // replicaServers are a replica's two listeners on loopback: the queue on
