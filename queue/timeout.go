@@ -103,10 +103,10 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 		if returned {
 			return
 		}
-		// The application panicked: ex.end has not run.
+		// The application panicked (or called runtime.Goexit, which
+		// recover does not stop): ex.end has not run.
 		if ex.end() {
-			p := recover()
-			if p != http.ErrAbortHandler {
+			if p := recover(); p != nil && p != http.ErrAbortHandler {
 				h.logger.Error("queue: application panicked after its request timed out", "panic", p, "method", r.Method, "path", r.URL.Path)
 			}
 		}
