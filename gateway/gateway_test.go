@@ -95,6 +95,12 @@ func TestEndpointsOrder(t *testing.T) {
 	assert.ErrorContains(t, err, "Reconciler is revision ns/rev's, want ns/other's")
 }
 
+// Both kinds of activator count their requests to a removed replica.
+var (
+	_ gateway.InFlightCounter = (*activator.Handler)(nil)
+	_ gateway.InFlightCounter = (*activator.Throttler)(nil)
+)
+
 // gateTransport holds each request after the Serve path picked its replica
 // and before it is sent, until open is closed: the moment a scale-down can
 // fall into.
