@@ -11,8 +11,9 @@
 //     while the application may still be busy, with a complete 504, and
 //     cancels the application's context;
 //   - as a sidecar: NewSidecar forwards to an application on another port
-//     through an httputil.ReverseProxy with a tuned transport and pooled
-//     buffers.
+//     through a proxy.Forwarder with a tuned transport and pooled buffers;
+//     with timeouts, the timeout's cancellation of the request's context
+//     ends the proxied request, so the slot is free at once.
 //
 // Both are the same Handler: readiness probes answered by the queue
 // (ProbeHeader), a stats.Recorder of every request (proxied when the
