@@ -173,18 +173,20 @@ func (c *Client) put(pc *conn) {
 		pc.close()
 		return
 	}
-	h.idle = append(h.idle, pc)
-	pc.idle = true
-	c.mu.Unlock()
 	d := c.IdleConnTimeout
 	if d == 0 {
 		d = defaultIdleConnTimeout
 	}
+	// The timer is set before pc is listed idle, under c.mu: once listed,
+	// another request's get may take pc and stop its timer.
 	if pc.timer == nil {
 		pc.timer = time.AfterFunc(d, pc.expire)
 	} else {
 		pc.timer.Reset(d)
 	}
+	h.idle = append(h.idle, pc)
+	pc.idle = true
+	c.mu.Unlock()
 }
 
 // expire closes pc if it is still idle.

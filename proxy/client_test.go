@@ -825,3 +825,34 @@ func TestClientLargeBodiesFullDuplex(t *testing.T) {
 type tWriter struct{ t *testing.T }
 
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// Connections handed back and taken again by many requests at once: a
+// connection's idle timer is set before it is listed idle, so a request
+// that takes it at once stops a timer that exists (a -race stress test;
+// the timer was set after the listing, racing the taker's Stop).
+func TestClientReuseUnderConcurrency(t *testing.T) {
+	back := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(back.Close)
+	cf := newClientFront(t, back.Listener.Addr().String(), nil)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			// A connection of its own to the front each time: every
+			// request runs on a new server goroutine, so connections to
+			// the backend go from goroutine to goroutine.
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			for range 30 {
+				resp, err := client.Get(cf.srv.URL + "/")
+				if !assert.NoError(t, err) {
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				assert.Equal(t, "ok", string(body))
+			}
+		})
+	}
+	wg.Wait()
+}
