@@ -3,12 +3,15 @@ package kubernetes
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
+	"github.com/servingkit/servingkit/traffic"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -41,6 +44,21 @@ const (
 	// TimeoutSecondsAnnotation is Knative's timeoutSeconds: a request's
 	// total time through the activator. Integer in [1, 3600]. Default 300.
 	TimeoutSecondsAnnotation = "servingkit.dev/timeout-seconds"
+	// TrafficAnnotation splits the Service's hosts across other served
+	// Services of its namespace, each its own workload: comma-separated
+	// "<service>=<percent>" entries, each optionally followed by
+	// "@<tag>", e.g. "hello-blue=90,hello-green=10@canary". The percents
+	// sum to 100; a tag gives the entry's Service its own host,
+	// "<tag>-<name>.<namespace>.<domain>" (a tagged entry may have 0%).
+	// A Service with this annotation needs no TargetAnnotation: it is then
+	// a route only. With one, its own name may be an entry too.
+	TrafficAnnotation = "servingkit.dev/traffic"
+	// ServingModeAnnotation is written by servingkit, not by users: the
+	// replica whose autoscaler owns the Service publishes the mode its
+	// decisions want ("Proxy": the activator in the path; "Serve": straight
+	// to the pods), patched only when it changes, and every replica's
+	// front door follows it. Do not set it in your manifests.
+	ServingModeAnnotation = "servingkit.dev/serving-mode"
 )
 
 // Defaults and bounds of the servingkit.dev annotations.
@@ -112,19 +130,11 @@ func ParseService(namespace, name string, annotations map[string]string, cfg aut
 	} else {
 		s.Target = t
 	}
-	if v, ok := annotations[HostsAnnotation]; ok {
-		for h := range strings.SplitSeq(v, ",") {
-			h = strings.TrimSpace(h)
-			if h == "" {
-				continue
-			}
-			if len(validation.IsDNS1123Subdomain(h)) > 0 {
-				bad(HostsAnnotation, v, fmt.Sprintf("comma-separated lower-case DNS names (%q is not one)", h))
-				break
-			}
-			s.Hosts = append(s.Hosts, h)
-		}
+	hosts, err := parseHosts(annotations)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	s.Hosts = hosts
 	for _, p := range []struct {
 		key string
 		dst *string
@@ -176,4 +186,138 @@ func parseTarget(namespace, v string) (Target, bool) {
 		return Target{}, false
 	}
 	return Target{Namespace: namespace, Resource: gr, Name: name}, true
+}
+
+// parseHosts reads HostsAnnotation.
+func parseHosts(annotations map[string]string) ([]string, error) {
+	v, ok := annotations[HostsAnnotation]
+	if !ok {
+		return nil, nil
+	}
+	var hosts []string
+	for h := range strings.SplitSeq(v, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if len(validation.IsDNS1123Subdomain(h)) > 0 {
+			return nil, &AnnotationError{HostsAnnotation, v, fmt.Sprintf("comma-separated lower-case DNS names (%q is not one)", h)}
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
+// TrafficSpec is a Service's resolved TrafficAnnotation: its hosts' traffic
+// split across other Services (each a revision of the core's traffic
+// package, keyed "<namespace>/<name>").
+type TrafficSpec struct {
+	// Key is the route Service's "<namespace>/<name>".
+	Key             string
+	Namespace, Name string
+	// Hosts are the HostsAnnotation's hosts, served the default split too.
+	Hosts []string
+	// Value is the annotation as written, for events.
+	Value string
+	// Table is the split: Default by percent, Tags one Service each.
+	Table *traffic.Table
+}
+
+// Targets returns the keys of the Services the split sends to, sorted.
+func (t TrafficSpec) Targets() []string {
+	seen := map[string]bool{}
+	for _, sh := range t.Table.Default {
+		seen[sh.Revision] = true
+	}
+	for _, g := range t.Table.Tags {
+		for _, sh := range g {
+			seen[sh.Revision] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+const trafficWant = `comma-separated "<service>=<percent>" entries, each optionally followed by "@<tag>" (e.g. "blue=90,green=10@canary"), percents summing to 100`
+
+// ParseTraffic resolves a Service's TrafficAnnotation (and
+// HostsAnnotation). Every problem is an *AnnotationError naming the
+// annotation, its value and what is allowed: a malformed entry, a Service
+// name that is not a DNS-1123 label, a percent outside [0, 100], percents
+// not summing to 100, a bad or repeated tag, a Service named twice. Whether
+// each target is served is checked by the Server, which knows the Services.
+func ParseTraffic(namespace, name string, annotations map[string]string) (TrafficSpec, error) {
+	v, ok := annotations[TrafficAnnotation]
+	if !ok {
+		return TrafficSpec{}, fmt.Errorf("kubernetes: Service %s/%s: %w", namespace, name,
+			&AnnotationError{TrafficAnnotation, "", trafficWant})
+	}
+	t := TrafficSpec{Key: namespace + "/" + name, Namespace: namespace, Name: name, Value: v}
+	var errs []error
+	bad := func(want string) { errs = append(errs, &AnnotationError{TrafficAnnotation, v, want}) }
+	var spec traffic.Spec
+	seen := map[string]bool{}
+	for entry := range strings.SplitSeq(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		svc, rest, ok := strings.Cut(entry, "=")
+		svc = strings.TrimSpace(svc)
+		pct, tag, _ := strings.Cut(rest, "@")
+		n, err := strconv.Atoi(strings.TrimSpace(pct))
+		switch {
+		case !ok:
+			bad(fmt.Sprintf("%s (entry %q has no \"=\")", trafficWant, entry))
+			continue
+		case len(validation.IsDNS1123Label(svc)) > 0:
+			bad(fmt.Sprintf("%s (%q is not a Service name)", trafficWant, svc))
+			continue
+		case err != nil || n < 0 || n > 100:
+			bad(fmt.Sprintf("%s (entry %q: percent must be an integer in [0, 100])", trafficWant, entry))
+			continue
+		case seen[svc]:
+			bad(fmt.Sprintf("%s (Service %q named twice)", trafficWant, svc))
+			continue
+		}
+		seen[svc] = true
+		spec.Traffic = append(spec.Traffic, traffic.Target{
+			RevisionName: namespace + "/" + svc, Percent: n, Tag: strings.TrimSpace(tag),
+		})
+	}
+	if len(errs) == 0 {
+		if len(spec.Traffic) == 0 {
+			bad(trafficWant + " (no entry)")
+		} else if tbl, err := traffic.Resolve(spec, nil); err != nil {
+			// The core's rules: the sum of the percents, tags as DNS-1035
+			// labels, unique.
+			var rules []string
+			for _, e := range unjoin(err) {
+				var fe *traffic.FieldError
+				if errors.As(e, &fe) {
+					rules = append(rules, fmt.Sprintf("%s = %v: %s", fe.Path, fe.Value, fe.Rule))
+				} else {
+					rules = append(rules, e.Error())
+				}
+			}
+			bad(fmt.Sprintf("%s (%s)", trafficWant, strings.Join(rules, "; ")))
+		} else {
+			t.Table = tbl
+		}
+	}
+	hosts, err := parseHosts(annotations)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	t.Hosts = hosts
+	if err := errors.Join(errs...); err != nil {
+		return TrafficSpec{}, fmt.Errorf("kubernetes: Service %s/%s: %w", namespace, name, err)
+	}
+	return t, nil
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -108,3 +108,69 @@ func FuzzParseService(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTraffic(t *testing.T) {
+	tr, err := ParseTraffic("shop", "web", map[string]string{
+		TrafficAnnotation: " blue=90, green=10@canary ,grey=0@next",
+		HostsAnnotation:   "shop.example.com",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Key != "shop/web" || strings.Join(tr.Hosts, ",") != "shop.example.com" {
+		t.Errorf("spec = %+v", tr)
+	}
+	if got := tr.Table.String(); !strings.Contains(got, "shop/blue") {
+		t.Errorf("table %s", got)
+	}
+	def := map[string]int{}
+	for _, sh := range tr.Table.Default {
+		def[sh.Revision] = sh.Percent
+	}
+	if len(def) != 3 || def["shop/blue"] != 90 || def["shop/green"] != 10 || def["shop/grey"] != 0 {
+		t.Errorf("default split %v, want blue 90, green 10, grey 0", def)
+	}
+	if g := tr.Table.Tags["canary"]; len(g) != 1 || g[0].Revision != "shop/green" || g[0].Percent != 100 {
+		t.Errorf("tag canary: %v", g)
+	}
+	if g := tr.Table.Tags["next"]; len(g) != 1 || g[0].Revision != "shop/grey" {
+		t.Errorf("tag next: %v", g)
+	}
+	if got := strings.Join(tr.Targets(), ","); got != "shop/blue,shop/green,shop/grey" {
+		t.Errorf("targets %s", got)
+	}
+}
+
+func TestParseTrafficErrors(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  string
+	}{
+		{"blue=60,green=30", "traffic = 90: Traffic targets sum to 90, want 100"},
+		{"blue=100,green", `entry "green" has no "="`},
+		{"Blue=100", `"Blue" is not a Service name`},
+		{"blue=101", `entry "blue=101": percent must be an integer in [0, 100]`},
+		{"blue=x", `entry "blue=x": percent must be an integer in [0, 100]`},
+		{"blue=50,blue=50", `Service "blue" named twice`},
+		{"blue=50@a,green=50@a", "must be unique"},
+		{"blue=100@Bad_Tag", "traffic[0].tag = Bad_Tag"},
+		{"", "(no entry)"},
+		{" , ", "(no entry)"},
+	} {
+		_, err := ParseTraffic("shop", "web", map[string]string{TrafficAnnotation: tc.value})
+		if err == nil {
+			t.Errorf("%q: no error", tc.value)
+			continue
+		}
+		msg := err.Error()
+		for _, w := range []string{"Service shop/web", `annotation servingkit.dev/traffic = "` + tc.value + `"`, tc.want} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%q: error %q does not contain %q", tc.value, msg, w)
+			}
+		}
+	}
+	if _, err := ParseTraffic("shop", "web", map[string]string{TrafficAnnotation: "a=100", HostsAnnotation: "Bad Host"}); err == nil ||
+		!strings.Contains(err.Error(), HostsAnnotation) {
+		t.Errorf("bad hosts: %v", err)
+	}
+}

@@ -287,6 +287,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 type servingkit struct {
 	name    string
 	gateway string
+	peer    string // host:port of its peer listener (/metrics)
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	exited  chan struct{}
@@ -294,17 +295,31 @@ type servingkit struct {
 
 func startServingkit(t testing.TB, ns, name, lease string) *servingkit {
 	t.Helper()
-	gw, peer := freePort(t), freePort(t)
-	sk := &servingkit{name: name, gateway: "127.0.0.1:" + strconv.Itoa(gw), log: &syncBuffer{}, exited: make(chan struct{})}
-	sk.cmd = exec.Command(bins.servingkit,
+	return startServingkitWith(t, ns, name, lease, freePort(t))
+}
+
+// holderID is the Lease holder identity of the servingkit process name
+// whose peer port is peerPort.
+func holderID(name string, peerPort int) string {
+	return name + "@127.0.0.1:" + strconv.Itoa(peerPort)
+}
+
+// startServingkitWith starts a servingkit process with its peer listener
+// on peerPort and more flags.
+func startServingkitWith(t testing.TB, ns, name, lease string, peerPort int, args ...string) *servingkit {
+	t.Helper()
+	gw := freePort(t)
+	sk := &servingkit{name: name, gateway: "127.0.0.1:" + strconv.Itoa(gw), peer: "127.0.0.1:" + strconv.Itoa(peerPort),
+		log: &syncBuffer{}, exited: make(chan struct{})}
+	sk.cmd = exec.Command(bins.servingkit, append([]string{
 		"--kubeconfig", kubeconfig, "--namespace", ns, "--name", name,
-		"--gateway-addr", sk.gateway, "--peer-addr", "127.0.0.1:"+strconv.Itoa(peer), "--advertise", "127.0.0.1",
+		"--gateway-addr", sk.gateway, "--peer-addr", sk.peer, "--advertise", "127.0.0.1",
 		"--peer-token-file", filepath.Join(tmpDir, "peer-token"),
 		"--autoscaler-config", filepath.Join(tmpDir, "config-autoscaler"),
 		"--lease-namespace", "servingkit", "--lease-prefix", lease, "--lease-duration", "3s",
-		"--drain-timeout", "10s")
+		"--drain-timeout", "10s"}, args...)...)
 	sk.cmd.Stdout, sk.cmd.Stderr = sk.log, sk.log
-	if err := sk.cmd.Start(); err != nil {
+	if err := startProc(t, sk.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = sk.cmd.Wait(); close(sk.exited) }()
@@ -343,11 +358,16 @@ var httpClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transp
 
 // get sends GET path to the gateway with the Service's host.
 func (sk *servingkit) get(ns, name, path string) (int, string, error) {
+	return sk.getHost(name+"."+ns+".svc.cluster.local", path)
+}
+
+// getHost sends GET path to the gateway with host.
+func (sk *servingkit) getHost(host, path string) (int, string, error) {
 	req, err := http.NewRequest(http.MethodGet, "http://"+sk.gateway+path, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	req.Host = name + "." + ns + ".svc.cluster.local"
+	req.Host = host
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -469,11 +489,11 @@ func (k *kubelet) startPod() {
 		"--container-concurrency", strconv.Itoa(k.cc), "--revision", k.ns+"/"+k.name, "--name", name,
 		"--drain-quiet-period", k.quiet.String(), "--timeout", "30s")
 	p.app.Stderr, p.queue.Stderr = p.log, p.log
-	if err := p.app.Start(); err != nil {
+	if err := startProc(k.t, p.app); err != nil {
 		k.t.Errorf("start app: %v", err)
 		return
 	}
-	if err := p.queue.Start(); err != nil {
+	if err := startProc(k.t, p.queue); err != nil {
 		_ = p.app.Process.Kill()
 		_ = p.app.Wait()
 		k.t.Errorf("start queue: %v", err)
@@ -563,4 +583,40 @@ func lineContaining(s string, parts ...string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// metrics returns the process's /metrics samples, by series
+// ("name{labels}").
+func (sk *servingkit) metrics(t testing.TB) map[string]int64 {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + sk.peer + "/metrics")
+	if err != nil {
+		t.Fatalf("servingkit %s /metrics: %v", sk.name, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		n, err := strconv.ParseInt(line[i+1:], 10, 64)
+		if err != nil {
+			t.Fatalf("servingkit %s /metrics: bad line %q", sk.name, line)
+		}
+		out[line[:i]] = n
+	}
+	return out
+}
+
+// metric returns one sample of sk's /metrics for Service key.
+func (sk *servingkit) metric(t testing.TB, name, key string, labels ...string) int64 {
+	t.Helper()
+	series := name + `{service="` + key + `"`
+	for _, l := range labels {
+		series += "," + l
+	}
+	return sk.metrics(t)[series+"}"]
 }

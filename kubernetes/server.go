@@ -22,6 +22,7 @@ import (
 	"github.com/servingkit/servingkit/stats"
 	"github.com/servingkit/servingkit/traffic"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -43,6 +44,11 @@ const (
 	// (two Services claiming one host).
 	ReasonRouteConflict = "RouteConflict"
 )
+
+// FieldManager is the field manager of servingkit's writes to Services
+// (ServingModeAnnotation), so that a user's server-side apply, which owns
+// the other fields, neither removes nor conflicts with it.
+const FieldManager = "servingkit"
 
 // PeerTokenHeader carries ServerConfig.PeerToken on peer requests.
 const PeerTokenHeader = "Authorization"
@@ -78,6 +84,11 @@ type ServerConfig struct {
 	// Autoscaler holds config-autoscaler keys (Knative's ConfigMap) for
 	// every Service. Nil means Knative's defaults.
 	Autoscaler map[string]string
+	// StickyHeader and StickyCookie name a request header and a cookie
+	// whose value keeps a client on one target of a traffic split
+	// (TrafficAnnotation) while the split is unchanged; "" means none (the
+	// core's traffic.RouterConfig).
+	StickyHeader, StickyCookie string
 	// ReportingPeriod is how often the activator reports its load. Zero
 	// means 1 s.
 	ReportingPeriod time.Duration
@@ -133,11 +144,16 @@ type Server struct {
 	bcast  record.EventBroadcaster
 	peer   *http.Client // forwards stats to other owners, with the token
 
+	pubWake chan struct{} // capacity 1: publish has work
+
 	mu       sync.Mutex                 // protects the fields below
 	services map[string]*service        // by key "namespace/name"
 	ready    map[string][]Endpoint      // by key, also for Services not (yet) served
 	objects  map[string]*corev1.Service // last seen, for events
 	bad      map[string]string          // key → last reported problem
+	routes   map[string]*trafficRoute   // Services with TrafficAnnotation, by key
+	publish  map[string]string          // key → serving mode to publish
+	synced   bool                       // the informers listed everything: report unknown targets
 	ctx      context.Context            // for reconcilers' Run; set by Run
 	wg       sync.WaitGroup             // reconcilers' Run goroutines
 }
@@ -150,6 +166,29 @@ type service struct {
 	door   http.Handler
 	cancel context.CancelFunc
 	owned  atomic.Bool // this process's autoscaler owns the Service
+
+	// remote is the ServingModeAnnotation as last seen on the Service
+	// ("" when absent); the front door follows it where another replica
+	// owns the Service.
+	remote atomic.Pointer[string]
+	// want is the mode this process's autoscaler wants, as its owner.
+	want atomic.Pointer[string]
+
+	viaActivator, viaServe atomic.Int64 // requests by front-door path
+}
+
+// trafficRoute is a Service with TrafficAnnotation.
+type trafficRoute struct {
+	spec TrafficSpec
+	obj  *corev1.Service
+	last *traffic.Table // the last table installed, kept while a target is unknown
+}
+
+func (sv *service) remoteMode() string {
+	if p := sv.remote.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // NewServer checks cfg and builds a Server; Run runs it.
@@ -170,8 +209,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		ready:    map[string][]Endpoint{},
 		objects:  map[string]*corev1.Service{},
 		bad:      map[string]string{},
+		routes:   map[string]*trafficRoute{},
+		publish:  map[string]string{},
+		pubWake:  make(chan struct{}, 1),
 	}
-	s.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: cfg.Domain})
+	s.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: cfg.Domain, StickyHeader: cfg.StickyHeader, StickyCookie: cfg.StickyCookie})
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +344,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if !s.eps.WaitForSync(ctx) || !cache.WaitForCacheSync(ctx.Done(), s.svcs.Core().V1().Services().Informer().HasSynced) {
 		return ctx.Err()
 	}
+	// Every Service is known: a split's target that is still unknown is
+	// reported from now on.
+	s.mu.Lock()
+	s.synced = true
+	s.mu.Unlock()
+	s.updateRoutes()
 	var wg sync.WaitGroup
+	wg.Go(func() { s.publishLoop(ctx) })
 	wg.Go(func() { _ = s.runner.Run(ctx) })
 	wg.Go(func() { s.act.Run(ctx) })
 	// Contend for buckets only once every Service and its endpoints are
@@ -343,31 +392,97 @@ func (s *Server) followLoop(ctx context.Context) {
 	}
 }
 
-// followerDecision keeps the activator in the path of a Service whose
-// autoscaler runs in another process: this one does not see its
-// decisions. The activator balances over the same ready pods with the
-// containerConcurrency limit, so the request takes the same hops.
+// followerDecision is the decision a replica that does not own the
+// Service's autoscaler gives its front door: the mode the owner published
+// in ServingModeAnnotation, as a decision that wants it (Desired the ready
+// pods seen here, excess burst capacity 0 for Serve and -1 for Proxy, see
+// revision.WantMode), so that the effective mode still falls back to Proxy
+// when this replica sees no ready pod. Without a published mode the
+// activator stays in the path.
 func (s *Server) followerDecision(key string) revision.Decision {
 	sv := s.service(key)
 	n := 0
+	ebc := int32(-1)
 	if sv != nil {
 		n = len(s.addrs(key, sv.spec.Port))
+		if sv.remoteMode() == revision.Serve.String() {
+			ebc = 0
+		}
 	}
-	return revision.Decision{Desired: int32(n), ExcessBurstCapacity: -1}
+	return revision.Decision{Desired: int32(n), ExcessBurstCapacity: ebc}
 }
 
-// onDecision runs on the owner: the Runner holds only owned Services.
+// onDecision runs on the owner (the Runner holds only owned Services): the
+// front door follows the decision, and the mode it wants is published for
+// the other replicas when it differs from the Service's annotation.
 func (s *Server) onDecision(d autoscaler.Decision) {
 	sv := s.service(d.Revision)
 	if sv == nil {
 		return
 	}
 	sv.owned.Store(true)
-	sv.rec.Decide(d.Time, revision.Decision{
-		Desired:             int32(d.Desired),
-		ExcessBurstCapacity: int32(d.ExcessBurstCapacity),
+	rd := revision.Decision{
+		Desired:             int32(min(d.Desired, 1<<31-1)),
+		ExcessBurstCapacity: int32(max(min(d.ExcessBurstCapacity, 1<<31-1), -1<<31)),
 		Panicking:           d.Panicking,
-	})
+	}
+	sv.rec.Decide(d.Time, rd)
+	want := revision.WantMode(rd.Desired, rd.ExcessBurstCapacity).String()
+	sv.want.Store(&want)
+	if sv.remoteMode() != want {
+		s.enqueuePublish(d.Revision, want)
+	}
+}
+
+// enqueuePublish asks publishLoop to write mode into key's
+// ServingModeAnnotation.
+func (s *Server) enqueuePublish(key, mode string) {
+	s.mu.Lock()
+	s.publish[key] = mode
+	s.mu.Unlock()
+	select {
+	case s.pubWake <- struct{}{}:
+	default:
+	}
+}
+
+// publishLoop patches ServingModeAnnotation on the Services this replica
+// owns, one merge patch of that one annotation per change, off the
+// autoscaler's goroutine. A patch that fails is logged and retried at the
+// owner's next decision that still disagrees with the annotation.
+func (s *Server) publishLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.pubWake:
+		}
+		s.mu.Lock()
+		work := s.publish
+		s.publish = map[string]string{}
+		s.mu.Unlock()
+		for _, key := range slices.Sorted(maps.Keys(work)) {
+			mode := work[key]
+			sv := s.service(key)
+			if sv == nil || !s.shards.Owns(key) || sv.remoteMode() == mode {
+				continue
+			}
+			if w := sv.want.Load(); w != nil && *w != mode {
+				continue // a newer decision is queued or published
+			}
+			ns, name, _ := strings.Cut(key, "/")
+			patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, ServingModeAnnotation, mode)
+			_, err := s.cfg.Client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch,
+				metav1.PatchOptions{FieldManager: FieldManager})
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("publish serving mode", "service", key, "mode", mode, "error", err)
+				}
+				continue
+			}
+			s.log.Info("serving mode published", "service", key, "mode", mode)
+		}
+	}
 }
 
 func (s *Server) service(key string) *service {
@@ -451,12 +566,13 @@ func (s *Server) replicasChanged(sv *service) {
 		s.log.Warn("ready pods", "service", sv.spec.Key, "error", err)
 	}
 	if !s.shards.Owns(sv.spec.Key) {
-		sv.rec.Decide(now, revision.Decision{Desired: int32(len(addrs)), ExcessBurstCapacity: -1})
+		sv.rec.Decide(now, s.followerDecision(sv.spec.Key))
 	}
 }
 
 // onService follows a Service: served when it has TargetAnnotation and its
-// annotations parse, reported when they do not.
+// annotations parse, a traffic split when it has TrafficAnnotation,
+// reported when they do not parse.
 func (s *Server) onService(obj any, deleted bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -466,20 +582,39 @@ func (s *Server) onService(obj any, deleted bool) {
 		return
 	}
 	key := o.Namespace + "/" + o.Name
-	if _, ok := o.Annotations[TargetAnnotation]; deleted || !ok {
+	_, hasTarget := o.Annotations[TargetAnnotation]
+	_, hasTraffic := o.Annotations[TrafficAnnotation]
+	if deleted || (!hasTarget && !hasTraffic) {
 		s.remove(key)
+		s.removeRoute(key)
+		return
+	}
+	if hasTraffic {
+		if tr, err := ParseTraffic(o.Namespace, o.Name, o.Annotations); err != nil {
+			s.report(o, key+"#traffic", err)
+		} else {
+			s.mu.Lock()
+			delete(s.bad, key+"#traffic")
+			r := s.routes[key]
+			if r == nil {
+				r = &trafficRoute{}
+				s.routes[key] = r
+			}
+			r.spec, r.obj = tr, o
+			s.mu.Unlock()
+		}
+	} else {
+		s.removeRoute(key)
+	}
+	if !hasTarget {
+		s.remove(key)
+		s.updateRoutes()
 		return
 	}
 	spec, err := ParseService(o.Namespace, o.Name, o.Annotations, s.ascfg)
 	if err != nil {
-		s.mu.Lock()
-		repeat := s.bad[key] == err.Error()
-		s.bad[key] = err.Error()
-		s.mu.Unlock()
-		if !repeat {
-			s.log.Warn("invalid servingkit annotations; the Service keeps its last good configuration", "service", key, "error", err)
-			s.events.Event(o, corev1.EventTypeWarning, ReasonInvalidAnnotation, err.Error())
-		}
+		s.report(o, key, err)
+		s.updateRoutes()
 		return
 	}
 	s.mu.Lock()
@@ -490,6 +625,50 @@ func (s *Server) onService(obj any, deleted bool) {
 		s.log.Warn("service", "service", key, "error", err)
 		s.events.Event(o, corev1.EventTypeWarning, ReasonInvalidAnnotation, err.Error())
 	}
+	if sv := s.service(key); sv != nil {
+		s.observeMode(sv, o.Annotations[ServingModeAnnotation])
+	}
+}
+
+// observeMode takes a Service's ServingModeAnnotation: a replica that does
+// not own the Service drives its front door from it at once; the owner
+// publishes its own mode again if the annotation lost it (a user's write).
+func (s *Server) observeMode(sv *service, mode string) {
+	if old := sv.remoteMode(); old != mode {
+		sv.remote.Store(&mode)
+	}
+	key := sv.spec.Key
+	if !s.shards.Owns(key) {
+		sv.rec.Decide(time.Now(), s.followerDecision(key))
+		return
+	}
+	if w := sv.want.Load(); w != nil && *w != mode {
+		s.enqueuePublish(key, *w)
+	}
+}
+
+// report logs err and records it as a Warning event on o once per
+// distinct error (id tells the Service's parts apart).
+func (s *Server) report(o *corev1.Service, id string, err error) {
+	s.mu.Lock()
+	repeat := s.bad[id] == err.Error()
+	s.bad[id] = err.Error()
+	s.mu.Unlock()
+	if !repeat {
+		s.log.Warn("invalid servingkit annotations; the Service keeps its last good configuration", "service", o.Namespace+"/"+o.Name, "error", err)
+		s.events.Event(o, corev1.EventTypeWarning, ReasonInvalidAnnotation, err.Error())
+	}
+}
+
+func (s *Server) removeRoute(key string) {
+	s.mu.Lock()
+	_, ok := s.routes[key]
+	delete(s.routes, key)
+	delete(s.bad, key+"#traffic")
+	s.mu.Unlock()
+	if ok {
+		s.updateRoutes()
+	}
 }
 
 // serveOrActivator is a Service's Serve path: the balancer, or the
@@ -498,7 +677,8 @@ func (s *Server) onService(obj any, deleted bool) {
 type serveOrActivator struct {
 	b     *balancer.Balancer
 	serve http.Handler
-	act   http.Handler
+	act   http.Handler   // counts its own requests
+	n     *atomic.Int64 // requests sent to serve
 }
 
 func (h *serveOrActivator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -506,7 +686,19 @@ func (h *serveOrActivator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.act.ServeHTTP(w, r)
 		return
 	}
+	h.n.Add(1)
 	h.serve.ServeHTTP(w, r)
+}
+
+// counted counts the requests it passes to h.
+type counted struct {
+	n *atomic.Int64
+	h http.Handler
+}
+
+func (c counted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.h.ServeHTTP(w, r)
 }
 
 func (s *Server) apply(spec ServiceSpec) error {
@@ -539,8 +731,10 @@ func (s *Server) apply(spec ServiceSpec) error {
 	if err != nil {
 		return err
 	}
+	sv = &service{spec: spec}
+	act := counted{n: &sv.viaActivator, h: s.act}
 	rec, err := revision.NewReconciler(spec.Key, now, rcfg, revision.ReconcilerOptions{
-		Activator: s.act, Serve: &serveOrActivator{b: b, serve: serve, act: s.act}})
+		Activator: act, Serve: &serveOrActivator{b: b, serve: serve, act: act, n: &sv.viaServe}})
 	if err != nil {
 		return err
 	}
@@ -550,7 +744,7 @@ func (s *Server) apply(spec ServiceSpec) error {
 	}
 	rec.SetActivators(now, []string{s.cfg.Name})
 	rec.SetRouted(now, true)
-	sv = &service{spec: spec, rec: rec, eps: eps, door: rec.FrontDoor()}
+	sv.rec, sv.eps, sv.door = rec, eps, rec.FrontDoor()
 	s.mu.Lock()
 	s.services[spec.Key] = sv
 	if s.ctx != nil {
@@ -586,26 +780,119 @@ func (s *Server) remove(key string) {
 	s.log.Info("service no longer served", "service", key)
 }
 
+// updateRoutes installs every Service's route in the gateway: a served
+// Service's hosts go to its front door, unless it has a traffic split; a
+// split's hosts (and its tags' hosts) go to its target Services' front
+// doors. A split naming a Service that is not served keeps its last
+// installed table (or is not routed) and gets a Warning event; a route the
+// Router refuses gets one too; every other route is installed.
 func (s *Server) updateRoutes() {
 	s.mu.Lock()
 	var routes []traffic.Route
+	var objs []*corev1.Service // by route index, for the Router's errors
+	type problem struct {
+		o   *corev1.Service
+		id  string
+		err error
+	}
+	var problems []problem
 	doors := traffic.FrontDoorMap{}
 	for _, key := range slices.Sorted(maps.Keys(s.services)) {
 		sv := s.services[key]
+		doors[key] = sv.door
+		if _, split := s.routes[key]; split {
+			continue
+		}
 		routes = append(routes, traffic.Route{
 			Name: sv.spec.Name, Namespace: sv.spec.Namespace, Hosts: sv.spec.Hosts,
 			Table: &traffic.Table{Default: []traffic.Share{{Revision: key, Percent: 100}}},
 		})
-		doors[key] = sv.door
+		objs = append(objs, s.objects[key])
 	}
-	objs := maps.Clone(s.objects)
+	for _, key := range slices.Sorted(maps.Keys(s.routes)) {
+		r := s.routes[key]
+		var unknown []string
+		for _, t := range r.spec.Targets() {
+			if _, ok := s.services[t]; !ok {
+				unknown = append(unknown, t)
+			}
+		}
+		tbl := r.spec.Table
+		if len(unknown) > 0 {
+			if s.synced {
+				problems = append(problems, problem{r.obj, key + "#targets", fmt.Errorf("kubernetes: Service %s: %w", key, &AnnotationError{
+					TrafficAnnotation, r.spec.Value,
+					fmt.Sprintf("Services of namespace %s that servingkit serves (with a valid %s); not served: %s", r.spec.Namespace, TargetAnnotation, strings.Join(unknown, ", ")),
+				})})
+			}
+			tbl = r.last
+		} else {
+			delete(s.bad, key+"#targets")
+		}
+		if tbl == nil {
+			continue
+		}
+		r.last = tbl
+		routes = append(routes, traffic.Route{Name: r.spec.Name, Namespace: r.spec.Namespace, Hosts: r.spec.Hosts, Table: tbl})
+		objs = append(objs, r.obj)
+	}
 	s.mu.Unlock()
-	if err := s.router.Update(routes, doors); err != nil {
-		s.log.Error("gateway routes refused", "error", err)
-		for _, o := range objs {
-			s.events.Event(o, corev1.EventTypeWarning, ReasonRouteConflict, err.Error())
+	for _, p := range problems {
+		s.report(p.o, p.id, p.err)
+	}
+	err := s.router.Update(routes, doors)
+	if err == nil {
+		return
+	}
+	s.log.Error("gateway routes refused", "error", err)
+	var ue *traffic.UpdateError
+	if !errors.As(err, &ue) {
+		return
+	}
+	for _, re := range ue.Routes {
+		if re.Index >= 0 && re.Index < len(objs) && objs[re.Index] != nil {
+			s.events.Event(objs[re.Index], corev1.EventTypeWarning, ReasonRouteConflict, re.Error())
 		}
 	}
+}
+
+// MetricsHandler serves this replica's front-door counters and modes in
+// the Prometheus text format:
+//
+//	servingkit_frontdoor_requests_total{service,path} counter: requests a Service's front door sent to the activator (path="activator") or straight to a pod (path="serve")
+//	servingkit_frontdoor_mode{service} gauge: the front door's mode now, 1 Serve, 0 Proxy
+//	servingkit_autoscaler_owner{service} gauge: 1 where this replica's autoscaler owns the Service
+func (s *Server) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		svcs := maps.Clone(s.services)
+		s.mu.Unlock()
+		var b strings.Builder
+		keys := slices.Sorted(maps.Keys(svcs))
+		b.WriteString("# TYPE servingkit_frontdoor_requests_total counter\n")
+		for _, k := range keys {
+			fmt.Fprintf(&b, "servingkit_frontdoor_requests_total{service=%q,path=\"activator\"} %d\n", k, svcs[k].viaActivator.Load())
+			fmt.Fprintf(&b, "servingkit_frontdoor_requests_total{service=%q,path=\"serve\"} %d\n", k, svcs[k].viaServe.Load())
+		}
+		b.WriteString("# TYPE servingkit_frontdoor_mode gauge\n")
+		for _, k := range keys {
+			m := 0
+			if svcs[k].rec.State().Endpoints.Mode == revision.Serve {
+				m = 1
+			}
+			fmt.Fprintf(&b, "servingkit_frontdoor_mode{service=%q} %d\n", k, m)
+		}
+		b.WriteString("# TYPE servingkit_autoscaler_owner gauge\n")
+		for _, k := range keys {
+			o := 0
+			if s.shards.Owns(k) {
+				o = 1
+			}
+			fmt.Fprintf(&b, "servingkit_autoscaler_owner{service=%q} %d\n", k, o)
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = w.Write([]byte(b.String()))
+	})
 }
 
 // tokenTransport adds the peer token to every request.

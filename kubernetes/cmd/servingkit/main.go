@@ -38,6 +38,7 @@ type options struct {
 	gatewayAddr, peerAddr, advertise string
 	name, tokenFile, autoscalerDir   string
 	leaseNamespace, leaseName        string
+	stickyHeader, stickyCookie       string
 	leaseDuration, drain             time.Duration
 	buckets                          int
 }
@@ -56,7 +57,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.namespace, "namespace", env("WATCH_NAMESPACE", ""), "serve Services of this namespace only; empty means all (WATCH_NAMESPACE)")
 	fs.StringVar(&o.domain, "domain", "svc.cluster.local", "domain of each Service's host <name>.<namespace>.<domain>")
 	fs.StringVar(&o.gatewayAddr, "gateway-addr", ":8080", "gateway listen address")
-	fs.StringVar(&o.peerAddr, "peer-addr", ":9090", "peer listen address: stats from the other replicas, /healthz")
+	fs.StringVar(&o.peerAddr, "peer-addr", ":9090", "peer listen address: stats from the other replicas, /healthz, /metrics")
 	fs.StringVar(&o.advertise, "advertise", env("POD_IP", ""), "host (or host:port) at which the other replicas reach the peer port; default POD_IP")
 	fs.StringVar(&o.name, "name", env("POD_NAME", ""), "this replica's name, unique (POD_NAME)")
 	fs.StringVar(&o.tokenFile, "peer-token-file", "/var/run/servingkit/peer-token", "file with the shared peer token")
@@ -65,6 +66,8 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.leaseName, "lease-prefix", "servingkit", "prefix of the autoscaler bucket Leases' names (<prefix>-autoscaler-bucket-00-of-01)")
 	fs.DurationVar(&o.leaseDuration, "lease-duration", skk8s.DefaultLeaseDuration, "how long a crashed replica keeps its autoscaler buckets; renewed every third of it")
 	fs.IntVar(&o.buckets, "buckets", 1, "autoscaler buckets the Services are hashed into, each owned by one replica; the same on every replica")
+	fs.StringVar(&o.stickyHeader, "sticky-header", "", "request header whose value keeps a client on one target of a traffic split (servingkit.dev/traffic); empty means none")
+	fs.StringVar(&o.stickyCookie, "sticky-cookie", "", "cookie whose value keeps a client on one target of a traffic split, when the request has no sticky header; empty means none")
 	fs.DurationVar(&o.drain, "drain-timeout", 60*time.Second, "how long SIGTERM waits for requests under way")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -134,14 +137,16 @@ func serve(o options, log *slog.Logger) error {
 		Name: o.name, PeerAddr: advertise, PeerToken: strings.TrimSpace(string(token)),
 		Lease:      skk8s.LeaseConfig{Namespace: o.leaseNamespace, Prefix: o.leaseName, Duration: o.leaseDuration},
 		Buckets:    o.buckets,
-		Autoscaler: ascfg,
-		Log:        log,
+		Autoscaler:   ascfg,
+		StickyHeader: o.stickyHeader, StickyCookie: o.stickyCookie,
+		Log:          log,
 	})
 	if err != nil {
 		return err
 	}
 	peerMux := http.NewServeMux()
 	peerMux.Handle(skk8s.ForwardedStatsPath, srv.PeerHandler())
+	peerMux.Handle("/metrics", srv.MetricsHandler())
 	peerMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	gateway := &http.Server{Handler: srv.Handler(), Protocols: queue.ServerProtocols(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	peer := &http.Server{Handler: peerMux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
