@@ -32,8 +32,9 @@ func TestOwnerModeReachesEveryReplica(t *testing.T) {
 	// min-scale 1 keeps one pod; target-burst-capacity 0 lets the activator
 	// leave the path as soon as there is a pod (Knative's rule).
 	ann := map[string]string{
-		"servingkit.dev/container-concurrency":         "10",
-		"autoscaling.knative.dev/min-scale":            "1",
+		"servingkit.dev/container-concurrency":          "10",
+		"autoscaling.knative.dev/min-scale":             "1",
+		"autoscaling.knative.dev/initial-scale":         "1",
 		"autoscaling.knative.dev/target-burst-capacity": "0",
 	}
 	createApp(t, ns, "hello", ann)
@@ -79,7 +80,7 @@ func TestOwnerModeReachesEveryReplica(t *testing.T) {
 	// (kubectl apply --server-side): servingkit's field manager owns it, so
 	// it stays.
 	apply := fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"hello","namespace":%q,"annotations":{
-		"servingkit.dev/target":"deployments.apps/hello","autoscaling.knative.dev/initial-scale":"0",
+		"servingkit.dev/target":"deployments.apps/hello","autoscaling.knative.dev/initial-scale":"1",
 		"servingkit.dev/container-concurrency":"10","autoscaling.knative.dev/min-scale":"1",
 		"autoscaling.knative.dev/target-burst-capacity":"0","example.com/owner":"team-a"}},
 		"spec":{"selector":{"app":"hello"},"ports":[{"name":"http","port":80},{"name":"queue-admin","port":9091}]}}`, ns)
@@ -117,7 +118,7 @@ func TestTrafficSplit(t *testing.T) {
 	needEnv(t)
 	ns := newNamespace(t, "split")
 	for _, name := range []string{"blue", "green"} {
-		createApp(t, ns, name, map[string]string{"autoscaling.knative.dev/min-scale": "1"})
+		createApp(t, ns, name, map[string]string{"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/initial-scale": "1"})
 		startKubelet(t, ns, name, 0)
 	}
 	route := func(name, split string) {

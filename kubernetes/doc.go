@@ -7,7 +7,8 @@
 //
 //   - [ParseService] reads a Service's annotations (see the Annotation
 //     constants) into a [ServiceSpec], naming each bad annotation and its
-//     allowed range.
+//     allowed range; [ParseTraffic] reads a traffic split across Services
+//     (TrafficAnnotation) into a [TrafficSpec].
 //   - [Scaler] is an autoscaler.Scaler over the scale subresource of the
 //     target workload (Deployment, StatefulSet, any kind that has one),
 //     retrying on conflicts.
@@ -20,7 +21,9 @@
 //   - [Server] composes them with the core packages into one process:
 //     gateway (traffic.Router), per Service a front door (revision) fed by
 //     gateway.Endpoints, the activator, and the autoscaler of the buckets
-//     this process owns (autoscaler.Shards).
+//     this process owns (autoscaler.Shards). The owner of a Service
+//     publishes the serving mode its decisions want
+//     (ServingModeAnnotation) and every replica's front door follows it.
 //
 // cmd/servingkit is Server as a binary, cmd/queue the queue as a pod's
 // sidecar; deploy/ has the manifests. See README.md.

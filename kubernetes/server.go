@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -120,12 +121,12 @@ func (c ServerConfig) validate() error {
 // activator; each Service's load and pokes reach its owner's autoscaler,
 // forwarded through PeerHandler when another replica owns it.
 //
-// A Service's front door follows the autoscaler's decisions on its owner
-// (the activator leaves the path once there is burst capacity, as in
-// Knative). On the other replicas the activator stays in the path: they do
-// not see the decisions, and the activator balances over the same ready
-// pods with the containerConcurrency limit, so a request costs the same
-// hops.
+// A Service's front door follows the autoscaler's decisions on every
+// replica (the activator leaves the path once there is burst capacity, as
+// in Knative): the owner drives its own from each decision and publishes
+// the mode the decision wants in ServingModeAnnotation, patched only when
+// it changes; the other replicas drive theirs from that annotation, as
+// Knative's activators and ingresses follow the ServerlessService's mode.
 type Server struct {
 	cfg   ServerConfig
 	log   *slog.Logger
@@ -145,6 +146,7 @@ type Server struct {
 	peer   *http.Client // forwards stats to other owners, with the token
 
 	pubWake chan struct{} // capacity 1: publish has work
+	svcReg  cache.ResourceEventHandlerRegistration
 
 	mu       sync.Mutex                 // protects the fields below
 	services map[string]*service        // by key "namespace/name"
@@ -266,7 +268,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.svcs = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace))
-	_, err = s.svcs.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	s.svcReg, err = s.svcs.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onService(obj, false) },
 		UpdateFunc: func(_, obj any) { s.onService(obj, false) },
 		DeleteFunc: func(obj any) { s.onService(obj, true) },
@@ -341,7 +343,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.eps.Start(ctx)
 	defer s.svcs.Shutdown()
 	defer s.eps.Shutdown()
-	if !s.eps.WaitForSync(ctx) || !cache.WaitForCacheSync(ctx.Done(), s.svcs.Core().V1().Services().Informer().HasSynced) {
+	if !s.eps.WaitForSync(ctx) || !cache.WaitForCacheSync(ctx.Done(), s.svcReg.HasSynced) {
 		return ctx.Err()
 	}
 	// Every Service is known: a split's target that is still unknown is
@@ -677,7 +679,7 @@ func (s *Server) removeRoute(key string) {
 type serveOrActivator struct {
 	b     *balancer.Balancer
 	serve http.Handler
-	act   http.Handler   // counts its own requests
+	act   http.Handler  // counts its own requests
 	n     *atomic.Int64 // requests sent to serve
 }
 
@@ -707,6 +709,12 @@ func (s *Server) apply(spec ServiceSpec) error {
 	}
 	s.mu.Lock()
 	sv, existed := s.services[spec.Key]
+	if existed && reflect.DeepEqual(sv.spec, spec) {
+		// Only other fields or annotations changed (servingkit's own
+		// ServingModeAnnotation among them).
+		s.mu.Unlock()
+		return nil
+	}
 	if existed {
 		sv.spec = spec
 		s.mu.Unlock()

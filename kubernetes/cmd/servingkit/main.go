@@ -135,11 +135,11 @@ func serve(o options, log *slog.Logger) error {
 	srv, err := skk8s.NewServer(skk8s.ServerConfig{
 		Client: cs, Scales: scales, Namespace: o.namespace, Domain: o.domain,
 		Name: o.name, PeerAddr: advertise, PeerToken: strings.TrimSpace(string(token)),
-		Lease:      skk8s.LeaseConfig{Namespace: o.leaseNamespace, Prefix: o.leaseName, Duration: o.leaseDuration},
-		Buckets:    o.buckets,
+		Lease:        skk8s.LeaseConfig{Namespace: o.leaseNamespace, Prefix: o.leaseName, Duration: o.leaseDuration},
+		Buckets:      o.buckets,
 		Autoscaler:   ascfg,
 		StickyHeader: o.stickyHeader, StickyCookie: o.stickyCookie,
-		Log:          log,
+		Log: log,
 	})
 	if err != nil {
 		return err
