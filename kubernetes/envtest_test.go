@@ -411,6 +411,7 @@ type pod struct {
 	name        string
 	app, queue  *exec.Cmd
 	queueExited chan struct{}
+	appExited   chan struct{}
 	log         *syncBuffer
 }
 
@@ -481,42 +482,35 @@ func (k *kubelet) startPod() {
 	k.started++
 	name := fmt.Sprintf("%s-pod-%d", k.name, k.started)
 	k.mu.Unlock()
-	appPort, port, adminPort := freePort(k.t), freePort(k.t), freePort(k.t)
-	p := &pod{name: name, queueExited: make(chan struct{}), log: &syncBuffer{}}
-	p.app = exec.Command(bins.app, "--addr", "127.0.0.1:"+strconv.Itoa(appPort), "--pod", name)
-	p.queue = exec.Command(bins.queue, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--admin-port", strconv.Itoa(adminPort), "--app", "127.0.0.1:"+strconv.Itoa(appPort),
-		"--container-concurrency", strconv.Itoa(k.cc), "--revision", k.ns+"/"+k.name, "--name", name,
-		"--drain-quiet-period", k.quiet.String(), "--timeout", "30s")
-	p.app.Stderr, p.queue.Stderr = p.log, p.log
-	if err := startProc(k.t, p.app); err != nil {
-		k.t.Errorf("start app: %v", err)
-		return
-	}
-	if err := startProc(k.t, p.queue); err != nil {
-		_ = p.app.Process.Kill()
-		_ = p.app.Wait()
-		k.t.Errorf("start queue: %v", err)
-		return
-	}
-	go func() { _ = p.queue.Wait(); close(p.queueExited) }()
-	// Readiness probe, as the kubelet would: the queue's /ready (which
-	// probes the app).
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(adminPort) + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+	var p *pod
+	var port, adminPort int
+	for attempt := 1; ; attempt++ {
+		var ready bool
+		p, port, adminPort, ready = k.launch(name)
+		if ready {
+			break
 		}
-		if time.Now().After(deadline) {
-			k.t.Errorf("pod %s not ready after 15s:\n%s", name, p.log.String())
-			p.kill()
+		if p == nil {
+			return // could not start: reported
+		}
+		exited := false
+		select {
+		case <-p.queueExited:
+			exited = true
+		case <-p.appExited:
+			exited = true
+		default:
+		}
+		p.kill()
+		if !exited || attempt == 3 {
+			k.t.Errorf("pod %s not ready after 15s (attempt %d):\n%s", name, attempt, p.log.String())
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		// A port freePort found free was taken before the pod bound it
+		// (for example as the source port of an outgoing connection during
+		// a burst): start the pod again on other ports, as a kubelet
+		// restarts a container that exited.
+		k.t.Logf("pod %s exited before ready (attempt %d), starting it again:\n%s", name, attempt, p.log.String())
 	}
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: k.ns, Labels: map[string]string{
@@ -566,7 +560,7 @@ func (p *pod) kill() {
 		}
 	}
 	<-p.queueExited
-	_ = p.app.Wait()
+	<-p.appExited
 }
 
 // lineContaining returns the first line of s that contains every part.
@@ -619,4 +613,54 @@ func (sk *servingkit) metric(t testing.TB, name, key string, labels ...string) i
 		series += "," + l
 	}
 	return sk.metrics(t)[series+"}"]
+}
+
+// launch starts one pod's app and queue on fresh ports and waits up to 15 s
+// for its readiness; p is nil when a process could not be started
+// (reported).
+func (k *kubelet) launch(name string) (p *pod, port, adminPort int, ready bool) {
+	appPort := freePort(k.t)
+	port, adminPort = freePort(k.t), freePort(k.t)
+	p = &pod{name: name, queueExited: make(chan struct{}), appExited: make(chan struct{}), log: &syncBuffer{}}
+	p.app = exec.Command(bins.app, "--addr", "127.0.0.1:"+strconv.Itoa(appPort), "--pod", name)
+	p.queue = exec.Command(bins.queue, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--admin-port", strconv.Itoa(adminPort), "--app", "127.0.0.1:"+strconv.Itoa(appPort),
+		"--container-concurrency", strconv.Itoa(k.cc), "--revision", k.ns+"/"+k.name, "--name", name,
+		"--drain-quiet-period", k.quiet.String(), "--timeout", "30s")
+	p.app.Stderr, p.queue.Stderr = p.log, p.log
+	if err := startProc(k.t, p.app); err != nil {
+		k.t.Errorf("start app: %v", err)
+		return nil, 0, 0, false
+	}
+	go func() { _ = p.app.Wait(); close(p.appExited) }()
+	if err := startProc(k.t, p.queue); err != nil {
+		_ = p.app.Process.Kill()
+		<-p.appExited
+		k.t.Errorf("start queue: %v", err)
+		return nil, 0, 0, false
+	}
+	go func() { _ = p.queue.Wait(); close(p.queueExited) }()
+	// Readiness probe, as the kubelet would: the queue's /ready (which
+	// probes the app).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(adminPort) + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, port, adminPort, true
+			}
+		}
+		select {
+		case <-p.queueExited:
+			return p, port, adminPort, false
+		case <-p.appExited:
+			return p, port, adminPort, false
+		default:
+		}
+		if time.Now().After(deadline) {
+			return p, port, adminPort, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
