@@ -137,7 +137,7 @@ func (c *Client) get(ctx context.Context, addr string, fresh bool) (*conn, bool,
 		c.mu.Unlock()
 		pc.timer.Stop()
 		if pc.stale() {
-			pc.close()
+			pc.discard()
 			continue
 		}
 		return pc, true, nil
@@ -159,6 +159,10 @@ func (c *Client) get(ctx context.Context, addr string, fresh bool) (*conn, bool,
 // or closes it when the pool is full.
 func (c *Client) put(pc *conn) {
 	max := c.maxIdle()
+	if max < 0 {
+		pc.close()
+		return
+	}
 	c.mu.Lock()
 	if c.hosts == nil {
 		c.hosts = map[string]*hostConns{}
@@ -168,7 +172,7 @@ func (c *Client) put(pc *conn) {
 		h = &hostConns{}
 		c.hosts[pc.addr] = h
 	}
-	if max < 0 || len(h.idle) >= max {
+	if len(h.idle) >= max {
 		c.mu.Unlock()
 		pc.close()
 		return
@@ -217,6 +221,19 @@ func (pc *conn) expire() {
 func (pc *conn) close() {
 	pc.closed = true
 	pc.c.Close()
+}
+
+// discard closes a connection that will not go back to the pool, and
+// forgets its address when it has no idle connection left: replicas come
+// and go on new addresses, and an entry for each would stay forever.
+func (pc *conn) discard() {
+	pc.close()
+	c := pc.client
+	c.mu.Lock()
+	if h := c.hosts[pc.addr]; h != nil && len(h.idle) == 0 {
+		delete(c.hosts, pc.addr)
+	}
+	c.mu.Unlock()
 }
 
 // stale reports whether an idle connection cannot take a request: the

@@ -180,7 +180,7 @@ func (e *exchange) detach() bool {
 	if ok {
 		pc.client.put(pc)
 	} else {
-		pc.close()
+		pc.discard()
 	}
 	return poolable
 }
@@ -223,13 +223,26 @@ func (e *exchange) roundTrip(ctx context.Context, c *Client, out *http.Request, 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if attempt > 0 || !reused || e.gotByte || hasBody || errors.Is(err, errHeaderTimeout) {
+		if attempt > 0 || !reused || e.gotByte || hasBody || !replayable(out) || errors.Is(err, errHeaderTimeout) {
 			return err // the caller's putExchange ends the exchange
 		}
 		e.detach() // no body: no writer
 		e.reset()
 		e.c, e.w = c, w
 	}
+}
+
+// replayable reports whether a bodiless request may be sent again after a
+// reused connection failed before any byte of a response came back: the
+// backend may have read it and acted on it before the connection went, so
+// only methods whose repetition is harmless qualify, and requests that say
+// so with an idempotency key (http.Transport's rule).
+func replayable(out *http.Request) bool {
+	switch out.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return out.Header["Idempotency-Key"] != nil || out.Header["X-Idempotency-Key"] != nil
 }
 
 func hasPort(hostport string) bool {
@@ -433,9 +446,16 @@ func (e *exchange) writeHead(out *http.Request, hasBody bool, length int64) erro
 	if !validHost(host) {
 		return fmt.Errorf("proxy: invalid Host %q", host)
 	}
+	u := out.URL
+	// The path is escaped here; RawQuery and Opaque are written as they
+	// are, and a Rewrite may have set them to anything: a space, CR, LF or
+	// other control byte in them would split the request line or add
+	// fields (net/http's server never lets such a target in).
+	if !validTarget(u.RawQuery) || !validTarget(u.Opaque) {
+		return fmt.Errorf("proxy: invalid request target: control character or space in URL query or opaque %q", truncate([]byte(u.RawQuery+u.Opaque)))
+	}
 	bw.WriteString(method)
 	bw.WriteByte(' ')
-	u := out.URL
 	if u.Opaque != "" {
 		bw.WriteString(u.RequestURI())
 	} else {
@@ -999,6 +1019,17 @@ func validFieldName(s string) bool {
 func validFieldValue(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !validValueByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget reports whether s has no byte that would end or split a
+// request target: a space or a control character.
+func validTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b <= ' ' || b == 0x7f {
 			return false
 		}
 	}

@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestClientStaleRetryNotReplayable: a bodiless request that is not
+// replayable (POST, PATCH, PUT, DELETE... without an Idempotency-Key) and
+// was written in full on a reused connection the backend then closed
+// unanswered is not sent again: the backend may have acted on it. GET,
+// HEAD, OPTIONS and TRACE, and requests carrying Idempotency-Key or
+// X-Idempotency-Key, are (as http.Transport's rule).
+func TestClientStaleRetryNotReplayable(t *testing.T) {
+	tests := []struct {
+		method string
+		header string
+		resent bool
+	}{
+		{"POST", "", false},
+		{"PATCH", "", false},
+		{"DELETE", "", false},
+		{"GET", "", true},
+		{"HEAD", "", true},
+		{"OPTIONS", "", true},
+		{"POST", "Idempotency-Key", true},
+		{"POST", "X-Idempotency-Key", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.header, func(t *testing.T) {
+			var n atomic.Int32
+			back := newScripted(t, func(head string, c net.Conn) bool {
+				if n.Add(1) == 2 {
+					return false // read in full, then closed unanswered (the backend crashed on it)
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+				return true
+			})
+			cf := newClientFront(t, back.addr(), nil)
+			_, _, err := cf.get(t, "/warm")
+			require.NoError(t, err)
+			req, _ := http.NewRequest(tc.method, cf.srv.URL+"/act", nil)
+			if tc.header != "" {
+				req.Header.Set(tc.header, "k1")
+			}
+			resp, err := cf.srv.Client().Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			var acts int
+			for _, h := range back.received() {
+				if strings.HasPrefix(h, tc.method+" /act ") {
+					acts++
+				}
+			}
+			if tc.resent {
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+				assert.Equal(t, 2, acts, "sent once more on a new connection")
+			} else {
+				assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+				assert.Equal(t, 1, acts, "a non-idempotent request is never sent twice")
+			}
+		})
+	}
+}
+
+// TestClientRequestTargetInjection: a request target that Rewrite set with
+// control characters or spaces (RawQuery and Opaque are written as they
+// are) is refused before a byte reaches the backend: it would split the
+// request line or inject fields.
+func TestClientRequestTargetInjection(t *testing.T) {
+	back := newScripted(t, func(_ string, c net.Conn) bool {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	for _, tc := range []struct {
+		name string
+		set  func(out *http.Request)
+	}{
+		{"CRLF in RawQuery", func(out *http.Request) { out.URL.RawQuery = "a=1 HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET /admin" }},
+		{"space in RawQuery", func(out *http.Request) { out.URL.RawQuery = "a=1 HTTP/1.0" }},
+		{"NUL in RawQuery", func(out *http.Request) { out.URL.RawQuery = "a=\x00" }},
+		{"LF in Opaque", func(out *http.Request) { out.URL.Opaque = "/x\nX-Injected: 1" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Client{}
+			errs := make(chan error, 1)
+			f := &Forwarder{
+				Rewrite: func(pr *httputil.ProxyRequest, _ any) {
+					pr.Out.URL.Scheme, pr.Out.URL.Host = "http", back.addr()
+					tc.set(pr.Out)
+				},
+				Client: c,
+				ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error, _ any) {
+					errs <- err
+					w.WriteHeader(http.StatusBadGateway)
+				},
+			}
+			t.Cleanup(c.CloseIdleConnections)
+			w := httptest.NewRecorder()
+			f.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+			assert.Equal(t, http.StatusBadGateway, w.Code)
+			select {
+			case err := <-errs:
+				assert.ErrorContains(t, err, "request target")
+			default:
+				t.Error("no error: the request was sent")
+			}
+		})
+	}
+	assert.Empty(t, back.received(), "nothing reached the backend")
+}
+
+// TestClientHostsBounded: an address whose connections are all closed
+// leaves no entry behind in the Client's map (replicas come and go, each
+// on a new address), whether pooling is off or the connection was not
+// reusable.
+func TestClientHostsBounded(t *testing.T) {
+	const keep = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for _, tc := range []struct {
+		name      string
+		max       int
+		responses []string
+	}{
+		{"pooling off", -1, []string{keep}},
+		{"Connection: close", 0, []string{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"}},
+		{"broken response", 0, []string{"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok"}},
+		{"reused, then closed", 0, []string{keep, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"}},
+		{"reused, then broken", 0, []string{keep, "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Client{MaxIdleConnsPerHost: tc.max}
+			for range 3 {
+				var n atomic.Int32
+				back := newScripted(t, func(_ string, nc net.Conn) bool {
+					_, _ = io.WriteString(nc, tc.responses[int(n.Add(1)-1)%len(tc.responses)])
+					return true
+				})
+				cf := newClientFront(t, back.addr(), c)
+				for range tc.responses {
+					_, _, err := cf.get(t, "/")
+					require.NoError(t, err)
+				}
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			assert.Empty(t, c.hosts)
+		})
+	}
+}
+
+// TestClientStress: many concurrent requests over few connections, some
+// cancelled at random points (before the request is written, while the
+// response head or body is awaited), some with bodies: every response that
+// completes is the request's own (the backend echoes the path and body),
+// and nothing is left running. Run it with -race.
+func TestClientStress(t *testing.T) {
+	back := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		if rand.IntN(4) == 0 {
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // let cancellations land mid-exchange
+		}
+		w.Header().Set("X-Path", r.URL.Path)
+		if rand.IntN(2) == 0 {
+			w.(http.Flusher).Flush() // chunked
+		}
+		_, _ = io.WriteString(w, r.URL.Path+"|")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(back.Close)
+	c := &Client{MaxIdleConnsPerHost: 4}
+	f := &Forwarder{
+		Rewrite: func(pr *httputil.ProxyRequest, _ any) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", back.Listener.Addr().String()
+		},
+		Client:       c,
+		BufferPool:   new(BufferPool),
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error, _ any) { w.WriteHeader(http.StatusBadGateway) },
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	var ok, cancelled atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 60 {
+				path := "/g" + string(rune('a'+g)) + "/" + strings.Repeat("x", i%7)
+				var body string
+				method := "GET"
+				if i%3 == 0 {
+					method, body = "POST", strings.Repeat(string(rune('A'+g)), 1+(i*997)%(80<<10))
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				if rand.IntN(5) == 0 {
+					time.AfterFunc(time.Duration(rand.IntN(1500))*time.Microsecond, cancel)
+				}
+				var rb io.Reader
+				if body != "" {
+					rb = strings.NewReader(body)
+				}
+				r := httptest.NewRequestWithContext(ctx, method, path, rb)
+				w := httptest.NewRecorder()
+				func() {
+					defer func() {
+						if p := recover(); p != nil && p != http.ErrAbortHandler {
+							panic(p)
+						}
+					}()
+					f.Forward(w, r, ctx, nil)
+				}()
+				if ctx.Err() == nil && w.Code == http.StatusOK {
+					ok.Add(1)
+					assert.Equal(t, path+"|"+body, w.Body.String())
+					assert.Equal(t, path, w.Header().Get("X-Path"))
+				} else if ctx.Err() == nil {
+					t.Errorf("%s %s: status %d without a cancellation", method, path, w.Code)
+				} else {
+					cancelled.Add(1)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d completed, %d cancelled", ok.Load(), cancelled.Load())
+	assert.Positive(t, ok.Load())
+	c.mu.Lock()
+	for addr, h := range c.hosts {
+		assert.LessOrEqual(t, len(h.idle), 4, addr)
+	}
+	c.mu.Unlock()
+}
