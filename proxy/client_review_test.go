@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,4 +245,81 @@ func TestClientStress(t *testing.T) {
 		assert.LessOrEqual(t, len(h.idle), 4, addr)
 	}
 	c.mu.Unlock()
+}
+
+// TestClientAgainstTransport runs the same broken or odd backends against
+// a Forwarder over a Client and one over an http.Transport. Where they
+// differ, the difference is deliberate and in the package doc: the Client
+// is the stricter (RFC 9112 lets a proxy reject these, and they are the
+// stuff of response smuggling).
+func TestClientAgainstTransport(t *testing.T) {
+	tests := []struct {
+		name, response   string
+		client, transprt string // "502", "200 <body>", or "aborted"
+	}{
+		{"Content-Length and chunked", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "502", "200 abc"},
+		{"obs-fold", "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok", "502", "200 ok"},
+		{"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", "502", "200 ok"},
+		{"HTTP/1.2", "HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok", "502", "200 ok"},
+		{"gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "502", "502"},
+		{"gzip (read to close)", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc", "502", "502"},
+		{"identity", "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nabc", "502", "502"},
+		{"NUL in a value", "HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok", "502", "502"},
+		{"empty field name", "HTTP/1.1 200 OK\r\n: empty\r\nContent-Length: 2\r\n\r\nok", "502", "502"},
+		{"status 999", "HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok", "999 ok", "999 ok"},
+		{"odd bytes in the reason", "HTTP/1.1 200 \x00\x7f\xff\r\nContent-Length: 2\r\n\r\nok", "200 ok", "200 ok"},
+		{"chunk size with leading zeros", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000002\r\nok\r\n0\r\n\r\n", "200 ok", "200 ok"},
+		{"chunk extension", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a=\"b\"\r\nok\r\n0\r\n\r\n", "200 ok", "200 ok"},
+		{"chunk data without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX0\r\n\r\n", "aborted", "aborted"},
+		{"unasked 100", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "200 ok", "200 ok"},
+		{"HTTP/1.0 read to close", "HTTP/1.0 200 OK\r\n\r\nok", "200 ok", "200 ok"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, viaClient := range []bool{true, false} {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(t, err)
+				t.Cleanup(func() { ln.Close() })
+				go func() {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					if _, err := readRawRequest(bufio.NewReader(c)); err == nil {
+						_, _ = io.WriteString(c, tc.response)
+					}
+				}()
+				f := &Forwarder{
+					Rewrite: func(pr *httputil.ProxyRequest, _ any) {
+						pr.Out.URL.Scheme, pr.Out.URL.Host = "http", ln.Addr().String()
+					},
+					ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error, _ any) { w.WriteHeader(http.StatusBadGateway) },
+				}
+				want := tc.transprt
+				if viaClient {
+					f.Client, want = &Client{}, tc.client
+				} else {
+					tr := &http.Transport{}
+					t.Cleanup(tr.CloseIdleConnections)
+					f.Transport = tr
+				}
+				srv := httptest.NewServer(f)
+				t.Cleanup(srv.Close)
+				got := "aborted"
+				if resp, err := srv.Client().Get(srv.URL); err == nil {
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					switch {
+					case err != nil:
+					case resp.StatusCode == http.StatusBadGateway:
+						got = "502"
+					default:
+						got = strconv.Itoa(resp.StatusCode) + " " + string(b)
+					}
+				}
+				assert.Equal(t, want, got, "client=%v", viaClient)
+			}
+		})
+	}
 }

@@ -207,6 +207,8 @@ func TestClientMaliciousBackend(t *testing.T) {
 		{"bare LF line endings", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 200, "ok"},
 		{"invalid chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 0, ""},
 		{"chunk size overflow", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 0, ""},
+		{"chunk size of 16 significant digits", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\nabc\r\n0\r\n\r\n", 0, ""},
+		{"chunk size with leading zeros", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000000000002\r\nok\r\n0000\r\n\r\n", 200, "ok"},
 		{"chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n", 0, ""},
 		{"long Content-Length, then close", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, ""},
 		{"chunked cut off", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", 0, ""},

@@ -928,10 +928,16 @@ func unexpected(err error) error {
 	return err
 }
 
-// parseChunkSize parses "HEX [BWS ; ext...]".
+// parseChunkSize parses "HEX [BWS ; ext...]". Leading zeros are allowed
+// (RFC 9112 section 7.1; the line's length is bounded by maxChunkLine), at
+// most 15 significant digits.
 func parseChunkSize(line []byte) (int64, bool) {
 	var n int64
 	i := 0
+	for i < len(line)-1 && line[i] == '0' && line[i+1] == '0' {
+		i++
+	}
+	sig := i
 	for ; i < len(line); i++ {
 		b := line[i]
 		var d byte
@@ -945,7 +951,7 @@ func parseChunkSize(line []byte) (int64, bool) {
 		default:
 			goto rest
 		}
-		if i >= 15 {
+		if i-sig >= 16 || (i-sig == 15 && line[sig] != '0') {
 			return 0, false // beyond 2^60: no sane chunk
 		}
 		n = n<<4 | int64(d)
