@@ -323,3 +323,52 @@ func TestClientAgainstTransport(t *testing.T) {
 		})
 	}
 }
+
+// TestClientBodyLongerThanContentLength: a Rewrite that sets a body longer
+// than its ContentLength gets an error, and the backend never sees a
+// complete request (the first ContentLength bytes framed as the whole
+// body); a body of exactly that length goes through.
+func TestClientBodyLongerThanContentLength(t *testing.T) {
+	for _, size := range []int{3, 100 << 10} {
+		back := newScripted(t, func(_ string, c net.Conn) bool {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return true
+		})
+		for _, extra := range []int{1, 0} {
+			c := &Client{}
+			t.Cleanup(c.CloseIdleConnections)
+			errs := make(chan error, 1)
+			f := &Forwarder{
+				Rewrite: func(pr *httputil.ProxyRequest, _ any) {
+					pr.Out.URL.Scheme, pr.Out.URL.Host = "http", back.addr()
+					pr.Out.Body = io.NopCloser(strings.NewReader(strings.Repeat("a", size+extra)))
+					pr.Out.ContentLength = int64(size)
+				},
+				Client: c,
+				ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error, _ any) {
+					errs <- err
+					w.WriteHeader(http.StatusBadGateway)
+				},
+			}
+			w := httptest.NewRecorder()
+			f.ServeHTTP(w, httptest.NewRequest("POST", "/", strings.NewReader("x")))
+			if extra > 0 {
+				assert.Equal(t, http.StatusBadGateway, w.Code, "size %d", size)
+				select {
+				case err := <-errs:
+					if size <= inlineBodyMax {
+						// (A larger body's writer runs on its own: the response
+						// side sees the connection it closed.)
+						assert.ErrorContains(t, err, "longer than its ContentLength")
+					}
+				default:
+					t.Errorf("size %d: no error", size)
+				}
+				assert.Empty(t, back.received(), "size %d: the backend got a complete request", size)
+			} else {
+				assert.Equal(t, http.StatusOK, w.Code, "size %d", size)
+				require.Len(t, back.received(), 1)
+			}
+		}
+	}
+}

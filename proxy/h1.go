@@ -365,15 +365,30 @@ func writeBody(bw *bufio.Writer, nc net.Conn, out *http.Request, length int64, e
 	buf := bodyBufs.Get()
 	defer bodyBufs.Put(buf)
 	var sent int64
+	probe := buf[len(buf)-1:] // never read into by the copy
 	for {
 		if length >= 0 && sent == length {
 			break
 		}
-		p := buf
+		p := buf[:len(buf)-1]
 		if length >= 0 && int64(len(p)) > length-sent {
 			p = p[:length-sent]
 		}
 		n, rerr := out.Body.Read(p)
+		if length >= 0 && sent+int64(n) == length && rerr == nil {
+			// The last bytes: before they go out, make sure the body ends
+			// here, or the backend would take its head for all of it.
+			// (net/http's request bodies say io.EOF with their last bytes.)
+			var m int
+			m, rerr = out.Body.Read(probe)
+			if m > 0 {
+				nc.Close()
+				return &bodyReadError{fmt.Errorf("body longer than its ContentLength %d", length)}
+			}
+			if rerr != nil && rerr != io.EOF {
+				n = 0 // cut off below, before the last bytes
+			}
+		}
 		if n > 0 {
 			sent += int64(n)
 			if length < 0 {
