@@ -372,3 +372,55 @@ func TestClientBodyLongerThanContentLength(t *testing.T) {
 		}
 	}
 }
+
+// TestClientConnectNotReused: a 2xx to CONNECT makes the connection a
+// tunnel (RFC 9112 section 6.3), whatever its Content-Length says: what
+// follows is read to the close and passed on, never taken for the next
+// response, and the connection is no other request's.
+func TestClientConnectNotReused(t *testing.T) {
+	back := newScripted(t, func(head string, c net.Conn) bool {
+		if strings.HasPrefix(head, "CONNECT ") {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\ntunnel bytes")
+			return false
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	cf := newClientFront(t, back.addr(), nil)
+	w := httptest.NewRecorder()
+	cf.f.ServeHTTP(w, httptest.NewRequest("CONNECT", "/", nil))
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, "tunnel bytes", w.Body.String())
+	cf.client.mu.Lock()
+	assert.Empty(t, cf.client.hosts, "not pooled")
+	cf.client.mu.Unlock()
+}
+
+// TestClient1xxNotToHTTP10: informational responses are not passed on to
+// an HTTP/1.0 client (RFC 9110 section 15.2: a server must not send it
+// one), on the Client's path and the Transport's.
+func TestClient1xxNotToHTTP10(t *testing.T) {
+	back := newScripted(t, func(_ string, c net.Conn) bool {
+		_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	for _, viaClient := range []bool{true, false} {
+		cf := newClientFront(t, back.addr(), nil)
+		if !viaClient {
+			cf.f.Client = nil
+		}
+		for _, proto := range []string{"HTTP/1.0", "HTTP/1.1"} {
+			c, err := net.Dial("tcp", cf.srv.Listener.Addr().String())
+			require.NoError(t, err)
+			_, _ = io.WriteString(c, "GET / "+proto+"\r\nHost: h\r\n\r\n")
+			first, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			require.NoError(t, err)
+			if proto == "HTTP/1.0" {
+				assert.Contains(t, first, " 200 ", "client=%v %s", viaClient, proto)
+			} else {
+				assert.Contains(t, first, " 103 ", "client=%v %s", viaClient, proto)
+			}
+		}
+	}
+}

@@ -312,6 +312,9 @@ func (o *outbound) got1xx(code int, header textproto.MIMEHeader) error {
 	case http.StatusSwitchingProtocols:
 		return nil // not requested on this path; the response fails it
 	}
+	if !o.req.ProtoAtLeast(1, 1) {
+		return nil // an HTTP/1.0 client gets no 1xx (RFC 9110 section 15.2)
+	}
 	h := o.w.Header()
 	for k, vv := range header {
 		h[k] = vv

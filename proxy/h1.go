@@ -586,6 +586,9 @@ func (e *exchange) readHeadLoop(out *http.Request, dst http.Header, expecting bo
 			case http.StatusSwitchingProtocols:
 				return errSwitched
 			}
+			if !out.ProtoAtLeast(1, 1) {
+				continue // an HTTP/1.0 client gets no 1xx (RFC 9110 section 15.2)
+			}
 			h := e.w.Header()
 			e.emit(h, false)
 			e.w.WriteHeader(code)
@@ -606,6 +609,11 @@ func (e *exchange) readHeadLoop(out *http.Request, dst http.Header, expecting bo
 			return errCLandTE
 		}
 		switch {
+		case out.Method == http.MethodConnect && code < 300:
+			// A tunnel from here on (RFC 9112 section 6.3): whatever
+			// follows is not a response, and the connection is no
+			// other request's.
+			e.toEOF, e.reuse = true, false
 		case out.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified:
 			e.length, e.done = 0, true
 		case e.tes > 0:
