@@ -271,6 +271,7 @@ func TestClientAgainstTransport(t *testing.T) {
 		{"chunk size with leading zeros", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000002\r\nok\r\n0\r\n\r\n", "200 ok", "200 ok"},
 		{"chunk extension", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a=\"b\"\r\nok\r\n0\r\n\r\n", "200 ok", "200 ok"},
 		{"chunk data without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX0\r\n\r\n", "aborted", "aborted"},
+		{"11 103s", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 11) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "502", "502"},
 		{"unasked 100", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "200 ok", "200 ok"},
 		{"HTTP/1.0 read to close", "HTTP/1.0 200 OK\r\n\r\nok", "200 ok", "200 ok"},
 	}

@@ -81,6 +81,7 @@ type outbound struct {
 	w     http.ResponseWriter
 	xff   [1]string
 	hdr   http.Header
+	n1xx  int // informational responses passed on (Transport's path)
 }
 
 var outboundPool = sync.Pool{New: func() any { return new(outbound) }}
@@ -233,6 +234,7 @@ func (o *outbound) release() {
 	o.trace = httptrace.ClientTrace{}
 	o.w = nil
 	o.xff[0] = ""
+	o.n1xx = 0
 	if len(o.hdr) > 64 {
 		o.hdr = nil
 	} else {
@@ -311,6 +313,11 @@ func (o *outbound) got1xx(code int, header textproto.MIMEHeader) error {
 		return nil
 	case http.StatusSwitchingProtocols:
 		return nil // not requested on this path; the response fails it
+	}
+	// The transport resets its header limit for each 1xx it hands to the
+	// trace: the bound is ours, as the Client's.
+	if o.n1xx++; o.n1xx > max1xx {
+		return errTooMany1xx
 	}
 	if !o.req.ProtoAtLeast(1, 1) {
 		return nil // an HTTP/1.0 client gets no 1xx (RFC 9110 section 15.2)

@@ -28,6 +28,7 @@ var (
 	errCLandTE        = errors.New("proxy: malformed response: both Content-Length and Transfer-Encoding (possible response smuggling)")
 	errBadChunk       = errors.New("proxy: malformed chunked encoding in the response")
 	errSwitched       = errors.New("proxy: backend switched protocols without an upgrade request")
+	errTooMany1xx     = errors.New("proxy: more than 10 informational (1xx) responses")
 )
 
 // inlineBodyMax is the largest request body of known length written on
@@ -562,7 +563,7 @@ func (e *exchange) readHead(out *http.Request, dst http.Header, expecting bool) 
 func (e *exchange) readHeadLoop(out *http.Request, dst http.Header, expecting bool) error {
 	for informational := 0; ; informational++ {
 		if informational > max1xx {
-			return errors.New("proxy: more than 10 informational (1xx) responses")
+			return errTooMany1xx
 		}
 		e.budget = e.c.maxHeaderBytes()
 		line, err := e.readLine()

@@ -45,7 +45,11 @@
 //     dialer gave, so a caller can tell that the request never reached the
 //     backend; a request without a body that fails on a reused connection
 //     before any byte of a response came back is sent once more on a new
-//     connection, as http.Transport does;
+//     connection when repeating it is harmless: GET, HEAD, OPTIONS and
+//     TRACE, or a request with an Idempotency-Key or X-Idempotency-Key
+//     header (http.Transport's rule). Any other request (a bodiless POST
+//     among them) and any request with a body is sent at most once: the
+//     backend may have acted on it before the connection went;
 //   - an idle connection is checked with a non-blocking peek before reuse
 //     (on Linux and the BSDs): one the backend closed, or on which bytes
 //     arrived that nobody asked for, is closed instead of used;
@@ -64,6 +68,36 @@
 // followed by LF, control characters in a field, a malformed status line
 // or chunk size, a header block over MaxResponseHeaderBytes, a 101 nobody
 // asked for, more than 10 1xx responses before the final one. Line endings may be bare LFs (RFC 9112 section 2.2).
+// A 2xx to CONNECT is a tunnel (RFC 9112 section 6.3): read to the close,
+// never pooled. No 1xx is passed on to an HTTP/1.0 client.
+//
+// What the Client writes cannot be framed two ways: a method, header name
+// or value, trailer, Host, query or opaque URL with a space (where one
+// does not belong), CR, LF or another control byte is refused before
+// anything is sent (the inbound server refuses them first; only a Rewrite
+// can set one), and so is a body longer than its ContentLength (before
+// its last bytes go out); a body that ends short of its ContentLength or
+// fails mid-way cuts the connection off, so the backend never takes part
+// of a body for all of it.
+//
+// Where it differs from http.Transport, deliberately (TestClientAgainstTransport
+// runs the same backends against both): it refuses, where the Transport
+// reads on, a response with both Content-Length and Transfer-Encoding
+// (the Transport lets chunked win), obs-fold (the Transport unfolds; RFC
+// 9112 section 5.2 lets a proxy answer 502), whitespace between a field
+// name and its colon, and a version other than HTTP/1.0 or HTTP/1.1;
+// it allows a header block of MaxResponseHeaderBytes, 1 MiB by default
+// (the Transport's default is 10 MiB). Both of the Forwarder's paths pass
+// on at most 10 1xx responses before the final one (the Transport alone
+// has no bound once a trace hook takes them, as the Forwarder's does). Like the Transport it passes on status
+// codes up to 999 and refuses transfer codings other than a lone
+// "chunked" ("gzip, chunked", and "gzip" read to close, are 502s).
+//
+// Left as they are, as in http.Transport: a backend that answers before
+// reading a request's body and keeps the connection open gets the next
+// request after that body (the backend's framing bug, not the client's);
+// bytes a backend sends after a bodiless (HEAD, 204, 304) response are
+// caught by the peek only if they arrive before the connection is reused.
 //
 // What it does not do, and the Forwarder sends through its Transport
 // instead: upgrades (websockets), HTTP/2 and h2c, and URLs other than
