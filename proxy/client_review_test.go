@@ -167,7 +167,7 @@ func TestClientHostsBounded(t *testing.T) {
 // cancelled at random points (before the request is written, while the
 // response head or body is awaited), some with bodies: every response that
 // completes is the request's own (the backend echoes the path and body),
-// and nothing is left running. Run it with -race.
+// and the idle pool stays within its bound. Run it with -race.
 func TestClientStress(t *testing.T) {
 	back := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -424,4 +424,31 @@ func TestClient1xxNotToHTTP10(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClientPooledExchangeBounded: a response of many tiny fields (within
+// MaxResponseHeaderBytes) does not leave its pooled exchange holding their
+// index: what the pool keeps is bounded as the line and scratch buffers.
+func TestClientPooledExchangeBounded(t *testing.T) {
+	many := "HTTP/1.1 200 OK\r\n" + strings.Repeat("A: 1\r\nB: 2\r\n", 20000) + "Connection: a, b\r\n" +
+		strings.Repeat("Trailer: x\r\n", 200) + "Content-Length: 2\r\n\r\nok"
+	back := newScripted(t, func(_ string, c net.Conn) bool {
+		_, _ = io.WriteString(c, many)
+		return true
+	})
+	cf := newClientFront(t, back.addr(), nil)
+	var e *exchange
+	cf.f.ModifyResponse = func(r *http.Response) error {
+		e = r.Body.(*exchange)
+		return nil
+	}
+	w := httptest.NewRecorder()
+	cf.f.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	require.Equal(t, "ok", w.Body.String())
+	require.NotNil(t, e)
+	// The exchange has been reset and pooled (by this goroutine: nothing
+	// else runs a request to take it).
+	assert.LessOrEqual(t, cap(e.fields), 1024)
+	assert.LessOrEqual(t, cap(e.announced), 64)
+	assert.LessOrEqual(t, cap(e.scratch), 64<<10)
 }

@@ -113,6 +113,17 @@ func (e *exchange) reset() {
 	if cap(e.scratch) > 64<<10 {
 		e.scratch = nil
 	}
+	// A header block of many tiny fields grows these as much as scratch:
+	// a pooled exchange keeps no more than a usual response needs.
+	if cap(e.fields) > 1024 {
+		e.fields = nil
+	}
+	if cap(e.conn) > 64 {
+		e.conn = nil
+	}
+	if cap(e.announced) > 64 {
+		e.announced = nil
+	}
 }
 
 // attach puts the exchange on pc, closing it if ctx ends.
