@@ -91,7 +91,8 @@ type exchange struct {
 	// The request body writer goroutine, when there is one.
 	writing bool
 	wdone   chan error
-	bodyEOF atomic.Bool // the writer read the request body to its end
+	bodyEOF atomic.Bool                   // the writer read the request body to its end
+	bodyErr atomic.Pointer[bodyReadError] // the writer could not read the request body
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -300,7 +301,7 @@ func (e *exchange) send(out *http.Request, hasBody bool, dst http.Header) error 
 		}
 	}
 	if length >= 0 && length <= inlineBodyMax {
-		werr := writeBody(e.bw, e.pc.c, out, length, nil)
+		werr := writeBody(e.bw, out, length, nil)
 		if werr == nil {
 			werr = e.bw.Flush()
 		}
@@ -321,8 +322,17 @@ func (e *exchange) send(out *http.Request, hasBody bool, dst http.Header) error 
 	}
 	e.writing = true
 	e.bodyEOF.Store(false)
+	e.bodyErr.Store(nil)
 	go e.writeBodyAsync(out, length, e.bw, e.pc.c)
-	return e.readHead(out, dst, false)
+	if err := e.readHead(out, dst, false); err != nil {
+		if be := e.bodyErr.Load(); be != nil {
+			// The writer cut the connection off: the request body failed,
+			// not the backend.
+			return be
+		}
+		return err
+	}
+	return nil
 }
 
 // awaitContinue waits up to ExpectContinueTimeout for the backend's answer
@@ -359,9 +369,12 @@ func (e *bodyReadError) Unwrap() error { return e.err }
 // writeBodyAsync is writeBody on a goroutine of its own; it touches only
 // its arguments and e.wdone, since the exchange may end before it does.
 func (e *exchange) writeBodyAsync(out *http.Request, length int64, bw *bufio.Writer, nc net.Conn) {
-	err := writeBody(bw, nc, out, length, &e.bodyEOF)
+	err := writeBody(bw, out, length, &e.bodyEOF)
 	if err == nil {
 		err = bw.Flush()
+	}
+	if be, ok := err.(*bodyReadError); ok {
+		e.bodyErr.Store(be) // before the close that fails the response side
 	}
 	if err != nil {
 		// Cut the request off, so the backend never takes a partial body
@@ -373,7 +386,7 @@ func (e *exchange) writeBodyAsync(out *http.Request, length int64, bw *bufio.Wri
 
 // writeBody copies the request body: length bytes, or chunked when length
 // is -1, with the trailers after the last chunk.
-func writeBody(bw *bufio.Writer, nc net.Conn, out *http.Request, length int64, eof *atomic.Bool) error {
+func writeBody(bw *bufio.Writer, out *http.Request, length int64, eof *atomic.Bool) error {
 	buf := bodyBufs.Get()
 	defer bodyBufs.Put(buf)
 	var sent int64
@@ -394,7 +407,6 @@ func writeBody(bw *bufio.Writer, nc net.Conn, out *http.Request, length int64, e
 			var m int
 			m, rerr = out.Body.Read(probe)
 			if m > 0 {
-				nc.Close()
 				return &bodyReadError{fmt.Errorf("body longer than its ContentLength %d", length)}
 			}
 			if rerr != nil && rerr != io.EOF {
@@ -423,8 +435,7 @@ func writeBody(bw *bufio.Writer, nc net.Conn, out *http.Request, length int64, e
 			break
 		}
 		if rerr != nil {
-			nc.Close()
-			return &bodyReadError{rerr}
+			return &bodyReadError{rerr} // the caller cuts the connection off
 		}
 	}
 	if eof != nil {
