@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -82,6 +83,12 @@ type outbound struct {
 	xff   [1]string
 	hdr   http.Header
 	n1xx  int // informational responses passed on (Transport's path)
+
+	// got1xx runs on the transport's read goroutine, and may still run
+	// when RoundTrip has returned (the request's context ended): mu makes
+	// it and the handler's writes take turns, and ended stops it.
+	mu    sync.Mutex
+	ended bool // guarded by mu
 }
 
 var outboundPool = sync.Pool{New: func() any { return new(outbound) }}
@@ -165,6 +172,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ctx context.
 		rt = http.DefaultTransport
 	}
 	res, err := rt.RoundTrip(out)
+	o.mu.Lock()
+	o.ended = true // no 1xx from here on: w is the handler's alone
+	o.mu.Unlock()
 	if err != nil {
 		f.fail(w, out, err, arg)
 		return
@@ -234,7 +244,7 @@ func (o *outbound) release() {
 	o.trace = httptrace.ClientTrace{}
 	o.w = nil
 	o.xff[0] = ""
-	o.n1xx = 0
+	o.n1xx, o.ended = 0, false
 	if len(o.hdr) > 64 {
 		o.hdr = nil
 	} else {
@@ -313,6 +323,11 @@ func (o *outbound) got1xx(code int, header textproto.MIMEHeader) error {
 		return nil
 	case http.StatusSwitchingProtocols:
 		return nil // not requested on this path; the response fails it
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended {
+		return errors.New("proxy: informational response after the exchange ended")
 	}
 	// The transport resets its header limit for each 1xx it hands to the
 	// trace: the bound is ours, as the Client's.
