@@ -446,17 +446,8 @@ func writeBody(bw *bufio.Writer, out *http.Request, length int64, eof *atomic.Bo
 	}
 	bw.WriteString("0\r\n")
 	for k, vv := range out.Trailer {
-		if !validFieldName(k) {
-			return fmt.Errorf("proxy: invalid request trailer name %q", k)
-		}
-		for _, v := range vv {
-			if !validFieldValue(v) {
-				return fmt.Errorf("proxy: invalid request trailer value for %q", k)
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+		if err := writeField(bw, k, vv, "request trailer"); err != nil {
+			return err
 		}
 	}
 	_, err := bw.WriteString("\r\n")
@@ -519,17 +510,8 @@ func (e *exchange) writeHead(out *http.Request, hasBody bool, length int64) erro
 				continue
 			}
 		}
-		if !validFieldName(k) {
-			return fmt.Errorf("proxy: invalid header name %q", k)
-		}
-		for _, v := range vv {
-			if !validFieldValue(v) {
-				return fmt.Errorf("proxy: invalid header value for %q", k)
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+		if err := writeField(bw, k, vv, "header"); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -1115,3 +1097,22 @@ var commonHeader = func() map[string]string {
 	}
 	return m
 }()
+
+// writeField writes the field k with each of its values, one line each,
+// after checking that neither could split the message (what names it in
+// the error: "header" or "request trailer").
+func writeField(bw *bufio.Writer, k string, vv []string, what string) error {
+	if !validFieldName(k) {
+		return fmt.Errorf("proxy: invalid %s name %q", what, k)
+	}
+	for _, v := range vv {
+		if !validFieldValue(v) {
+			return fmt.Errorf("proxy: invalid %s value for %q", what, k)
+		}
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+	}
+	return nil
+}
