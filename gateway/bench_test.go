@@ -12,47 +12,9 @@ import (
 
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/internal/canned"
 	"github.com/servingkit/servingkit/proxy"
 )
-
-// rawBackend answers every request on a kept-alive connection with a
-// canned 2-byte response, allocating nothing per request, so that a
-// benchmark's allocations are the proxy's.
-func rawBackend(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for { // the request head; GETs have no body
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // rawClient sends GETs on one kept-alive connection and reads each
 // response, allocating nothing per request.
@@ -112,7 +74,7 @@ func (rc *rawClient) do(b *testing.B) {
 //
 //	go test -run '^$' -bench ProxiedRequest -benchmem ./gateway/
 func BenchmarkProxiedRequest(b *testing.B) {
-	backend := rawBackend(b)
+	backend := canned.Backend(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
 	serveOn := func(h http.Handler) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servingkit/servingkit/internal/canned"
 	"github.com/servingkit/servingkit/internal/race"
 )
 
@@ -670,42 +671,6 @@ func TestClientContextCanceled(t *testing.T) {
 	}
 }
 
-// quietBackend answers every GET on a kept-alive connection with a
-// canned response, allocating nothing per request.
-func quietBackend(t *testing.T, resp string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	out := []byte(resp)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // testClientForwarderAllocs (TestForwarderAllocs/client) pins the Client
 // path's allocations for a GET
 // to a backend that allocates nothing: the Forwarder's and the Client's
@@ -714,7 +679,7 @@ func testClientForwarderAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race detector makes sync.Pool drop objects: allocation counts are checked without -race")
 	}
-	addr := quietBackend(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+	addr := canned.Backend(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
 	f := &Forwarder{
 		Rewrite:    func(pr *httputil.ProxyRequest, _ any) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", addr },
 		Client:     &Client{},
