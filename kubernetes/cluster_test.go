@@ -192,11 +192,18 @@ func waitEvent(t testing.TB, ns, name string) corev1.Event {
 	eventually(t, 20*time.Second, "a Warning event on Service "+name, func() bool {
 		list, err := admin.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
 			FieldSelector: fields.Set{"involvedObject.kind": "Service", "involvedObject.name": name}.String()})
-		if err != nil || len(list.Items) == 0 {
+		if err != nil {
 			return false
 		}
-		ev = list.Items[0]
-		return true
+		// The API server's own controllers record events on Services too
+		// (ClusterIPNotAllocated from the IP repair loop): look for ours.
+		for _, e := range list.Items {
+			if e.Source.Component == "servingkit" {
+				ev = e
+				return true
+			}
+		}
+		return false
 	})
 	return ev
 }

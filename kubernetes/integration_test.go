@@ -14,7 +14,6 @@ import (
 	skk8s "github.com/servingkit/servingkit/kubernetes"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 )
 
 // A request at zero through the gateway scales the Deployment up through
@@ -170,16 +169,7 @@ func TestBadAnnotationsEvent(t *testing.T) {
 	sk := startServingkit(t, ns, "sk-badann", "lease-badann")
 	sk.waitRouted(t, ns, "good")
 
-	var ev corev1.Event
-	eventually(t, 20*time.Second, "a Warning event on Service bad", func() bool {
-		list, err := admin.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
-			FieldSelector: fields.Set{"involvedObject.kind": "Service", "involvedObject.name": "bad"}.String()})
-		if err != nil || len(list.Items) == 0 {
-			return false
-		}
-		ev = list.Items[0]
-		return true
-	})
+	ev := waitEvent(t, ns, "bad")
 	if ev.Type != corev1.EventTypeWarning || ev.Reason != skk8s.ReasonInvalidAnnotation {
 		t.Errorf("event type %q reason %q, want Warning %s", ev.Type, ev.Reason, skk8s.ReasonInvalidAnnotation)
 	}
