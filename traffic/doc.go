@@ -27,7 +27,10 @@
 //     header; strips internal headers from untrusted requests; picks; and
 //     calls the revision's front door. Routes are swapped atomically, with
 //     no lock on the request path; an update refuses only the routes that
-//     are invalid or claim another route's host ([UpdateError]).
+//     are invalid or claim another route's host ([UpdateError]). Routers
+//     that applied the same updates send every sticky key to the same
+//     revision; with RouterConfig.StatelessSplits, any routers given the
+//     same routes do, whatever updates each saw before (several gateways).
 //
 // Usage sketch, in a host that keeps its routes in its own store:
 //

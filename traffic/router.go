@@ -86,6 +86,19 @@ type RouterConfig struct {
 	// StickyCookieMaxAge is the cookie's Max-Age, in whole seconds. Zero
 	// means a session cookie. At least 0.
 	StickyCookieMaxAge time.Duration
+	// StatelessSplits lays every split out from its shares alone at each
+	// Update (NewSplit), instead of rebalancing it from the previous
+	// Update's layout. Then any two routers given the same routes send
+	// every sticky key to the same revision, whatever updates each saw
+	// before: a gateway that starts or restarts later, or that missed an
+	// intermediate update, agrees with its peers. The price: a change
+	// between revisions that are not next to each other in the share list
+	// can move more than the minimum share of keys (a rollout step from
+	// the newest old revision to the newest moves the minimum either way).
+	// False (the default) moves the minimum always, and routers agree when
+	// they applied the same sequence of updates, or after a change between
+	// neighbours. Set it when several gateways serve sticky splits.
+	StatelessSplits bool
 	// Observer, if not nil, is called for every request once the router
 	// (and the front door it chose) has answered it, on the request's
 	// goroutine, outside any lock. It must be safe for simultaneous use.
@@ -353,7 +366,7 @@ func (e *UpdateError) Unwrap() []error {
 // from doors at this moment (call Update again when a revision's handler
 // changes). Each split is rebalanced from the previous Update's split of
 // the same route, path prefix and tag, so sticky keys move only as much as
-// the percents did.
+// the percents did (with RouterConfig.StatelessSplits, laid out afresh).
 //
 // Routes are installed one by one: a route that is invalid (a bad name,
 // host, prefix or table) or that claims a host and prefix another route
@@ -510,7 +523,11 @@ func (r *Router) build(rt Route, old *routerTable, door map[string]http.Handler)
 	ir := &installedRoute{id: rt.id(), splits: map[string]*Split{}}
 	key := func(tag string) string { return rt.id() + "\x00" + prefix + "\x00" + tag }
 	newGroup := func(tag string, shares []Share) *group {
-		s, err := old.splits[key(tag)].Rebalance(shares)
+		prev := old.splits[key(tag)]
+		if r.cfg.StatelessSplits {
+			prev = nil // a fresh layout, the same in every router
+		}
+		s, err := prev.Rebalance(shares)
 		if err != nil { // Table.Validate passed, so this cannot happen
 			fail("tag %q: %v", tag, err)
 			s = &Split{}
