@@ -2,7 +2,10 @@ package servingkit_test
 
 import (
 	"bufio"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -113,4 +116,90 @@ func TestReadmeDependenciesMatchGoMod(t *testing.T) {
 	slices.Sort(direct)
 	slices.Sort(named)
 	assert.Equal(t, direct, named, "README says %q", sentence)
+}
+
+// TestImportGraphMatchesReadme: the README's package table says which of
+// our packages each core package imports; the code does exactly that. So
+// the layers hold (leaves import nothing of ours; only gateway imports
+// several siblings and nothing in the core imports gateway), and a new
+// package or import must be added to the table, with its layer.
+func TestImportGraphMatchesReadme(t *testing.T) {
+	const module = "github.com/servingkit/servingkit/"
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("(?m)^\\| \\[`([a-z]+)`\\]\\([a-z]+\\) \\|.*\\| ([^|]+) \\|$")
+	table := map[string][]string{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		if _, err := os.Stat(filepath.Join(m[1], "go.mod")); err == nil {
+			continue // a nested module: its own go.mod, not the core
+		}
+		var deps []string
+		if col := strings.TrimSpace(m[2]); col != "—" {
+			deps = strings.Split(col, ", ")
+		}
+		slices.Sort(deps)
+		table[m[1]] = deps
+	}
+	require.Contains(t, table, "gateway", "README: the package table was not found")
+	require.Len(t, table, 9, "core packages in the README's table: %v", table)
+
+	// Imports of every core package, tests left out: a package's tests
+	// may use other packages as the host would.
+	imports := map[string][]string{} // by directory
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil && path != "." {
+				return filepath.SkipDir // nested modules: examples, prometheus, kubernetes, bench
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		dir := filepath.ToSlash(filepath.Dir(path))
+		for _, is := range f.Imports {
+			p := strings.Trim(is.Path.Value, `"`)
+			if rest, ok := strings.CutPrefix(p, module); ok && !slices.Contains(imports[dir], rest) {
+				imports[dir] = append(imports[dir], rest)
+			}
+		}
+		if _, ok := imports[dir]; !ok {
+			imports[dir] = nil
+		}
+		return nil
+	})
+	require.NoError(t, err)
+
+	for dir, deps := range imports {
+		var ours []string
+		for _, d := range deps {
+			if !strings.HasPrefix(d, "internal/") {
+				ours = append(ours, d)
+			}
+		}
+		slices.Sort(ours)
+		top, _, _ := strings.Cut(dir, "/")
+		switch {
+		case dir == ".":
+		case top == "internal":
+			assert.Empty(t, ours, "internal/ helper %s: helpers import only the standard library", dir)
+		case dir == top:
+			want, ok := table[dir]
+			if assert.True(t, ok, "package %s is not in the README's package table: add it, with its layer", dir) {
+				assert.Equal(t, want, ours, "README's imports for %s", dir)
+			}
+		default: // a sub-package such as autoscaler/autoscalertest
+			assert.NotContains(t, ours, "gateway", "%s imports gateway: only programs may", dir)
+		}
+	}
+	for name := range table {
+		assert.Contains(t, imports, name, "README lists %s, which is not a core package directory", name)
+	}
 }
