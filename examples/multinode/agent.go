@@ -31,7 +31,8 @@ type agent struct {
 }
 
 type revReplicas struct {
-	procs []*replicaProc // live, oldest first
+	procs  []*replicaProc // live, oldest first
+	scales []int          // every count asked by POST /scale, in order
 }
 
 type replicaProc struct {
@@ -68,6 +69,7 @@ func runAgent(args []string) error {
 	mux.HandleFunc("POST /scale", a.handleScale)
 	mux.HandleFunc("GET /endpoints", a.handleEndpoints)
 	mux.HandleFunc("GET /count", a.handleCount)
+	mux.HandleFunc("GET /scales", a.handleScales)
 	announce(map[string]string{"addr": l.Addr().String()})
 	serve(ctx, l, mux)
 	a.stopAll()
@@ -92,6 +94,7 @@ func (a *agent) handleScale(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	rr := a.rev(key)
+	rr.scales = append(rr.scales, n)
 	live := slices.DeleteFunc(slices.Clone(rr.procs), func(p *replicaProc) bool { return p.gone })
 	var stop []*replicaProc
 	for i := len(live); i < n; i++ {
@@ -223,4 +226,14 @@ func (a *agent) handleCount(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"ready":%d,"wanted":%d}`+"\n", len(a.ready(key)), wanted)
+}
+
+// handleScales lists every count the autoscalers asked for the revision,
+// in order, for tests.
+func (a *agent) handleScales(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	scales := append([]int{}, a.rev(r.URL.Query().Get("revision")).scales...)
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(scales)
 }

@@ -118,6 +118,7 @@ type client struct {
 	served                   atomic.Int64 // ok without the activator's header: Serve mode
 	mu                       sync.Mutex
 	errs                     []string
+	failedVia                map[string]int64 // failed attempts by gateway
 }
 
 func (c *client) do() bool {
@@ -141,6 +142,10 @@ func (c *client) do() bool {
 		}
 		c.failedAttempts.Add(1)
 		c.mu.Lock()
+		if c.failedVia == nil {
+			c.failedVia = map[string]int64{}
+		}
+		c.failedVia[gw]++
 		if len(c.errs) < 20 {
 			c.errs = append(c.errs, fmt.Sprintf("via %s: %v", gw, err))
 		}
@@ -167,10 +172,24 @@ func (c *client) load(n int, stop <-chan struct{}, wg *sync.WaitGroup) {
 	}
 }
 
+// failedThrough returns the failed attempts through gateway gw so far.
+func (c *client) failedThrough(gw string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failedVia[gw]
+}
+
 func (c *client) errors() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return strings.Join(c.errs, "\n")
+}
+
+// scales returns every count the autoscalers asked the agent for rev.
+func scales(t *testing.T, agent, rev string) []int {
+	var n []int
+	require.NoError(t, getJSON(t, agent+"/scales?revision="+rev, &n))
+	return n
 }
 
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
@@ -186,11 +205,14 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 // Two gateway+activator processes, two autoscaler processes, an agent and
-// its replica processes, on loopback. Scale from zero works through either
-// gateway; under steady load, killing the autoscaler that owns the
-// revision fails no request and the other one goes on scaling within
-// seconds; killing a gateway loses nothing for clients that retry on the
-// other.
+// its replica processes, on loopback. Every stat goes first to the
+// autoscaler that does not own the revisions, which forwards it to the
+// owner. Scale from zero works through either gateway; under steady load,
+// killing the autoscaler that owns the revision fails no request, and the
+// other one takes over within seconds, never asks for fewer replicas than
+// were ready, and scales up; killing a gateway loses nothing for clients
+// that retry on the other, and the surviving gateway leaves the dead
+// activator out.
 func TestMultiNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test: about a minute")
@@ -199,12 +221,9 @@ func TestMultiNode(t *testing.T) {
 	agentAddr, as1Addr, as2Addr := freeAddr(t), freeAddr(t), freeAddr(t)
 	act1, act2 := freeAddr(t), freeAddr(t)
 	agentURL := "http://" + agentAddr
-	statsURLs := "http://" + as1Addr + "/stats,http://" + as2Addr + "/stats"
 	lockDir := t.TempDir()
 	revs := "default/one-00001,default/two-00001"
 
-	agent := start(t, "agent", "agent", "-addr", agentAddr, "-stats", statsURLs, "-cc", cc, "-work", work)
-	require.Equal(t, agentAddr, agent.addrs["addr"])
 	asArgs := func(addr string) []string {
 		return []string{"autoscaler", "-addr", addr, "-lock-dir", lockDir, "-agent", agentURL, "-revisions", revs, "-cc", cc,
 			"-config", "allow-zero-initial-scale=true", "-config", "initial-scale=0",
@@ -215,6 +234,19 @@ func TestMultiNode(t *testing.T) {
 		"http://" + as1Addr + "/stats/forwarded": start(t, "autoscaler-1", asArgs(as1Addr)...),
 		"http://" + as2Addr + "/stats/forwarded": start(t, "autoscaler-2", asArgs(as2Addr)...),
 	}
+	// Replicas and activators push to the first autoscaler that answers:
+	// list the one that does not own the revisions first, so every stat
+	// and poke reaches the owner only by being forwarded.
+	var firstOwner struct{ Owner string }
+	eventually(t, 5*time.Second, "one autoscaler owns the revisions", func() bool {
+		return getJSON(t, "http://"+as1Addr+"/owner?revision=default/one-00001", &firstOwner) == nil && firstOwner.Owner != ""
+	})
+	statsURLs := "http://" + as1Addr + "/stats,http://" + as2Addr + "/stats"
+	if strings.Contains(firstOwner.Owner, as1Addr) {
+		statsURLs = "http://" + as2Addr + "/stats,http://" + as1Addr + "/stats"
+	}
+	agent := start(t, "agent", "agent", "-addr", agentAddr, "-stats", statsURLs, "-cc", cc, "-work", work)
+	require.Equal(t, agentAddr, agent.addrs["addr"])
 	gwArgs := func(act string) []string {
 		return []string{"gateway", "-activator-addr", act, "-activators", act1 + "," + act2, "-agent", agentURL,
 			"-stats", statsURLs, "-services", "one=default/one-00001,two=default/two-00001", "-cc", cc}
@@ -267,6 +299,7 @@ func TestMultiNode(t *testing.T) {
 	// Kill the autoscaler that owns the revisions (one bucket: it owns both).
 	var owner struct{ Owner string }
 	require.NoError(t, getJSON(t, "http://"+as1Addr+"/owner?revision="+rev, &owner))
+	require.Equal(t, firstOwner.Owner, owner.Owner, "ownership stayed put while both lived")
 	victim := autoscalers[owner.Owner]
 	require.NotNil(t, victim, "owner %q is one of the autoscalers", owner.Owner)
 	survivor := as1Addr
@@ -274,6 +307,8 @@ func TestMultiNode(t *testing.T) {
 		survivor = as2Addr
 	}
 	before := failed()
+	readyAtKill := replicaCount(t, agentURL, rev).Ready
+	callsAtKill := len(scales(t, agentURL, rev))
 	victim.kill(t)
 	killed := time.Now()
 	took := eventually(t, 5*time.Second, "the survivor owns the revision", func() bool {
@@ -284,16 +319,37 @@ func TestMultiNode(t *testing.T) {
 	// More load: the new owner scales up.
 	wanted := replicaCount(t, agentURL, rev).Wanted
 	one.load(21, stop, &wg) // five replicas' worth in all
-	eventually(t, 20*time.Second, "the new owner scaled up", func() bool { return replicaCount(t, agentURL, rev).Wanted > wanted })
+	eventually(t, 10*time.Second, "the new owner scaled up", func() bool { return replicaCount(t, agentURL, rev).Wanted > wanted })
 	t.Logf("scaled up from %d by the new owner %v after the kill", wanted, time.Since(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
 	assert.Equal(t, before, failed(), "no request failed while the owning autoscaler died:\n%s", errs())
+	// Within the stable window (6 s) of the take-over, its windows still
+	// refilling, the new owner never asked for fewer replicas than were
+	// ready (knative/serving#4795).
+	after := scales(t, agentURL, rev)[callsAtKill:]
+	t.Logf("scale calls after the kill: %v (%d ready at the kill)", after, readyAtKill)
+	require.NotEmpty(t, after)
+	for _, n := range after {
+		assert.GreaterOrEqual(t, n, readyAtKill, "no scale-down while the new owner's windows refill: %v", after)
+	}
 
 	// Kill gateway A (and its activator): clients retry on B.
+	viaB := func() (n int64) {
+		for _, c := range clients {
+			n += c.failedThrough(gwB.addrs["addr"])
+		}
+		return n
+	}
+	failedViaB := viaB()
 	gwA.kill(t)
 	time.Sleep(5 * time.Second)
 	close(stop)
 	wg.Wait()
+	// Through B, only requests that B's activator path had already sent to
+	// activator A can fail (502: they may have had effects); every later
+	// one skips the dead activator. They are at most two's workers.
+	t.Logf("failed through gateway B after gateway A died: %d", viaB()-failedViaB)
+	assert.LessOrEqual(t, viaB()-failedViaB, int64(14), "gateway B left the dead activator out:\n%s", errs())
 	for _, c := range clients {
 		t.Logf("%s: %d ok (%d of them in Serve mode, from a gateway's balancer), %d failed attempts (retried), %d lost",
 			c.host, c.ok.Load(), c.served.Load(), c.failedAttempts.Load(), c.lost.Load())
