@@ -56,6 +56,16 @@
 // autoscaler.Lease (in memory, a flock file, or a Kubernetes Lease), and
 // stats pushed to any autoscaler reach the owner. A new owner adopts a
 // revision without scaling it down until a full stable window of load has
-// been seen. The README's "Running on several machines" says what runs
-// where; examples/multinode runs it on loopback.
+// been seen. Gateways send a sticky key to the same revision when they
+// applied the same route updates, and with
+// traffic.RouterConfig.StatelessSplits also when one started later.
+//
+// On Kubernetes, the kubernetes module runs all of it: the scale
+// subresource as the scaler backend, EndpointSlices for Endpoints.SetReady,
+// a coordination.k8s.io Lease. On Nomad or VMs, feed Endpoints.SetReady
+// from the service catalogue (Consul, Nomad's service API), scale through
+// the job API, and give Shards a Lease over a store with expiring locks (a
+// Consul session, an etcd lease); FileLease serves autoscalers on one
+// machine only. The README's "Running on several machines" says what runs
+// where and what talks to what; examples/multinode runs it on loopback.
 package servingkit
