@@ -215,7 +215,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		publish:  map[string]string{},
 		pubWake:  make(chan struct{}, 1),
 	}
-	s.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: cfg.Domain, StickyHeader: cfg.StickyHeader, StickyCookie: cfg.StickyCookie})
+	// Stateless splits: every servingkit replica, including one that
+	// restarted or missed an update, sends a sticky key where its peers do.
+	s.router, err = traffic.NewRouter(traffic.RouterConfig{Domain: cfg.Domain, StickyHeader: cfg.StickyHeader, StickyCookie: cfg.StickyCookie, StatelessSplits: true})
 	if err != nil {
 		return nil, err
 	}
