@@ -137,16 +137,18 @@ func TestInitialExcessBurstCapacity(t *testing.T) {
 }
 
 func TestDeciderStepDoesNotAllocate(t *testing.T) {
-	spec := autoscalertest.BaseDeciderSpec()
-	spec.ScaleDownDelay = time.Minute
-	d, err := autoscaler.NewDecider(spec, start, 3)
-	require.NoError(t, err)
-	i := 0
-	allocs := testing.AllocsPerRun(1000, func() {
-		d.Step(start.Add(time.Duration(i)*time.Second), 3+i%7, float64(i%50), float64(i%90))
-		i++
-	})
-	assert.Zero(t, allocs)
+	for _, delay := range []time.Duration{0, time.Minute} {
+		spec := autoscalertest.BaseDeciderSpec()
+		spec.ScaleDownDelay = delay
+		d, err := autoscaler.NewDecider(spec, start, 3)
+		require.NoError(t, err)
+		i := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			d.Step(start.Add(time.Duration(i)*time.Second), 3+i%7, float64(i%50), float64(i%90))
+			i++
+		})
+		assert.Zero(t, allocs, "scale-down delay %v", delay)
+	}
 }
 
 func BenchmarkDeciderStep(b *testing.B) {

@@ -149,7 +149,8 @@ func TestObserverNotForProbes(t *testing.T) {
 }
 
 // TestObserverAllocs pins the request path's allocations with and without
-// an observer: none either way without timeouts.
+// an observer: none either way without timeouts, with or without a
+// breaker (BENCHMARKS' CC=10, CC=1000 and unlimited rows).
 func TestObserverAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race detector makes sync.Pool drop objects: allocation counts are checked without -race")
@@ -161,6 +162,8 @@ func TestObserverAllocs(t *testing.T) {
 		c    Config
 	}{
 		{"no observer", Config{ContainerConcurrency: 10}},
+		{"no breaker (unlimited)", Config{}},
+		{"CC 1000", Config{ContainerConcurrency: 1000}},
 		{"observer", Config{ContainerConcurrency: 10, Observer: func(o Observation) { n += o.Status }}},
 	} {
 		h, err := New(okApp, tc.c)

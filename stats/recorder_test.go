@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/servingkit/servingkit/internal/race"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -148,6 +150,23 @@ func TestRecorderConcurrentBalanced(t *testing.T) {
 	total, proxied := r.InFlight()
 	assert.Zero(t, total)
 	assert.Zero(t, proxied)
+}
+
+// TestRecorderAllocs pins "0 allocs" for a request in and out
+// (BENCHMARKS, stats.Recorder), proxied or not.
+func TestRecorderAllocs(t *testing.T) {
+	if race.Enabled {
+		t.Skip("allocation counts are checked without -race")
+	}
+	r := NewRecorder(t0)
+	now := t0
+	for _, proxied := range []bool{false, true} {
+		assert.Zero(t, testing.AllocsPerRun(1000, func() {
+			now = now.Add(time.Microsecond)
+			r.In(now, proxied)
+			r.Out(now, proxied)
+		}), "proxied %v", proxied)
+	}
 }
 
 func BenchmarkRecorderInOut(b *testing.B) {

@@ -60,7 +60,8 @@ func TestRouterObserver(t *testing.T) {
 }
 
 // TestRouterObserverAllocs pins the router's allocations per request: none
-// without an observer, none with one (the status writer is pooled).
+// without an observer, none with one (the status writer is pooled), none
+// when the pick is sticky by cookie.
 func TestRouterObserverAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race detector makes sync.Pool drop objects: allocation counts are checked without -race")
@@ -68,11 +69,12 @@ func TestRouterObserverAllocs(t *testing.T) {
 	nop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	route := Route{Name: "hello", Namespace: "default", Table: table(t, Target{RevisionName: "a", Percent: 90}, Target{RevisionName: "b", Percent: 10})}
 	n := 0
-	for _, cfg := range []RouterConfig{{}, {Observer: func(Observation) { n++ }}} {
+	for _, cfg := range []RouterConfig{{}, {Observer: func(Observation) { n++ }}, {StickyCookie: "session"}} {
 		r := newRouter(t, cfg, FrontDoorMap{"a": nop, "b": nop}, route)
 		req := httptest.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local/", nil)
+		req.Header.Set("Cookie", "theme=dark; session=4f1c2a9e8b7d6c5f4f1c2a9e8b7d6c5f")
 		w := &nopWriter{h: http.Header{}}
-		assert.Zero(t, testing.AllocsPerRun(1000, func() { r.ServeHTTP(w, req) }), "observer set: %v", cfg.Observer != nil)
+		assert.Zero(t, testing.AllocsPerRun(1000, func() { r.ServeHTTP(w, req) }), "observer set: %v, sticky cookie %q", cfg.Observer != nil, cfg.StickyCookie)
 	}
 	assert.Equal(t, 1001, n)
 }
