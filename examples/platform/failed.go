@@ -13,7 +13,8 @@ import (
 
 // A revision that failed — Ready False because its program crashes or its
 // replicas did not become ready within the progress deadline — and has no
-// replica serving answers 503 with the reason at once, and the requests
+// replica serving or on its way (every replica backs off after crashing
+// again, or missed the progress deadline) answers 503 with the reason at once, and the requests
 // the activator holds for it get the same 503 instead of waiting for a
 // capacity that will not come.
 
@@ -27,10 +28,14 @@ func (e *revisionFailed) Error() string {
 	return fmt.Sprintf("platform: revision %s cannot serve: %s: %s", e.key, e.cond.Reason, e.cond.Message)
 }
 
-// failure returns why the revision cannot serve, or nil.
+// failure returns why the revision cannot serve, or nil. A revision that
+// failed still serves while a replica is ready, and its requests wait
+// while one is on its way (pool.starting): a replica that crashed for the
+// first time is replaced at once, and the requests sent meanwhile are
+// served by its replacement, not answered with the crash.
 func (r *rev) failure() *revisionFailed {
 	st := r.rec.State().Status
-	if st.Ready.Status != revision.False || len(r.pool.readyReplicas()) > 0 {
+	if st.Ready.Status != revision.False || len(r.pool.readyReplicas()) > 0 || r.pool.starting(time.Now()) {
 		return nil
 	}
 	return &revisionFailed{key: r.key, cond: st.Ready}

@@ -305,7 +305,7 @@ func (pl *pool) failures(now time.Time) []revision.Failure {
 		case s.fail != nil && s.proc == nil && s.retryAt.After(now):
 			resources = &revision.Failure{Condition: revision.ResourcesAvailable, Reason: "CrashLoopBackOff",
 				Message: fmt.Sprintf("back-off %v restarting failed replica %s (%d restarts): %s%s",
-					s.retryAt.Sub(now).Round(time.Second), s.name, s.restarts, s.fail.Message, lastOutput(s.failTail))}
+					roundBackOff(s.retryAt.Sub(now)), s.name, s.restarts, s.fail.Message, lastOutput(s.failTail))}
 		case s.stuck && s.proc != nil:
 			s.proc.mu.Lock()
 			why, tail := s.proc.probe, slices.Clone(s.proc.tail)
@@ -325,6 +325,15 @@ func (pl *pool) failures(now time.Time) []revision.Failure {
 		}
 	}
 	return fs
+}
+
+// roundBackOff rounds what is left of a back-off for messages: to the
+// second, or to 100 ms under a second (never "0s" while one remains).
+func roundBackOff(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return max(d.Round(100*time.Millisecond), 100*time.Millisecond)
 }
 
 func lastOutput(lines []string) string {
@@ -360,6 +369,27 @@ func (pl *pool) readyReplicas() []*proc {
 		}
 	}
 	return out
+}
+
+// starting reports whether a replica is on its way to serving: a process
+// that has not yet passed its readiness check nor missed the progress
+// deadline, or a slot about to start one with no back-off to wait (after
+// its first crash). A replica that passed its readiness check and then
+// failed it is not on its way.
+func (pl *pool) starting(now time.Time) bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for _, s := range pl.slots {
+		switch {
+		case s.proc != nil:
+			if !s.stuck && !s.proc.isListening() {
+				return true
+			}
+		case !s.retryAt.After(now):
+			return true
+		}
+	}
+	return false
 }
 
 func (pl *pool) counts() (ready, starting, draining int) {

@@ -323,9 +323,9 @@ func (p *proc) readEvents(r *os.File, logLine func(string)) {
 		}
 		if ev.Ready != nil && p.unready == *ev.Ready {
 			p.unready, changed = !*ev.Ready, true
-			if *ev.Ready {
-				p.probe = ""
-			}
+		}
+		if (ev.Serve != "" || (ev.Ready != nil && *ev.Ready)) && p.probe != "" {
+			p.probe, changed = "", true // ready: no reason to show for not being ready
 		}
 		if ev.Exit != nil {
 			p.exit = ev.Exit

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,7 +69,15 @@ func startProgramPlatform(t *testing.T, o Options) *testPlatform {
 func TestE2EProgramServedWithPORT(t *testing.T) {
 	t.Parallel()
 	tp := startProgramPlatform(t, Options{})
-	m := strings.Replace(programManifest(t, "prog", "serve", "", ""), `args: ["-test.run=^$"]`, `args: ["-test.run=^$", "$(TARGET)/$(K_REVISION)/$$/$(NOPE)/$(PORT)"]`, 1)
+	// workingDir is the program's working directory, and a relative
+	// command with a slash is found from it, as in Kubernetes.
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	require.NoError(t, os.Mkdir(dir+"/bin", 0o700))
+	require.NoError(t, os.Symlink(exe, dir+"/bin/prog"))
+	m := strings.Replace(programManifest(t, "prog", "serve", "", ""), fmt.Sprintf("command: [%q]", exe), fmt.Sprintf("command: [bin/prog]\n          workingDir: %q", dir), 1)
+	m = strings.Replace(m, `args: ["-test.run=^$"]`, `args: ["-test.run=^$", "$(TARGET)/$(K_REVISION)/$$/$(NOPE)/$(PORT)"]`, 1)
 	m = withEnv(m, "GREETING", "hi $(TARGET) on $(PORT), $$(TARGET)")
 	tp.deploy(m, "default/prog-00001", "default/prog")
 	code, body, err := tp.get("prog", "")
@@ -86,6 +95,7 @@ func TestE2EProgramServedWithPORT(t *testing.T) {
 		"a container's environment, nothing of the platform's")
 	assert.Contains(t, body, `hostname="prog-00001-1"`, "HOSTNAME is the replica's name, as a pod's")
 	assert.Contains(t, body, `path="`+defaultPath+`"`)
+	assert.Contains(t, body, fmt.Sprintf("cwd=%q", dir), "workingDir is the program's working directory")
 
 	r, _ := tp.revision("default/prog-00001")
 	require.Len(t, r.Replicas, 1)
@@ -185,12 +195,16 @@ func condition(t *testing.T, r RevisionStatus, typ string) ConditionStatus {
 }
 
 // SIGKILL of the only replica of a min-scale 1 service — its queue, or its
-// program — gets a new one, and requests succeed again within seconds.
+// program — gets a new one: the requests sent meanwhile wait for it (the
+// first crash is restarted at once, so none gets the revision's failure;
+// the second backs off), and the program's own child dies with the
+// replica.
 func TestE2EKilledReplicaIsReplaced(t *testing.T) {
 	t.Parallel()
 	tp := startProgramPlatform(t, Options{})
 	key := "default/keep-00001"
-	tp.deploy(programManifest(t, "keep", "serve", "", ""), key, "default/keep")
+	pidFile := t.TempDir() + "/child.pid"
+	tp.deploy(withEnv(programManifest(t, "keep", "fork", "", ""), "PID_FILE", pidFile), key, "default/keep")
 	for round, which := range []string{"queue", "program"} {
 		r, _ := tp.revision(key)
 		require.Len(t, r.Replicas, 1)
@@ -198,18 +212,64 @@ func TestE2EKilledReplicaIsReplaced(t *testing.T) {
 		if which == "program" {
 			pid = r.Replicas[0].AppPID
 		}
+		b, err := os.ReadFile(pidFile)
+		require.NoError(t, err)
+		child, err := strconv.Atoi(string(b))
+		require.NoError(t, err)
+		require.True(t, alive(child), "the program's child runs")
+
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 		killed := time.Now()
+		// Requests sent while the replica is replaced. A request can fail
+		// with a 502 only if it raced the kill (it reached the dying
+		// replica); none gets the revision's failure (503) after the
+		// first crash, which is restarted at once: they wait for the new
+		// replica. The second crash backs off (300 ms here), and requests
+		// meanwhile get a 503 that says why.
+		stop := make(chan struct{})
+		var unavailable, other []string
+		sent := 0
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body, err := tp.get("keep", "")
+				sent++
+				switch {
+				case err == nil && code == http.StatusServiceUnavailable:
+					unavailable = append(unavailable, body)
+				case err != nil || code != http.StatusOK:
+					other = append(other, fmt.Sprintf("%d %v %s", code, err, body))
+				}
+			}
+		})
 		tp.waitFor("a replacement serving", 15*time.Second, func() bool {
 			r, _ := tp.revision(key)
-			if len(r.Replicas) != 1 || r.Replicas[0].Restarts != round+1 || r.Replicas[0].State != "Ready" {
-				return false
-			}
-			code, _, err := tp.get("keep", "")
-			return err == nil && code == http.StatusOK
+			return len(r.Replicas) == 1 && r.Replicas[0].Restarts == round+1 && r.Replicas[0].State == "Ready"
 		})
-		t.Logf("killed the %s: serving again after %v", which, time.Since(killed).Round(time.Millisecond))
+		close(stop)
+		wg.Wait()
+		t.Logf("killed the %s: serving again after %v; %d requests meanwhile, %d answered 503, %d failed otherwise: %q",
+			which, time.Since(killed).Round(time.Millisecond), sent, len(unavailable), len(other), other)
+		for _, o := range other {
+			assert.True(t, strings.HasPrefix(o, "502 <nil> "), "a request failed other than by reaching the killed %s: %s", which, o)
+		}
+		if round == 0 {
+			assert.Empty(t, unavailable, "after a first crash, requests wait for the replacement")
+		}
+		for _, body := range unavailable {
+			assert.Contains(t, body, "cannot serve: CrashLoopBackOff: back-off ")
+			assert.Contains(t, body, "program killed by signal killed")
+		}
+		code, body, err := tp.get("keep", "")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, code, body)
 		tp.waitFor("the killed process gone", 30*time.Second, func() bool { return !alive(pid) || isZombieOrGone(pid) })
+		tp.waitFor("the program's child gone with its replica", 30*time.Second, func() bool { return !alive(child) || isZombieOrGone(child) })
 	}
 }
 
@@ -410,6 +470,10 @@ func TestE2EExecReadinessProbe(t *testing.T) {
 	code, body, err := tp.get("gated", "")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code, body)
+	r, _ := tp.revision(key)
+	require.Len(t, r.Replicas, 1)
+	assert.Equal(t, "Ready", r.Replicas[0].State)
+	assert.Empty(t, r.Replicas[0].Probe, "a ready replica shows no reason for not being ready")
 }
 
 // A program that fails its liveness probe is killed and restarted, and

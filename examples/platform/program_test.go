@@ -27,7 +27,8 @@ const testProgramEnv = "SERVINGKIT_TEST_PROGRAM"
 // runTestProgram is a user program with one behaviour per mode:
 //
 //	serve  answers GET / with what a program sees (its env, Host,
-//	       X-Forwarded-For, Forwarded, its stdin, the protocol);
+//	       X-Forwarded-For, Forwarded, its stdin, the protocol, its
+//	       working directory);
 //	       ?sleep=ms first; logs each request; on SIGTERM logs it and,
 //	       with IGNORE_TERM=1, keeps running
 //	slow   like serve, but not ready for SLOW_MS: /healthz 503 and / 500
@@ -83,10 +84,11 @@ func runTestProgram(mode string) int {
 			names = append(names, k)
 		}
 		slices.Sort(names)
-		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s args=%q env=%q home=%q hostname=%q path=%q greeting=%q\n",
+		cwd, _ := os.Getwd()
+		fmt.Fprintf(w, "revision=%s service=%s configuration=%s target=%s host=%s xff=%s forwarded=%s stdin=%q proto=%s port=%s args=%q env=%q home=%q hostname=%q path=%q greeting=%q cwd=%q\n",
 			os.Getenv("K_REVISION"), os.Getenv("K_SERVICE"), os.Getenv("K_CONFIGURATION"), os.Getenv("TARGET"),
 			r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), stdin, r.Proto, port, os.Args[1:],
-			names, os.Getenv("HOME"), os.Getenv("HOSTNAME"), os.Getenv("PATH"), os.Getenv("GREETING"))
+			names, os.Getenv("HOME"), os.Getenv("HOSTNAME"), os.Getenv("PATH"), os.Getenv("GREETING"), cwd)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if mode == "h2c" {
