@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -111,12 +112,22 @@ func (p *prober) check(ctx context.Context) error {
 		}
 		c.Close()
 	}
-	cmd := exec.CommandContext(ctx, p.spec.Command[0], p.spec.Command[1:]...)
+	// As in a container: the command is found in the program's PATH (not
+	// the platform's), runs in its environment and working directory, and
+	// dies with the replica (SIGKILL as its parent-death signal), even one
+	// killed with SIGKILL.
+	path, err := lookPathIn(p.spec.Command[0], envValue(p.env, "PATH"), p.dir)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, path, p.spec.Command[1:]...)
+	cmd.Args[0] = p.spec.Command[0]
 	cmd.Env, cmd.Dir = p.env, p.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &limitedBuffer{b: &out, max: 1024}, &limitedBuffer{b: &out, max: 1024}
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		return fmt.Errorf("command timed out after %v", p.spec.Timeout)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -252,4 +254,25 @@ func TestRunProbesStartupFirst(t *testing.T) {
 			assert.Empty(t, liveAt, "liveness never started")
 		})
 	})
+}
+
+// An exec probe runs as in a container: its command is found in the
+// program's PATH (not the platform's), in the program's environment and
+// working directory; a failure carries the command's output.
+func TestProberExecInProgramEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	require.NoError(t, os.Mkdir(bin, 0o700))
+	script := "#!/bin/sh\n[ \"$(pwd)\" = \"$WANT_DIR\" ] || { echo \"wrong directory $(pwd)\"; exit 1; }\n[ -z \"$FAIL\" ] || { echo \"failing: $FAIL\"; exit 2; }\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "healthy"), []byte(script), 0o700))
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin", "WANT_DIR=" + dir}
+	spec := &ProbeSpec{Kind: "exec", Command: []string{"healthy"}, Timeout: 10 * time.Second}
+	p := newProber(spec, 1, env, dir)
+	require.NoError(t, p.check(context.Background()), "found in the program's PATH, run in its directory")
+
+	p = newProber(spec, 1, append(env, "FAIL=because"), dir)
+	assert.ErrorContains(t, p.check(context.Background()), "exit status 2: failing: because")
+
+	p = newProber(spec, 1, []string{"PATH=/usr/bin:/bin"}, dir)
+	assert.ErrorContains(t, p.check(context.Background()), `"healthy": executable file not found in $PATH (/usr/bin:/bin)`)
 }

@@ -476,6 +476,33 @@ func TestE2EExecReadinessProbe(t *testing.T) {
 	assert.Empty(t, r.Replicas[0].Probe, "a ready replica shows no reason for not being ready")
 }
 
+// An exec probe's command dies with its replica, even one killed with
+// SIGKILL, as a probe in a container dies with the container.
+func TestE2EExecProbeDiesWithItsReplica(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	pidFile := t.TempDir() + "/probe.pid"
+	key := "default/probed-00001"
+	tp.apply(withEnv(programManifest(t, "probed", "serve", "", `
+          readinessProbe:
+            exec: {command: [sh, -c, "echo $$ > $PROBE_PID; exec sleep 600"]}
+            timeoutSeconds: 900
+`), "PROBE_PID", pidFile))
+	var probe int
+	tp.waitFor("the probe running", 30*time.Second, func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil || len(b) == 0 {
+			return false
+		}
+		probe, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && alive(probe)
+	})
+	r, _ := tp.revision(key)
+	require.Len(t, r.Replicas, 1)
+	require.NoError(t, syscall.Kill(r.Replicas[0].PID, syscall.SIGKILL))
+	tp.waitFor("the probe's command gone with its replica", 30*time.Second, func() bool { return !alive(probe) || isZombieOrGone(probe) })
+}
+
 // A program that fails its liveness probe is killed and restarted, and
 // the reason is LivenessProbeFailed.
 func TestE2ELivenessProbeFailureRestarts(t *testing.T) {
