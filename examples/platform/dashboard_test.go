@@ -91,25 +91,7 @@ func TestDashboardEventsAndMetrics(t *testing.T) {
 	tp.deploy(helloService, "default/dash-00001", "default/dash")
 	base := "http://" + tp.ControlAddr()
 
-	resp, err := http.Get(base + "/events")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	events := make(chan dashSnapshot, 100)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var s dashSnapshot
-				if json.Unmarshal([]byte(data), &s) == nil {
-					events <- s
-				}
-			}
-		}
-	}()
+	events := tp.events()
 	first := <-events
 	require.Len(t, first.Services, 1)
 	assert.Equal(t, "default/dash", first.Services[0].Name)
@@ -162,6 +144,113 @@ func TestDashboardEventsAndMetrics(t *testing.T) {
 	assert.Contains(t, html, `new EventSource("/events")`)
 	assert.NotContains(t, html, "http://", "the page loads nothing from elsewhere")
 	assert.Contains(t, getBody(t, base+"/", ""), "REVISION", "curl gets the table")
+}
+
+// events opens the dashboard's event stream, as the page does, and returns
+// its snapshots; the stream is closed when the test ends.
+func (tp *testPlatform) events() <-chan dashSnapshot {
+	t := tp.t
+	t.Helper()
+	resp, err := http.Get("http://" + tp.ControlAddr() + "/events")
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	events := make(chan dashSnapshot, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var s dashSnapshot
+				if json.Unmarshal([]byte(data), &s) == nil {
+					events <- s
+				}
+			}
+		}
+	}()
+	return events
+}
+
+// rolloutService is a service that rolls a new revision out gradually,
+// over 8 seconds; %s is the greeting, which makes a new revision.
+const rolloutService = `
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: roll
+  namespace: default
+  annotations: {serving.knative.dev/rollout-duration: "8s"}
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "1"
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go
+          env: [{name: TARGET, value: "%s"}]
+`
+
+// TestDashboardRolloutProgress applies a new revision of a service with a
+// gradual rollout and follows it in the event stream, as the page does:
+// while it is under way the service's rollout shows the new revision's
+// share of its configuration's traffic, growing step by step, and when
+// the next step is due; once done, the rollout leaves the list and the
+// split is all on the new revision.
+func TestDashboardRolloutProgress(t *testing.T) {
+	t.Parallel()
+	tp := startPlatform(t)
+	tp.deploy(fmt.Sprintf(rolloutService, "one"), "default/roll-00001", "default/roll")
+	events := tp.events()
+	tp.apply(fmt.Sprintf(rolloutService, "two"))
+
+	var steps []int // the new revision's percents shown, each once
+	nextShown := false
+	deadline := time.After(2 * time.Minute)
+	for {
+		var s dashSnapshot
+		select {
+		case snap, ok := <-events:
+			require.True(t, ok, "the stream ended")
+			s = snap
+		case <-deadline:
+			t.Fatalf("the rollout did not finish in the dashboard within 2 minutes; steps shown: %v", steps)
+		}
+		require.Len(t, s.Services, 1)
+		svc := s.Services[0]
+		if len(svc.Rollouts) == 0 {
+			if len(steps) == 0 {
+				continue // not started yet: the new revision is not ready
+			}
+			assert.Equal(t, []TrafficShare{{Revision: "default/roll-00002", Percent: 100}}, svc.Traffic, "the rollout is done")
+			break
+		}
+		require.Len(t, svc.Rollouts, 1)
+		ro := svc.Rollouts[0]
+		assert.Equal(t, "default/roll-00002", ro.Revision)
+		assert.Equal(t, 100, ro.Of, "the configuration has all of the service's traffic")
+		assert.True(t, ro.Percent >= 1 && ro.Percent < 100, "a rollout under way has 1-99%%: %+v", ro)
+		// The split and the rollout are read a moment apart, and a step
+		// may fall between: the split is the two revisions, all of it.
+		require.Len(t, svc.Traffic, 2, "the split during the rollout")
+		assert.Equal(t, "default/roll-00001", svc.Traffic[0].Revision)
+		assert.Equal(t, "default/roll-00002", svc.Traffic[1].Revision)
+		assert.Equal(t, 100, svc.Traffic[0].Percent+svc.Traffic[1].Percent)
+		if ro.NextStep > s.Time {
+			nextShown = true
+		}
+		if len(steps) == 0 || steps[len(steps)-1] != ro.Percent {
+			if len(steps) > 0 {
+				assert.Greater(t, ro.Percent, steps[len(steps)-1], "the share only grows")
+			}
+			steps = append(steps, ro.Percent)
+		}
+	}
+	assert.GreaterOrEqual(t, len(steps), 2, "the dashboard showed the rollout's steps: %v", steps)
+	assert.True(t, nextShown, "the dashboard showed when the next step was due")
+	t.Logf("steps shown: %v%%", steps)
 }
 
 func getBody(t *testing.T, url, accept string) string {
@@ -263,7 +352,8 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // TestDashboardInBrowser loads the dashboard in headless Chromium, sends a
 // burst, and checks through the DOM that the plots and numbers moved. It
 // saves a screenshot, servingkit-dashboard.png, to
-// $SERVINGKIT_SCREENSHOT_DIR or the temporary directory.
+// $SERVINGKIT_SCREENSHOT_DIR or the temporary directory. Then it rolls a
+// new revision out gradually and watches the rollout's progress bar.
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := browser(t)
 	t.Parallel()
@@ -340,6 +430,35 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Logf("after the burst: %+v", after)
 
 	screenshot(t, ctx, "servingkit-dashboard.png")
+
+	// A new revision rolled out gradually: the service's card shows the
+	// rollout's progress bar while it is under way.
+	tp.apply(strings.NewReplacer(
+		"metadata: {name: dash, namespace: default}", `metadata: {name: dash, namespace: default, annotations: {serving.knative.dev/rollout-duration: "8s"}}`,
+		`value: "50"`, `value: "40"`).Replace(helloService))
+	const progress = `(() => {
+		const bar = document.querySelector('.service .progress[data-rollout="default/dash-00002"]');
+		return bar ? Number(bar.dataset.progress) : -1;
+	})()`
+	var shown []int
+	for {
+		pct, err := chromedp.Run(ctx, chromedp.Evaluate[int](progress))
+		require.NoError(t, err, "reading the rollout's progress bar")
+		if pct >= 0 && (len(shown) == 0 || shown[len(shown)-1] != pct) {
+			shown = append(shown, pct)
+		}
+		if pct < 0 && len(shown) > 0 {
+			break // the rollout is done: its bar is gone
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for the rollout's progress bar to show and go: %v; shown %v", ctx.Err(), shown)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	assert.GreaterOrEqual(t, len(shown), 2, "the progress bar moved: %v", shown)
+	assert.True(t, slices.IsSorted(shown), "the progress only grows: %v", shown)
+	t.Logf("rollout progress shown: %v%%", shown)
 }
 
 // TestDashboardDuringTour runs the guided tour (the platform binary with
