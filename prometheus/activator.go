@@ -80,7 +80,7 @@ func NewActivator(c Config) (*Activator, error) {
 	}
 	c = c.withDefaults()
 	a := &Activator{
-		req: newRequestMetrics(c, "activator_request_count", "The number of requests that are routed to the activator.",
+		req: newRequestMetrics(c, "activator_request_count", "Requests the activator answered, by response code.",
 			"activator_request_latencies", "The response time in milliseconds of requests the activator answered.", nil, nil, nil),
 		wait: prom.NewHistogramVec(prom.HistogramOpts{Name: "servingkit_activator_wait_latencies", Help: "How long requests waited in the activator for capacity, in milliseconds.", Buckets: c.LatencyBuckets},
 			revisionLabelNames),

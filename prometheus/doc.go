@@ -29,8 +29,11 @@
 // milliseconds. Knative's container_name label is left out (the queue runs
 // in process here), and so are revision_app_request_count and
 // revision_app_request_latencies (the queue's observation does not
-// separate the wait for a slot from the application's time). What Knative
-// does not measure is named servingkit_*.
+// separate the wait for a slot from the application's time). The
+// activator's metrics have no pod_name: Knative's named the activator's
+// own pod, which here is the process that serves /metrics, so
+// Prometheus' instance label tells activators apart. What Knative does
+// not measure is named servingkit_*.
 //
 // The revision labels come from the host's revision key through
 // Config.Labels; by default "namespace/name" gives namespace_name and

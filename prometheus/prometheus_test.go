@@ -19,6 +19,7 @@ import (
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/autoscaler"
 	"github.com/servingkit/servingkit/queue"
+	"github.com/servingkit/servingkit/stats"
 	"github.com/servingkit/servingkit/traffic"
 )
 
@@ -107,7 +108,7 @@ func TestQueue(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, http.StatusServiceUnavailable, serve("/", false), "queue full")
 		compare(t, reg, `
-# HELP revision_queue_depth The current number of items in the serving and waiting queue (in flight plus waiting in the breaker).
+# HELP revision_queue_depth Requests in the replica's breaker: in flight plus waiting for a slot.
 # TYPE revision_queue_depth gauge
 revision_queue_depth{configuration_name="",namespace_name="default",pod_name="pod-1",revision_name="hello-00001",service_name=""} 2
 # HELP servingkit_breaker_in_flight Requests holding a slot of the replica's breaker.
@@ -123,7 +124,7 @@ servingkit_breaker_queued{configuration_name="",namespace_name="default",pod_nam
 		assert.Equal(t, http.StatusCreated, <-done)
 		const labels = `configuration_name="",namespace_name="default",pod_name="pod-1",revision_name="hello-00001",service_name=""`
 		compare(t, reg, `
-# HELP revision_request_count The number of requests that are routed to the queue (Knative's queue-proxy).
+# HELP revision_request_count Requests the queue accepted, by response code.
 # TYPE revision_request_count counter
 revision_request_count{`+labels+`,response_code="201",response_code_class="2xx"} 2
 revision_request_count{`+labels+`,response_code="503",response_code_class="5xx"} 1
@@ -199,7 +200,7 @@ servingkit_activator_waiting_requests{`+labels+`} 1
 		require.NoError(t, h.SetReplicas("default/hello-00001", []string{"10.0.0.1:8012"}))
 		assert.Equal(t, http.StatusOK, <-done)
 		compare(t, reg, `
-# HELP activator_request_count The number of requests that are routed to the activator.
+# HELP activator_request_count Requests the activator answered, by response code.
 # TYPE activator_request_count counter
 activator_request_count{`+labels+`,response_code="200",response_code_class="2xx"} 1
 activator_request_count{`+labels+`,response_code="503",response_code_class="5xx"} 1
@@ -237,6 +238,41 @@ servingkit_activator_wait_latencies_count{`+labels+`} 1
 		defer cancel()
 		require.NoError(t, h.Shutdown(ctx))
 	})
+}
+
+// latestStats is a LatestStats with fixed reports.
+type latestStats []stats.Message
+
+func (l latestStats) Latest() []stats.Message { return l }
+
+// TestActivatorReadAtScrape checks the gauges read at scrape time:
+// activator_request_concurrency from the latest stats report, and the
+// capacity of a revision without a concurrency limit.
+func TestActivatorReadAtScrape(t *testing.T) {
+	reg := prom.NewRegistry()
+	a, err := NewActivator(Config{Registerer: reg})
+	require.NoError(t, err)
+	h, err := activator.New(activator.Options{Transport: fakeReplica{}, Observer: a.Observe})
+	require.NoError(t, err)
+	require.NoError(t, h.SetRevision("default/hello-00001", activator.RevisionConfig{ContainerConcurrency: 0}))
+	require.NoError(t, h.SetReplicas("default/hello-00001", []string{"10.0.0.1:8012"}))
+	a.Watch(h, latestStats{
+		{Revision: "default/hello-00001", Stat: stats.Stat{Concurrency: 2.5}},
+		{Revision: "default/other-00003", Stat: stats.Stat{Concurrency: 0.25}},
+	})
+	const labels = `configuration_name="",namespace_name="default",revision_name="hello-00001",service_name=""`
+	compare(t, reg, `
+# HELP activator_request_concurrency Average concurrency of the revision's requests in the activator over the last reporting period.
+# TYPE activator_request_concurrency gauge
+activator_request_concurrency{`+labels+`} 2.5
+activator_request_concurrency{configuration_name="",namespace_name="default",revision_name="other-00003",service_name=""} 0.25
+# HELP servingkit_activator_capacity Requests this activator may have in flight to the revision's replicas (+Inf without a concurrency limit).
+# TYPE servingkit_activator_capacity gauge
+servingkit_activator_capacity{`+labels+`} +Inf
+`, "activator_request_concurrency", "servingkit_activator_capacity")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, h.Shutdown(ctx))
 }
 
 func TestRouter(t *testing.T) {

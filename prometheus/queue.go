@@ -54,13 +54,13 @@ func NewQueue(c Config, revision, pod string) (*Queue, error) {
 	rl := c.Labels(revision)
 	names := append(append([]string(nil), revisionLabelNames...), labelPod)
 	q := &Queue{
-		req: newRequestMetrics(c, "revision_request_count", "The number of requests that are routed to the queue (Knative's queue-proxy).",
+		req: newRequestMetrics(c, "revision_request_count", "Requests the queue accepted, by response code.",
 			"revision_request_latencies", "The response time in milliseconds of requests the queue accepted.",
 			[]string{labelPod}, []string{pod}, nil),
 		outcomes: prom.NewCounterVec(prom.CounterOpts{Name: "servingkit_queue_requests_total", Help: "Requests the queue accepted, by how they ended and whether an activator forwarded them."},
 			append(append([]string(nil), names...), "outcome", "proxied")),
 		labels:   append(rl.values(), pod),
-		depth:    prom.NewDesc("revision_queue_depth", "The current number of items in the serving and waiting queue (in flight plus waiting in the breaker).", names, nil),
+		depth:    prom.NewDesc("revision_queue_depth", "Requests in the replica's breaker: in flight plus waiting for a slot.", names, nil),
 		inFlight: prom.NewDesc("servingkit_breaker_in_flight", "Requests holding a slot of the replica's breaker.", names, nil),
 		queued:   prom.NewDesc("servingkit_breaker_queued", "Requests waiting for a slot of the replica's breaker.", names, nil),
 	}
