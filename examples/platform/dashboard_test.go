@@ -253,6 +253,52 @@ func TestDashboardRolloutProgress(t *testing.T) {
 	t.Logf("steps shown: %v%%", steps)
 }
 
+// TestDashboardShowsRequestsWaitingInTheActivator sends requests to a
+// revision at zero whose program needs 4 s before its readiness probe
+// passes: the activator holds them all that time, and the event stream
+// shows them waiting, then none once they are answered.
+func TestDashboardShowsRequestsWaitingInTheActivator(t *testing.T) {
+	t.Parallel()
+	tp := startProgramPlatform(t, Options{})
+	m := programManifest(t, "slow", "slow", `autoscaling.knative.dev/initial-scale: "0"`, `
+          readinessProbe:
+            httpGet: {path: /healthz}
+`)
+	tp.deploy(withEnv(m, "SLOW_MS", "4000"), "default/slow-00001", "default/slow")
+	events := tp.events()
+	waiting := func(s dashSnapshot) int {
+		require.Len(t, s.Revisions, 1)
+		return s.Revisions[0].Waiting
+	}
+	require.Zero(t, waiting(<-events), "nothing waits before the requests")
+
+	const n = 5
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Go(func() { codes[i], _, _ = tp.get("slow", "") })
+	}
+	deadline := time.After(time.Minute)
+	var shown []int
+	for len(shown) == 0 || shown[len(shown)-1] != 0 {
+		select {
+		case s, ok := <-events:
+			require.True(t, ok, "the stream ended")
+			if w := waiting(s); len(shown) > 0 || w > 0 {
+				shown = append(shown, w)
+			}
+		case <-deadline:
+			t.Fatalf("the events did not show the requests waiting and then answered within a minute: %v", shown)
+		}
+	}
+	wg.Wait()
+	for i, code := range codes {
+		assert.Equal(t, http.StatusOK, code, "request %d", i)
+	}
+	assert.Contains(t, shown, n, "all %d requests shown waiting at once: %v", n, shown)
+	t.Logf("waiting in the activator, one event a second: %v", shown)
+}
+
 func getBody(t *testing.T, url, accept string) string {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -463,7 +509,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 // TestDashboardDuringTour runs the guided tour (the platform binary with
 // -tour) and watches it in the dashboard: both revisions appear with their
-// plots, the 80/20 split is drawn, and the panic of the burst shows.
+// plots, the 80/20 split is drawn, and the panic of the burst shows, as
+// text and shaded in the replica plot.
 func TestDashboardDuringTour(t *testing.T) {
 	ctx := browser(t)
 	t.Parallel()
@@ -510,28 +557,31 @@ func TestDashboardDuringTour(t *testing.T) {
 		Splits   []int
 		Panic    bool
 		RPSPlots []int
+		Shaded   []int // panic samples shaded in each replica plot
 	}
 	const read = `(() => ({
 		Cards: [...document.querySelectorAll('.revision')].map(c => c.dataset.revision),
 		Splits: [...document.querySelectorAll('.service .split div')].map(d => Number(d.dataset.percent)),
 		Panic: [...document.querySelectorAll('[data-field="panicking"]')].some(e => e.textContent === "PANIC"),
 		RPSPlots: [...document.querySelectorAll('[data-plot="rps"]')].map(c => Number(c.dataset.nonzero || 0)),
+		Shaded: [...document.querySelectorAll('[data-plot="replicas"]')].map(c => Number(c.dataset.shaded || 0)),
 	}))()`
 	var v tourView
-	sawPanic := false
+	sawPanic, sawShade := false, false
 	for {
 		v, err = chromedp.Run(ctx, chromedp.Evaluate[tourView](read))
 		require.NoError(t, err)
 		sawPanic = sawPanic || v.Panic
-		if len(v.Cards) == 2 && slices.Contains(v.Splits, 80) && slices.Contains(v.Splits, 20) && sawPanic &&
+		sawShade = sawShade || slices.ContainsFunc(v.Shaded, func(n int) bool { return n > 0 })
+		if len(v.Cards) == 2 && slices.Contains(v.Splits, 80) && slices.Contains(v.Splits, 20) && sawPanic && sawShade &&
 			len(v.RPSPlots) == 2 && v.RPSPlots[0] > 0 && v.RPSPlots[1] > 0 {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the dashboard never showed both revisions with traffic, the 80/20 split and a panic: %+v, panic seen %v; %s", v, sawPanic, tourOutput())
+			t.Fatalf("the dashboard never showed both revisions with traffic, the 80/20 split and a panic, shaded: %+v, panic seen %v, shaded %v; %s", v, sawPanic, sawShade, tourOutput())
 		case <-exited:
-			t.Fatalf("the tour ended before the dashboard showed both revisions with traffic, the 80/20 split and a panic: %+v, panic seen %v; %s", v, sawPanic, tourOutput())
+			t.Fatalf("the tour ended before the dashboard showed both revisions with traffic, the 80/20 split and a panic, shaded: %+v, panic seen %v, shaded %v; %s", v, sawPanic, sawShade, tourOutput())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
