@@ -1,6 +1,7 @@
 // Package autoscaler decides how many replicas each revision needs and tells
 // the host's scaler backend: Knative Serving's KPA as a library, with
-// Knative's decisions for the same inputs and no Kubernetes in its API.
+// Knative's decisions for the same inputs (but for the two differences
+// below) and no Kubernetes in its API.
 //
 // The pieces, from pure to clocked:
 //
@@ -45,6 +46,24 @@
 //	go r.Run(ctx)
 //	// Stats pushed by queues and activators: r is a stats.Sink.
 //	http.Handle("/stats", stats.Handler(r.Send))
+//
+// # What differs from Knative
+//
+// The windows and the decider do Knative's arithmetic; the scenario tables
+// in autoscalertest run against Knative v0.42.2's own code in the bench
+// module. By default two things differ, both on purpose:
+//
+//   - A revision no route reaches ([DeciderSpec].Unreachable) skips the
+//     scale-down delay, as the Knative of our reference does; Knative
+//     v0.42.2 applies the delay to it too, so the scenario table
+//     "delay/skipped while unreachable" differs from v0.42.2 (1 replica
+//     at +4 s where v0.42.2 keeps 5).
+//   - A [Runner] tick decides on the load through the last complete second,
+//     not the second under way, so that a stat arriving just after the
+//     tick (a report or scrape in phase with it) cannot make a one-second
+//     panic window read 0, a race Knative's collector mostly loses. A stat
+//     may therefore count up to a second later than in Knative; a
+//     [Runner.Poke] still decides on everything recorded.
 //
 // To test a scaling policy, drive the pure [Decider] with literal times, or
 // a whole Runner on a mock clock with the autoscalertest package: feed
