@@ -510,7 +510,7 @@ func TestDashboardInBrowser(t *testing.T) {
 // TestDashboardDuringTour runs the guided tour (the platform binary with
 // -tour) and watches it in the dashboard: both revisions appear with their
 // plots, the 80/20 split is drawn, and the panic of the burst shows, as
-// text and shaded in the replica plot.
+// text and shaded in the replica plot, and in the tour's printed table.
 func TestDashboardDuringTour(t *testing.T) {
 	ctx := browser(t)
 	t.Parallel()
@@ -586,5 +586,13 @@ func TestDashboardDuringTour(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"default/tour-00001", "default/tour-00002"}, v.Cards)
+	// The tour's own live table, which a user without a browser reads,
+	// showed the panic during the burst too (PANIC "yes" between the
+	// burst's heading and the next; a panic of v1 later, under the split's
+	// load, does not count).
+	text := out.String()
+	_, burst, _ := strings.Cut(text, "== 2. A burst")
+	burst, _, _ = strings.Cut(burst, "== 3.")
+	assert.Regexp(t, `(?m)^\s*default/tour-00001\s.*\syes\s`, burst, "the tour's table did not show PANIC during the burst; %s", tourOutput())
 	screenshot(t, ctx, "servingkit-dashboard-tour.png")
 }
