@@ -4,24 +4,58 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// appRequest is all that a timed request allocates: the application's
-// copy of the request and the context it carries, in one allocation.
-// Neither is pooled: the application may keep both after it returns.
+// appRequest is what a timed request needs of the heap: the application's
+// copy of the request and the context it carries. Neither is pooled: the
+// application may keep both after it returns.
 type appRequest struct {
 	req http.Request
 	ctx requestContext
 }
 
-// newAppRequest returns r carrying a requestContext under r's context.
-func newAppRequest(r *http.Request) (*http.Request, *requestContext) {
-	a := &appRequest{ctx: requestContext{parent: r.Context()}}
+// appSlabSize is how many appRequests are allocated together. One
+// allocation of 16 costs the allocator (and the collector's pointer
+// bitmaps) far less than 16 of one; what it costs in memory is that a
+// request the application keeps after it returns keeps its 15 neighbours
+// (6 KB) alive too, and that the Handler's current slab keeps up to 15
+// finished requests (their headers, URLs, contexts) until it is used up.
+const appSlabSize = 16
+
+// appSlab is a block of appRequests handed out in order, each once.
+type appSlab struct {
+	next atomic.Int32 // index of the next free appRequest
+	a    [appSlabSize]appRequest
+}
+
+// newAppRequest returns r carrying a requestContext under r's context, in
+// the next free appRequest of the Handler's current slab.
+func (h *Handler) newAppRequest(r *http.Request) (*http.Request, *requestContext) {
+	a := h.nextAppRequest()
+	a.ctx.parent = r.Context()
 	// WithContext is inlined and the copy it makes does not escape: the
 	// request is copied straight into a.
 	a.req = *r.WithContext(&a.ctx)
 	return &a.req, &a.ctx
+}
+
+func (h *Handler) nextAppRequest() *appRequest {
+	for {
+		s := h.slab.Load()
+		if s != nil {
+			if i := s.next.Add(1) - 1; i < appSlabSize {
+				return &s.a[i]
+			}
+		}
+		ns := new(appSlab)
+		ns.next.Store(1)
+		if h.slab.CompareAndSwap(s, ns) {
+			return &ns.a[0]
+		}
+		// Another request replaced the slab first: take from its.
+	}
 }
 
 // requestContext is the application's context of a timed request: its
@@ -43,11 +77,25 @@ func newAppRequest(r *http.Request) (*http.Request, *requestContext) {
 type requestContext struct {
 	parent context.Context
 
-	mu          sync.Mutex
+	// state has ctxCanceled once the context is canceled (the first
+	// cancellation wins), and ctxInner once inner is set; inner and
+	// cancelInner are written once, under mu, before ctxInner is set, and
+	// read without mu after it is seen. A cancellation without a cause,
+	// the common end of a request, is then one atomic operation.
+	state       atomic.Uint32
+	mu          sync.Mutex              // serializes the making of inner
 	inner       context.Context         // nil until Done, or a timeout
 	cancelInner context.CancelCauseFunc // inner's
-	err         error                   // canceled while inner was nil
 }
+
+// testHookInnerMade, if set, runs in Done between the making of inner and
+// its publication: the window a concurrent cancel may fall in.
+var testHookInnerMade func(*requestContext)
+
+const (
+	ctxCanceled = 1 << iota
+	ctxInner
+)
 
 // closedChan is the Done of a context canceled before anybody asked.
 var closedChan = func() chan struct{} {
@@ -59,28 +107,38 @@ var closedChan = func() chan struct{} {
 func (c *requestContext) Deadline() (time.Time, bool) { return c.parent.Deadline() }
 
 func (c *requestContext) Done() <-chan struct{} {
+	if c.state.Load()&ctxInner != 0 {
+		return c.inner.Done()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inner == nil {
-		if c.err != nil {
+	if c.state.Load()&ctxInner == 0 {
+		if c.state.Load()&ctxCanceled != 0 {
 			return closedChan
 		}
 		// Under mu: the parent is not this context, and the context
 		// package calls nothing of ours while it registers with it.
 		c.inner, c.cancelInner = context.WithCancelCause(c.parent)
+		if testHookInnerMade != nil {
+			testHookInnerMade(c)
+		}
+		// Set ctxInner, then look for a cancellation: a cancel that
+		// came in between did not see inner, and this one does it.
+		// (Both sides store, then load: one of them sees the other.)
+		if c.state.Or(ctxInner)&ctxCanceled != 0 {
+			c.cancelInner(nil)
+		}
 	}
 	return c.inner.Done()
 }
 
 func (c *requestContext) Err() error {
-	c.mu.Lock()
-	inner, err := c.inner, c.err
-	c.mu.Unlock()
+	st := c.state.Load()
 	switch {
-	case inner != nil:
-		return inner.Err()
-	case err != nil:
-		return err
+	case st&ctxInner != 0:
+		return c.inner.Err()
+	case st&ctxCanceled != 0:
+		return context.Canceled
 	}
 	// Done, when asked, makes an inner context that the parent's
 	// cancellation has already reached: they agree.
@@ -91,11 +149,8 @@ func (c *requestContext) Err() error {
 // package's own key, which context.Cause and derived contexts ask for,
 // gives the inner context itself), from the parent before.
 func (c *requestContext) Value(key any) any {
-	c.mu.Lock()
-	inner := c.inner
-	c.mu.Unlock()
-	if inner != nil {
-		return inner.Value(key)
+	if c.state.Load()&ctxInner != 0 {
+		return c.inner.Value(key)
 	}
 	return c.parent.Value(key)
 }
@@ -105,28 +160,29 @@ func (c *requestContext) Value(key any) any {
 // context first stays. What it runs (the context package's cancellation of
 // derived contexts) neither blocks nor calls the application.
 func (c *requestContext) cancel(timeout *TimeoutError) {
+	if timeout == nil {
+		// The end of every request: one atomic operation unless the
+		// application asked for Done.
+		if st := c.state.Or(ctxCanceled); st&ctxCanceled == 0 && st&ctxInner != 0 {
+			c.cancelInner(nil)
+		}
+		return
+	}
 	c.mu.Lock()
-	if c.err != nil {
+	st := c.state.Or(ctxCanceled)
+	if st&ctxCanceled != 0 {
 		c.mu.Unlock()
 		return
 	}
-	c.err = context.Canceled
-	if c.inner == nil {
-		if timeout == nil {
-			c.mu.Unlock()
-			return
-		}
+	if st&ctxInner == 0 {
 		// The cause needs a context to carry it; the parent's values
 		// stay visible through it, its cancellation no longer matters.
+		// No Done can have made one: it does so under mu.
 		c.inner, c.cancelInner = context.WithCancelCause(context.WithoutCancel(c.parent))
+		c.state.Or(ctxInner)
 	}
-	cancel := c.cancelInner
 	c.mu.Unlock()
-	var cause error
-	if timeout != nil {
-		cause = timeout
-	}
-	cancel(cause)
+	c.cancelInner(timeout)
 }
 
 func (c *requestContext) String() string { return "queue.requestContext" }

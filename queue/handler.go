@@ -84,9 +84,10 @@ type Handler struct {
 
 	timed                              bool
 	total, responseStart, idle         time.Duration
-	firstWait                          time.Duration // the shortest timeout on
-	exchanges                          sync.Pool     // of *exchange, for this Handler only
-	deadlines                          deadlines     // timed only
+	firstWait                          time.Duration           // the shortest timeout on
+	exchanges                          sync.Pool               // of *exchange, for this Handler only
+	slab                               atomic.Pointer[appSlab] // timed only: where appRequests come from
+	deadlines                          deadlines               // timed only
 	quiet, maxQuiet, hijackedDrainTime time.Duration
 
 	// active counts accepted requests whose application call has not

@@ -339,7 +339,7 @@ func TestTimedPanicAfterTimeoutIsLogged(t *testing.T) {
 }
 
 // TestTimedContextDoneAllocs pins what an application that waits on its
-// context adds to the request's one allocation: the context package's
+// context adds to the request's share of a slab: the context package's
 // cancelable context under the parent, its cancel function and its done
 // channel, made when the application first asks for Done. (Behind a real
 // server, the parent's map of children comes on top, made once per parent,
@@ -360,8 +360,16 @@ func TestTimedContextDoneAllocs(t *testing.T) {
 	req := httptest.NewRequestWithContext(parent, http.MethodGet, "http://example.com/", nil)
 	w := &benchWriter{h: make(http.Header)}
 	h.ServeHTTP(w, req) // the parent's map of children, made once per parent
-	allocs := testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, req) })
-	assert.Equal(t, 4.0, allocs)
+	// 1,600 requests: 3 each, and 100 slabs (TestTimedAllocs).
+	allocs := testing.AllocsPerRun(1, func() {
+		for range 1600 {
+			h.ServeHTTP(w, req)
+		}
+	})
+	// A collection during the run may empty the exchange pool: a few
+	// exchanges made anew on top.
+	assert.GreaterOrEqual(t, allocs, 3.0*1600+100)
+	assert.LessOrEqual(t, allocs, 3.0*1600+110)
 }
 
 // TestTimedSidecarCancelsUpstream: behind the sidecar, a timeout cancels

@@ -94,7 +94,7 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex.http1 = r.ProtoMajor < 2
 	ex.live.Store(1)
 	ex.refs.Store(1)
-	req, ctx := newAppRequest(r)
+	req, ctx := h.newAppRequest(r)
 	ex.req, ex.ctx = req, ctx
 	h.deadlines.set(ex, now, now.Add(h.firstWait))
 
