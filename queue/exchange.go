@@ -15,7 +15,7 @@ import (
 // exchange is the response writer the application sees, and the state of
 // one request. Each Handler pools its own: without timeouts a request
 // allocates nothing, with them only its context and the request copy that
-// carries it.
+// carries it (an appRequest, from a slab).
 //
 // Untimed, every method passes straight through to the server's writer: the
 // request runs on the server's goroutine and nothing else touches it. Timed,

@@ -53,8 +53,9 @@ const StatusClientClosedRequest = 499
 // answers the client itself — a complete 504, flushed, or the message
 // appended to a response already started — and cancels the application's
 // context; ServeHTTP returns when the application does. The application's
-// request copy and its cancellable context, allocated together, are all a
-// timed request allocates; an application that waits on its context adds
+// request copy and its cancellable context, together 384 B, are all a
+// timed request allocates, and they come from slabs of 16 (one allocation
+// per 16 requests; see appSlab); an application that waits on its context adds
 // the context package's cancelable context under the request's (three
 // allocations, and its parent's map of children).
 //

@@ -80,8 +80,8 @@ func (e *TimeoutError) Unwrap() error { return ErrRequestTimeout }
 // it does not wait for the end of the connection nor send another request
 // on it), except that an HTTP/2 stream ends only when ServeHTTP returns.
 //
-// What a request allocates is its appRequest: the request copy and its
-// context, together. A panic of the application passes through, as untimed,
+// What a request allocates is its appRequest, the request copy and its
+// context together, from the Handler's current slab of 16. A panic of the application passes through, as untimed,
 // unless a timeout has answered the client: then it is logged (but for
 // http.ErrAbortHandler, net/http's way to abort, which a proxy uses when
 // its upstream request is canceled) and the response ends as answered.
