@@ -97,7 +97,9 @@ func (ex *exchange) unref() {
 		return
 	}
 	hdr := ex.header
-	clear(hdr)
+	if len(hdr) != 0 {
+		clear(hdr)
+	}
 	ex.exchangeState = exchangeState{header: hdr}
 	ex.h.exchanges.Put(ex)
 }
@@ -365,7 +367,9 @@ func (ex *exchange) commitLocked() {
 	}
 	ex.committed = true
 	dst := ex.w.Header()
-	clear(dst)
+	if len(dst) != 0 {
+		clear(dst)
+	}
 	copyHeader(dst, ex.header)
 }
 
@@ -376,7 +380,12 @@ func (ex *exchange) touchLocked() {
 	}
 }
 
+// copyHeader copies src's fields into dst. (An empty src, the common case,
+// costs no iteration.)
 func copyHeader(dst, src http.Header) {
+	if len(src) == 0 {
+		return
+	}
 	for k, v := range src {
 		dst[k] = v
 	}
