@@ -21,7 +21,8 @@ type appRequest struct {
 // bitmaps) far less than 16 of one; what it costs in memory is that a
 // request the application keeps after it returns keeps its 15 neighbours
 // (6 KB) alive too, and that the Handler's current slab keeps up to 15
-// finished requests (their headers, URLs, contexts) until it is used up.
+// finished requests (their headers, URLs, contexts, and what their bodies
+// hold of their connections) until it is used up.
 const appSlabSize = 16
 
 // appSlab is a block of appRequests handed out in order, each once.
