@@ -111,16 +111,64 @@ func notConnected(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// sentBody is a request body that records whether anything read it, so
-// that a request is retried only if no byte of it can have left.
+// sentBody is a request's body, shared by its tries, that records whether
+// anything read it, so that a request is retried only if no byte of it can
+// have left. It carries the copy of the request that the tries are sent
+// with, each with its own view of the body, so that the caller's request
+// is not modified.
 type sentBody struct {
-	io.ReadCloser
-	read atomic.Bool
+	req   http.Request // a shallow copy of the caller's
+	rc    io.ReadCloser
+	read  atomic.Bool
+	first tryBody // the first try's view, in the same allocation
 }
 
-func (b *sentBody) Read(p []byte) (int, error) {
-	b.read.Store(true)
-	return b.ReadCloser.Read(p)
+func newSentBody(r *http.Request) *sentBody {
+	b := &sentBody{req: *r, rc: r.Body}
+	b.first.b = b
+	return b
+}
+
+// try returns the body to send on try n (1 for the first).
+func (b *sentBody) try(n int) io.ReadCloser {
+	if n == 1 {
+		return &b.first
+	}
+	return &tryBody{b: b} // a retry: rare, and after a failed dial
+}
+
+// tryBody is one try's view of a sentBody. A transport closes the body of
+// a request it could not send (RoundTrip's contract), and so does the
+// Forwarder; closing the request's own body then would leave the next try
+// nothing to send, since a server's request body cannot be read once
+// closed. So a try's Close closes the request's body only once something
+// has read it (no try can follow); before that it ends only this try, whose
+// reads fail from then on, and the server closes the request's body when
+// the handler returns. Read marks the body read before it checks for
+// Close, and Close marks the try closed before it checks for a read (both
+// sequentially consistent atomics), so a Read that races a Close either
+// fails at once or has its underlying read ended by that Close.
+type tryBody struct {
+	b      *sentBody
+	closed atomic.Bool
+}
+
+var errTryClosed = errors.New("activator: request body read after its try was closed")
+
+func (t *tryBody) Read(p []byte) (int, error) {
+	t.b.read.Store(true)
+	if t.closed.Load() {
+		return 0, errTryClosed
+	}
+	return t.b.rc.Read(p)
+}
+
+func (t *tryBody) Close() error {
+	t.closed.Store(true)
+	if t.b.read.Load() {
+		return t.b.rc.Close()
+	}
+	return nil
 }
 
 // unsentError is a try that could not connect to a replica.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // deadAddr returns the address of a listener that was closed: connecting
@@ -205,4 +207,68 @@ func TestRefusedThenCanceled(t *testing.T) {
 	h.ServeHTTP(rec, request("rev", 0).WithContext(ctx))
 	require.Equal(t, http.StatusGatewayTimeout, rec.Code)
 	assert.Contains(t, rec.Body.String(), "back in line because an earlier try could not connect")
+}
+
+// TestRefusedConnectionKeepsTheBodyBehindAServer: behind a real server,
+// whose request bodies cannot be read once closed, a request whose first
+// replica refused the connection reaches the live one with its whole body,
+// whatever forwards it: the proxy.Client (HTTP/1), a host's
+// *http.Transport, or the reverse proxy with the h2c transport (a request
+// that came over HTTP/2). A transport closes the body of a request it
+// could not send; that must not cost the next try its body.
+func TestRefusedConnectionKeepsTheBodyBehindAServer(t *testing.T) {
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	for _, tc := range []struct {
+		name      string
+		transport http.RoundTripper
+		inbound   *http.Protocols // nil: HTTP/1.1
+	}{
+		{"HTTP/1.1, proxy.Client", nil, nil},
+		{"HTTP/1.1, host's http.Transport", &http.Transport{}, nil},
+		{"HTTP/2 (h2c), reverse proxy", nil, h2c},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			live := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				fmt.Fprintf(w, "live %s %s", r.Method, b)
+			}))
+			live.Config.Protocols = proxy.ServerProtocols()
+			live.Start()
+			defer live.Close()
+			dead := deadAddr(t)
+			h := newTestHandler(t, Options{Transport: tc.transport})
+			defer mustShutdown(t, h)
+			// Round robin over two replicas: every other request picks the
+			// dead one first.
+			require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 10, Policy: PolicyRoundRobin}))
+			require.NoError(t, h.SetReplicas("rev", []string{dead, live.Listener.Addr().String()}))
+			front := httptest.NewUnstartedServer(h)
+			front.Config.Protocols = proxy.ServerProtocols()
+			front.Start()
+			defer front.Close()
+			client := &http.Client{Transport: &http.Transport{Protocols: tc.inbound}}
+			defer client.CloseIdleConnections()
+			for i := range 4 {
+				body := fmt.Sprintf("payload %d", i)
+				req, err := http.NewRequest(http.MethodPost, front.URL, strings.NewReader(body))
+				require.NoError(t, err)
+				req.Header.Set(RevisionHeader, "rev")
+				res, err := client.Do(req)
+				require.NoError(t, err)
+				got, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, res.StatusCode, "request %d: %s", i, got)
+				require.Equal(t, "live POST "+body, string(got), "request %d", i)
+				if tc.inbound != nil {
+					require.Equal(t, 2, res.ProtoMajor)
+				}
+			}
+		})
+	}
 }

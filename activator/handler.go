@@ -341,10 +341,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Co
 	fw := newForward(w)
 	defer fw.free()
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		orig := r.Body
-		fw.body = &sentBody{ReadCloser: orig}
-		r.Body = fw.body
-		defer func() { r.Body = orig }()
+		fw.body = newSentBody(r)
+		r = &fw.body.req // each try sets its own view of the body on this copy
 	}
 	waited := l.waited
 	if l.queued && h.timing != nil {
@@ -353,6 +351,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Co
 		fw.t = Timing{Revision: rv.name, Arrived: arrived, Cold: l.cold}
 	}
 	for tries := 1; ; tries++ {
+		if fw.body != nil {
+			r.Body = fw.body.try(tries)
+		}
 		if h.waitHeader != "" {
 			fw.setWait(h.waitHeader, waited)
 		}
