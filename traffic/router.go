@@ -704,9 +704,9 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, ob *observed) {
 //
 // An encoded slash (%2F) is part of its segment, never a separator:
 // URL.Path decodes it, so "/default/hello%2F..%2F..%2Facme" would clean to
-// "/acme" and reach another route. A path with one is split on its real
-// slashes only (cleanEncodedPath), routed by a form that keeps %2F, and
-// forwarded with its encoded form.
+// "/acme" and reach another route. A path with one is split on the real
+// slashes of the path as sent (cleanEncodedPath), routed by a form that
+// keeps %2F, and forwarded with its encoded form.
 func cleanRequestPath(req *http.Request) (*http.Request, string) {
 	if raw := req.URL.RawPath; raw != "" && hasEncodedSlash(raw) {
 		return cleanEncodedPath(req)
@@ -738,12 +738,25 @@ func hasEncodedSlash(raw string) bool {
 }
 
 // cleanEncodedPath cleans a path that has an encoded slash segment by
-// segment of its escaped form: a segment that decodes to "." or ".." is a
-// dot segment, an empty one is dropped, any other is kept whole, slashes
-// and all. It returns the request (copied if the path changed) and the
-// path to route by, in which a slash inside a segment reads %2F.
+// segment of its escaped form as sent (URL.RawPath): a segment that
+// decodes to "." or ".." is a dot segment, an empty one is dropped, any
+// other is kept whole, slashes and all. It returns the request (copied if
+// the path changed) and the path to route by, in which a slash inside a
+// segment reads %2F.
+//
+// URL.EscapedPath is no substitute for RawPath here: when RawPath holds a
+// byte that should have been escaped ("{", "|", a non-ASCII byte…), it
+// ignores RawPath and escapes URL.Path, turning every %2F into a real
+// slash. So the segments are taken from RawPath, and such bytes are
+// escaped in the forwarded path (same meaning), whose EscapedPath is then
+// exactly what was routed.
 func cleanEncodedPath(req *http.Request) (*http.Request, string) {
-	raw := req.URL.EscapedPath()
+	raw := req.URL.RawPath
+	if p, err := url.PathUnescape(raw); err != nil || p != req.URL.Path {
+		// Not the escaped form of Path (a request built in code): Path is
+		// what is forwarded, and its slashes are real.
+		raw = req.URL.EscapedPath()
+	}
 	if !strings.HasPrefix(raw, "/") {
 		return req, raw
 	}
@@ -761,7 +774,7 @@ func cleanEncodedPath(req *http.Request) (*http.Request, string) {
 				rawSegs, decSegs = rawSegs[:n-1], decSegs[:n-1]
 			}
 		default:
-			rawSegs, decSegs = append(rawSegs, sg), append(decSegs, d)
+			rawSegs, decSegs = append(rawSegs, escapeUnsafe(sg)), append(decSegs, d)
 		}
 	}
 	trailing := ""
@@ -785,6 +798,41 @@ func cleanEncodedPath(req *http.Request) (*http.Request, string) {
 		out.RequestURI = u.RequestURI()
 	}
 	return out, routedPath
+}
+
+// escapeUnsafe percent-encodes the bytes of an escaped path segment that
+// net/url does not accept unescaped in URL.RawPath (anything but letters,
+// digits, "-._~!$&'()*+,;=:@[]" and "%"), so that a URL with the segment
+// keeps its RawPath. It returns seg itself if there are none.
+func escapeUnsafe(seg string) string {
+	n := 0
+	for i := 0; i < len(seg); i++ {
+		if !pathByteOK(seg[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return seg
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(seg)+2*n)
+	for i := 0; i < len(seg); i++ {
+		if c := seg[i]; pathByteOK(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
+}
+
+// pathByteOK reports whether c may stand unescaped in URL.RawPath.
+func pathByteOK(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@[]%", c) >= 0
 }
 
 // cleanPath is path.Clean keeping a trailing slash, for rooted paths that

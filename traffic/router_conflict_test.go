@@ -104,11 +104,42 @@ func TestRouterEncodedSlashIsNotASeparator(t *testing.T) {
 	} {
 		w := do(r, "127.0.0.1", p)
 		assert.NotEqual(t, "greeter", w.Body.String(), p)
+		// A byte the client should have escaped made URL.EscapedPath
+		// ignore the path as sent and turn every %2F into a slash.
+		for _, b := range []string{"{", "}", "|", "^", "`", `"`, "\\", "<", ">", "\xc3\xa9"} {
+			w := do(r, "127.0.0.1", p+"/"+b)
+			assert.NotEqual(t, "greeter", w.Body.String(), p+"/"+b)
+		}
 	}
 	assert.Empty(t, ds["greeter"].seen, "no request reached acme/greeter")
 	assert.Equal(t, 404, do(r, "127.0.0.1", "/default/hello%2f..%2f..%2facme%2fgreeter").Code)
 	assert.Equal(t, "hello", do(r, "127.0.0.1", "/default/hello/x%2f..%2f..%2f..%2facme%2fgreeter").Body.String())
 	assert.Equal(t, "greeter", do(r, "127.0.0.1", "/acme/greeter/a%2Fb").Body.String())
+}
+
+// A path with an encoded slash and a byte the client should have escaped
+// is forwarded with that byte escaped and the %2F kept: the backend gets
+// the path the router matched, not one whose %2F became separators.
+func TestRouterEncodedSlashForwardedAsRouted(t *testing.T) {
+	var got *http.Request
+	rec := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = r })
+	r := newRouter(t, RouterConfig{}, FrontDoorMap{"api": rec},
+		Route{Hosts: []string{"example.com"}, PathPrefix: "/api", Table: table(t, Target{RevisionName: "api", Percent: 100})})
+	for _, tc := range []struct{ path, want string }{
+		{"/api/a%2F..%2F..%2Fb/{x}", "/api/a%2F..%2F..%2Fb/%7Bx%7D"},
+		{"/api/a%2fb/../c%2f|/\xc3\xa9/", "/api/c%2f%7C/%C3%A9/"},
+		{"/api/a%2Fb", "/api/a%2Fb"},
+	} {
+		got = nil
+		req := httptest.NewRequest(http.MethodGet, tc.path+"?q=1", nil)
+		req.Host = "example.com"
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		require.NotNil(t, got, "%s: %d %s", tc.path, w.Code, w.Body.String())
+		assert.Equal(t, tc.want, got.URL.EscapedPath(), tc.path)
+		assert.Equal(t, tc.want+"?q=1", got.RequestURI, tc.path)
+		assert.Equal(t, tc.path+"?q=1", req.RequestURI, "the caller's request is not modified")
+	}
 }
 
 // Issue 11: an outside request with K-Network-Probe: queue was answered by
@@ -132,7 +163,7 @@ func TestRouterStripsProbeHeaders(t *testing.T) {
 // slash or dot segment carries it there from elsewhere, or past the
 // prefix.
 func FuzzRouterPathPrefix(f *testing.F) {
-	for _, p := range []string{"/a/b", "/a/b/c", "/a%2fb", "/x/..%2f..%2fa%2fb", "/a/b%2f..%2f..%2fz", "/x/../a/b", "/a/./b//c/", "/a/b/%2e%2e/%2e%2e/q", "/%61/b"} {
+	for _, p := range []string{"/a/b", "/a/b/c", "/a%2fb", "/x/..%2f..%2fa%2fb", "/a/b%2f..%2f..%2fz", "/x/../a/b", "/a/./b//c/", "/a/b/%2e%2e/%2e%2e/q", "/%61/b", "/x%2f..%2f..%2fa/b/{", "/a/b%2fc/{"} {
 		f.Add(p)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
@@ -155,6 +186,34 @@ func FuzzRouterPathPrefix(f *testing.F) {
 		r.ServeHTTP(httptest.NewRecorder(), req)
 		if got == nil {
 			return
+		}
+		// Reaching /a/b is right only if the path as sent, split on its
+		// real slashes, with dot segments resolved, starts with a and b.
+		sent := u.RawPath
+		if sent == "" {
+			sent = u.EscapedPath()
+		}
+		var stack []string
+		for _, sg := range strings.Split(sent, "/")[1:] {
+			d, err := url.PathUnescape(sg)
+			if err != nil {
+				d = sg
+			}
+			switch d {
+			case "", ".":
+			case "..":
+				if len(stack) > 0 {
+					stack = stack[:len(stack)-1]
+				}
+			default:
+				stack = append(stack, d)
+			}
+		}
+		require.True(t, len(stack) >= 2 && stack[0] == "a" && stack[1] == "b", "%q reached /a/b (segments %q)", p, stack)
+		if hasEncodedSlash(u.RawPath) && got.URL.RawPath != "" {
+			// The path as routed is the path forwarded: URL.EscapedPath
+			// does not fall back to escaping Path (where %2F is a slash).
+			require.Equal(t, got.URL.RawPath, got.URL.EscapedPath(), "%q forwarded", p)
 		}
 		segs := strings.Split(got.URL.EscapedPath(), "/")
 		require.GreaterOrEqual(t, len(segs), 3, "%q forwarded as %q", p, got.URL.EscapedPath())
