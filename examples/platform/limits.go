@@ -70,7 +70,7 @@ func withScaleLimit(cfg map[string]string) map[string]string {
 
 // checkScaleLimit refuses a revision whose initial or least scale is above
 // max-scale-limit, from an annotation or the config: the pool would start
-// that many processes at once. It runs before autoscaler.Config.RevisionSpec
+// that many processes at once; and one whose activation-scale is. It runs before autoscaler.Config.RevisionSpec
 // so that the error names the limit (RevisionSpec would name max-scale, and
 // refuses max-scale above the limit itself); values that are not integers
 // are left to RevisionSpec.
@@ -97,7 +97,10 @@ func checkScaleLimit(cfg autoscaler.Config, annotations map[string]string) error
 	}
 	return errors.Join(
 		check(cfg.InitialScale, "initial-scale", autoscaler.InitialScaleAnnotation, autoscaler.AnnotationPrefix+"initialScale"),
-		check(cfg.MinScale, "min-scale", autoscaler.MinScaleAnnotation, autoscaler.AnnotationPrefix+"minScale"))
+		check(cfg.MinScale, "min-scale", autoscaler.MinScaleAnnotation, autoscaler.AnnotationPrefix+"minScale"),
+		// No config key; above the limit it would be cut to max-scale
+		// without a word.
+		check(0, "activation-scale", autoscaler.ActivationScaleAnnotation))
 }
 
 // startReplica starts one replica process, waiting its turn among the

@@ -31,7 +31,7 @@ func TestApplyRefusesScaleAboveTheMachineLimit(t *testing.T) {
 		require.NoError(t, err)
 		return svc
 	}
-	for _, key := range []string{"autoscaling.knative.dev/initial-scale", "autoscaling.knative.dev/initialScale", "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale"} {
+	for _, key := range []string{"autoscaling.knative.dev/initial-scale", "autoscaling.knative.dev/initialScale", "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale", "autoscaling.knative.dev/activation-scale"} {
 		_, err := p.Apply(withAnnotation(key, "100000"))
 		require.Error(t, err, key)
 		assert.Contains(t, err.Error(), key, "the error names the annotation")

@@ -146,6 +146,17 @@ func (f *field) child(key string) *field {
 	return f.children["*"]
 }
 
+// foldMatch returns the field of f whose name equals key in another case,
+// or "".
+func (f *field) foldMatch(key string) string {
+	for name := range f.children {
+		if name != "*" && name != "[]" && strings.EqualFold(name, key) {
+			return name
+		}
+	}
+	return ""
+}
+
 func (f *field) add(key string) *field {
 	if f.children == nil {
 		f.children = map[string]*field{}
@@ -184,7 +195,8 @@ func buildSchema() *field {
 }
 
 // ParseService reads one Service manifest (YAML or JSON). Structural
-// problems (bad YAML, more than one document, a duplicate key, nesting
+// problems (bad YAML, more than one document, a duplicate key or keys that
+// would be one once decoded (nonStringKey, a field name in another case), nesting
 // deeper than MaxManifestDepth, more than MaxManifestBytes, a wrong kind, a
 // field of the wrong type, a missing name or container) are errors; fields
 // and labels the platform does not support are warnings.
@@ -331,6 +343,10 @@ func (c *checker) walk(n *yaml.Node, f *field, depth int) {
 				c.errs = append(c.errs, fmt.Errorf("manifest: line %d: merge keys (<<) are not supported", k.Line))
 				continue
 			}
+			if kind := nonStringKey(k); kind != "" {
+				c.errs = append(c.errs, fmt.Errorf("manifest: line %d: key %s under %s is read by YAML as %s, not a string; quote it", k.Line, k.Value, c.pathOr("the top level"), kind))
+				continue
+			}
 			if first, dup := seen[k.Value]; dup {
 				c.errs = append(c.errs, fmt.Errorf("manifest: line %d: duplicate key %q under %s (first at line %d)", k.Line, k.Value, c.pathOr("the top level"), first))
 				continue
@@ -339,7 +355,12 @@ func (c *checker) walk(n *yaml.Node, f *field, depth int) {
 			c.path = append(c.path, k.Value)
 			child := f.child(k.Value)
 			if f != nil && child == nil {
-				c.warnings = append(c.warnings, c.pathString()+" is not supported by the platform and is ignored")
+				if want := f.foldMatch(k.Value); want != "" {
+					// The decoder matches field names in any case.
+					c.errs = append(c.errs, fmt.Errorf("manifest: line %d: %s: field names are case-sensitive; did you mean %q?", k.Line, c.pathString(), want))
+				} else {
+					c.warnings = append(c.warnings, c.pathString()+" is not supported by the platform and is ignored")
+				}
 			}
 			c.walk(v, child, depth+1)
 			c.path = c.path[:len(c.path)-1]
@@ -352,6 +373,39 @@ func (c *checker) walk(n *yaml.Node, f *field, depth int) {
 			c.path = c.path[:len(c.path)-1]
 		}
 	}
+}
+
+// The manifest is checked as YAML 1.2 (go.yaml.in/yaml/v3) and decoded as
+// YAML 1.1 (sigs.k8s.io/yaml, like kubectl), which turns every key into a
+// JSON string: 16 and 0x10 both become "16", yes and true both "true". So
+// two keys that differ here can be one key there, the last winning. Only
+// keys both read as the same string are accepted.
+
+// yaml11Bools are the plain scalars that YAML 1.1 reads as booleans and
+// YAML 1.2 as strings.
+var yaml11Bools = map[string]bool{
+	"y": true, "Y": true, "yes": true, "Yes": true, "YES": true,
+	"n": true, "N": true, "no": true, "No": true, "NO": true,
+	"on": true, "On": true, "ON": true, "off": true, "Off": true, "OFF": true,
+}
+
+// nonStringKey says what a mapping key is read as if not a string: "a
+// number", "a boolean"…; "" for a string.
+func nonStringKey(k *yaml.Node) string {
+	plain := k.Style == 0 // not quoted, no tag
+	switch {
+	case plain && yaml11Bools[k.Value]:
+		return "a boolean (YAML 1.1)"
+	case k.Tag == "!!str", plain && k.Tag == "!!timestamp": // YAML 1.1 keeps a timestamp key as written
+		return ""
+	case k.Tag == "!!int", k.Tag == "!!float":
+		return "a number"
+	case k.Tag == "!!bool":
+		return "a boolean"
+	case k.Tag == "!!null":
+		return "null"
+	}
+	return k.Tag
 }
 
 func (c *checker) pathOr(top string) string {

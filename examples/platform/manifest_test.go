@@ -144,6 +144,19 @@ func TestParseServiceRefusesWhatItCannotApplyWhole(t *testing.T) {
 		{"over 1 MiB", svc + "# " + strings.Repeat("x", MaxManifestBytes) + "\n", "more than the limit of 1048576 bytes (1 MiB)"},
 		{"nested 500,000 deep", "a: " + strings.Repeat("[", 500_000), "exceeded max depth"},
 		{"a billion laughs", laughs(svc), "excessive aliasing"},
+		// Keys that differ as written but are one key once decoded.
+		{"number keys", "kind: Service\nmetadata:\n  name: a\n  annotations: {16: x, 0x10: y}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`line 4: key 16 under metadata.annotations is read by YAML as a number, not a string; quote it`},
+		{"YAML 1.1 boolean keys", "kind: Service\nmetadata:\n  name: a\n  annotations: {yes: x, \"true\": y}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`line 4: key yes under metadata.annotations is read by YAML as a boolean (YAML 1.1), not a string; quote it`},
+		{"boolean key", "kind: Service\nmetadata: {name: a, annotations: {true: x}}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`line 2: key true under metadata.annotations is read by YAML as a boolean`},
+		{"null key", "kind: Service\nmetadata: {name: a, annotations: {~: x}}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`line 2: key ~ under metadata.annotations is read by YAML as null`},
+		{"field name in another case", svc[:len(svc)-2] + ", Traffic: [{latestRevision: true, percent: 100, tag: x}]}\n",
+			`line 3: spec.Traffic: field names are case-sensitive; did you mean "traffic"?`},
+		{"field name in another case, with the field", "Kind: Service\nkind: Service\nmetadata: {name: a}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n",
+			`line 1: Kind: field names are case-sensitive; did you mean "kind"?`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,8 +165,13 @@ func TestParseServiceRefusesWhatItCannotApplyWhole(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+	// Quoted, such keys are strings, as are keys YAML reads as timestamps.
+	s, err := ParseService([]byte("kind: Service\nmetadata: {name: a, annotations: {\"16\": x, '0x10': v, !!str yes: z, 2001-01-01: w}}\nspec: {template: {spec: {containers: [{image: hello}]}}}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"16": "x", "0x10": "v", "yes": "z", "2001-01-01": "w"}, s.Metadata.Annotations)
+
 	// Empty documents around the one Service are not a second document.
-	s, err := ParseService([]byte("---\n" + svc + "---\n"))
+	s, err = ParseService([]byte("---\n" + svc + "---\n"))
 	require.NoError(t, err)
 	assert.Equal(t, "a", s.Metadata.Name)
 }
