@@ -91,10 +91,12 @@ type Options struct {
 	// capacity or was turned away for a full queue. See ColdStart.
 	OnColdStart func(ColdStart)
 	// ServerTiming, if not nil, gives the Server-Timing header of every
-	// forwarded request that waited for capacity: it is called with the
-	// request's Timing on the request's goroutine, just before the
-	// response header is written, and its result, unless "", is added to
-	// the header (after the replica's own Server-Timing values, if any).
+	// request that waited for capacity, forwarded or turned away after
+	// waiting (Timing.TurnedAway): it is called with the request's Timing
+	// on the request's goroutine, just before the response header is
+	// written, and its result, unless "", is added to the header (after
+	// the replica's own Server-Timing values, if any). A request whose
+	// client went away gets none.
 	// Timing.ServerTiming formats the activator's breakdown; a host can
 	// add its own metrics, such as when its autoscaler decided to scale.
 	ServerTiming func(Timing) string
@@ -315,7 +317,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, key string, ob *
 		ob.waited = l.waited
 	}
 	if err != nil {
-		outcome := h.reject(w, rv, l, err, nil)
+		outcome := h.reject(w, rv, l, err, nil, now)
 		if ob != nil {
 			ob.outcome = outcome
 		}
@@ -345,6 +347,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Co
 		r = &fw.body.req // each try sets its own view of the body on this copy
 	}
 	waited := l.waited
+	l0queued, l0cold := l.queued, l.cold
 	if l.queued && h.timing != nil {
 		fw.timing = h.timing
 		fw.clk = h.clock
@@ -400,7 +403,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ctx context.Co
 		}
 		if err != nil {
 			next.waited = waited
-			outcome := h.reject(fw, rv, next, err, unsent)
+			next.queued = next.queued || l0queued
+			next.cold = next.cold || l0cold
+			fw.timing = nil // reject gives the Server-Timing of a request turned away
+			outcome := h.reject(fw, rv, next, err, unsent, arrived)
 			if ob != nil {
 				ob.outcome = outcome
 			}
@@ -442,7 +448,7 @@ func (h *Handler) report(c ColdStart) {
 
 // reject answers a request that got no replica, and returns the outcome;
 // unsent, if not nil, is why an earlier try of it failed.
-func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error, unsent error) Outcome {
+func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error, unsent error, arrived time.Time) Outcome {
 	status, outcome := http.StatusInternalServerError, Outcome(-1)
 	switch {
 	case errors.Is(err, ErrQueueFull):
@@ -460,6 +466,15 @@ func (h *Handler) reject(w http.ResponseWriter, rv *revision, l Lease, err error
 		h.report(ColdStart{Revision: rv.name, Waited: l.waited, Cold: l.cold, Outcome: outcome})
 	}
 	h.setWaitHeader(w, l.waited)
+	if l.queued && h.timing != nil && outcome >= 0 && outcome != OutcomeCanceled {
+		t := Timing{Revision: rv.name, Arrived: arrived, Cold: l.cold, Queued: l.waited, TurnedAway: true, Outcome: outcome}
+		if at := rv.readyAt.Load(); t.Cold && at != 0 {
+			t.Ready = max(time.Unix(0, at).Sub(arrived), 0)
+		}
+		if v := h.timing(t); v != "" {
+			w.Header().Add("Server-Timing", v)
+		}
+	}
 	msg := err.Error()
 	if unsent != nil {
 		msg += "; it was back in line because an earlier try " + unsent.Error()

@@ -27,8 +27,15 @@ type Timing struct {
 	// a failed connection, its waits added up.
 	Queued time.Duration
 	// Forwarded runs from getting the replica to the replica's response
-	// header: the replica's own time plus the hop.
+	// header: the replica's own time plus the hop. 0 when TurnedAway.
 	Forwarded time.Duration
+	// TurnedAway is true for a request that waited and was then answered
+	// by the activator itself, not forwarded: its deadline or MaxWait
+	// passed, the line was full, or its revision was removed (Outcome
+	// says which). ServerTiming leaves forwarded out then.
+	TurnedAway bool
+	// Outcome is how the request ended: OutcomeServed when forwarded.
+	Outcome Outcome
 }
 
 // ServerTiming formats t as a Server-Timing header value (W3C Server
@@ -36,7 +43,8 @@ type Timing struct {
 //
 //	ready;dur=52.1;desc="replica ready", queued;dur=52.3;desc="queued", forwarded;dur=1.2;desc="forwarded"
 //
-// ready is left out for a request that was not cold. As a method
+// ready is left out for a request that was not cold, forwarded for one
+// that was turned away. As a method
 // expression, Timing.ServerTiming is the Options.ServerTiming of a host
 // that adds nothing of its own.
 func (t Timing) ServerTiming() string {
@@ -51,6 +59,9 @@ func (t Timing) AppendServerTiming(dst []byte) []byte {
 		dst = append(dst, ", "...)
 	}
 	dst = AppendServerTimingMetric(dst, "queued", t.Queued, "queued")
+	if t.TurnedAway {
+		return dst
+	}
 	dst = append(dst, ", "...)
 	return AppendServerTimingMetric(dst, "forwarded", t.Forwarded, "forwarded")
 }

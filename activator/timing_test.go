@@ -3,6 +3,7 @@ package activator
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -67,4 +68,56 @@ func TestServerTimingKeepsTheReplicasOwn(t *testing.T) {
 	require.Len(t, v, 2)
 	assert.Equal(t, "db;dur=3", v[0])
 	assert.Regexp(t, `^ready;dur=[0-9.]+;desc="replica ready", queued;dur=[0-9.]+;desc="queued", forwarded;dur=[0-9.]+;desc="forwarded"$`, v[1])
+}
+
+// TestServerTimingOfARequestTurnedAway: a request that waited and was then
+// answered by the activator itself (MaxWait, its timeout, a full line) has
+// the breakdown of its wait too, without forwarded; the hook is told it
+// was turned away and why.
+func TestServerTimingOfARequestTurnedAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []Timing
+		h := newTestHandler(t, Options{
+			Transport: newFakeBackend(10 * time.Millisecond),
+			ServerTiming: func(tm Timing) string {
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, tm)
+				return tm.ServerTiming()
+			},
+		})
+		require.NoError(t, h.SetRevision("rev", RevisionConfig{ContainerConcurrency: 1, MaxWait: 30 * time.Millisecond, MaxWaiting: 1}))
+		start := time.Now()
+		rec, done := serve(h, request("rev", 0))
+		synctest.Wait()
+		// The line holds one: the next is turned away at once.
+		full := httptest.NewRecorder()
+		h.ServeHTTP(full, request("rev", 1))
+		<-done
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+		assert.Equal(t, []string{`queued;dur=30.0;desc="queued"`}, rec.Header().Values("Server-Timing"))
+		require.Equal(t, http.StatusServiceUnavailable, full.Code, full.Body.String())
+		assert.Equal(t, []string{`queued;dur=0.0;desc="queued"`}, full.Header().Values("Server-Timing"))
+		require.Len(t, got, 2)
+		assert.Equal(t, Timing{Revision: "rev", Arrived: start, Cold: true, TurnedAway: true, Outcome: OutcomeQueueFull}, got[0])
+		assert.Equal(t, Timing{Revision: "rev", Arrived: start, Cold: true, Queued: 30 * time.Millisecond, TurnedAway: true, Outcome: OutcomeMaxWait}, got[1])
+		mustShutdown(t, h)
+	})
+}
+
+// TestServerTimingAfterARefusedConnection: a request whose replica refused
+// the connection went back in line and was turned away there: one
+// Server-Timing, its wait's, without forwarded.
+func TestServerTimingAfterARefusedConnection(t *testing.T) {
+	dead := deadAddr(t)
+	h := newTestHandler(t, Options{ServerTiming: Timing.ServerTiming})
+	defer mustShutdown(t, h)
+	require.NoError(t, h.SetRevision("rev", RevisionConfig{MaxWait: 50 * time.Millisecond}))
+	require.NoError(t, h.SetReplicas("rev", []string{dead}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request("rev", 0))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	assert.Regexp(t, `^queued;dur=[0-9.]+;desc="queued"$`, rec.Header().Get("Server-Timing"))
+	assert.Len(t, rec.Header().Values("Server-Timing"), 1)
 }
