@@ -20,7 +20,7 @@ type appRequest struct {
 // allocation of 16 costs the allocator (and the collector's pointer
 // bitmaps) far less than 16 of one; what it costs in memory is that a
 // request the application keeps after it returns keeps its 15 neighbours
-// (6 KB) alive too, and that the Handler's current slab keeps up to 15
+// (6 KB) alive too, and that each shard's current slab keeps up to 15
 // finished requests (their headers, URLs, contexts, and what their bodies
 // hold of their connections) until it is used up.
 const appSlabSize = 16
@@ -32,9 +32,9 @@ type appSlab struct {
 }
 
 // newAppRequest returns r carrying a requestContext under r's context, in
-// the next free appRequest of the Handler's current slab.
-func (h *Handler) newAppRequest(r *http.Request) (*http.Request, *requestContext) {
-	a := h.nextAppRequest()
+// the next free appRequest of the shard's current slab.
+func (s *timedShard) newAppRequest(r *http.Request) (*http.Request, *requestContext) {
+	a := s.nextAppRequest()
 	a.ctx.parent = r.Context()
 	// WithContext is inlined and the copy it makes does not escape: the
 	// request is copied straight into a.
@@ -42,17 +42,17 @@ func (h *Handler) newAppRequest(r *http.Request) (*http.Request, *requestContext
 	return &a.req, &a.ctx
 }
 
-func (h *Handler) nextAppRequest() *appRequest {
+func (s *timedShard) nextAppRequest() *appRequest {
 	for {
-		s := h.slab.Load()
-		if s != nil {
-			if i := s.next.Add(1) - 1; i < appSlabSize {
-				return &s.a[i]
+		cur := s.slab.Load()
+		if cur != nil {
+			if i := cur.next.Add(1) - 1; i < appSlabSize {
+				return &cur.a[i]
 			}
 		}
 		ns := new(appSlab)
 		ns.next.Store(1)
-		if h.slab.CompareAndSwap(s, ns) {
+		if s.slab.CompareAndSwap(cur, ns) {
 			return &ns.a[0]
 		}
 		// Another request replaced the slab first: take from its.

@@ -2,12 +2,27 @@ package queue
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
 )
 
-// deadlines is the one timer of a Handler with timeouts: a min-heap of its
+// timedShard is one of a timed Handler's shards: its exchanges' deadlines
+// and the slab their appRequests come from. An exchange belongs to one
+// shard for life, given round robin when it is made; the exchanges are
+// pooled per P (sync.Pool), so requests on different Ps mostly touch
+// different shards, and the shards' locks and slab counters are not shared
+// between cores. There are GOMAXPROCS shards, at most maxTimedShards.
+type timedShard struct {
+	deadlines deadlines
+	slab      atomic.Pointer[appSlab]
+	_         [64]byte // keeps neighbouring shards' hot words apart
+}
+
+const maxTimedShards = 16
+
+// deadlines is the one timer of a timed Handler's shard: a min-heap of its
 // timed requests by when each must next be looked at, and a timer set no
 // later than the earliest of them.
 //

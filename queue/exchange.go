@@ -33,7 +33,8 @@ import (
 // goroutine while it looks at the request — and it goes back to the pool at
 // zero.
 type exchange struct {
-	h *Handler // the pool's owner; fixed
+	h     *Handler    // the pool's owner; fixed
+	shard *timedShard // timed only: its deadlines and appRequests; fixed
 
 	exchangeState
 }
@@ -81,6 +82,7 @@ func (h *Handler) newExchange() any {
 	ex := &exchange{h: h}
 	if h.timed {
 		ex.header = make(http.Header)
+		ex.shard = &h.shards[int(h.nextShard.Add(1))%len(h.shards)]
 	}
 	return ex
 }

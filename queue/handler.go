@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,10 +86,10 @@ type Handler struct {
 
 	timed                              bool
 	total, responseStart, idle         time.Duration
-	firstWait                          time.Duration           // the shortest timeout on
-	exchanges                          sync.Pool               // of *exchange, for this Handler only
-	slab                               atomic.Pointer[appSlab] // timed only: where appRequests come from
-	deadlines                          deadlines               // timed only
+	firstWait                          time.Duration // the shortest timeout on
+	exchanges                          sync.Pool     // of *exchange, for this Handler only
+	shards                             []timedShard  // timed only; see timedShard
+	nextShard                          atomic.Uint32 // the shard of the next new exchange
 	quiet, maxQuiet, hijackedDrainTime time.Duration
 
 	// active counts accepted requests whose application call has not
@@ -151,7 +152,10 @@ func newHandler(app http.Handler, c Config) (*Handler, error) {
 	}
 	h.epoch = h.clock.Now()
 	if h.timed {
-		h.deadlines.init(h)
+		h.shards = make([]timedShard, min(max(runtime.GOMAXPROCS(0), 1), maxTimedShards))
+		for i := range h.shards {
+			h.shards[i].deadlines.init(h)
+		}
 	}
 	h.rec = stats.NewRecorder(h.epoch)
 	if c.ContainerConcurrency > 0 {

@@ -94,9 +94,9 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 	ex.http1 = r.ProtoMajor < 2
 	ex.live.Store(1)
 	ex.refs.Store(1)
-	req, ctx := h.newAppRequest(r)
+	req, ctx := ex.shard.newAppRequest(r)
 	ex.req, ex.ctx = req, ctx
-	h.deadlines.set(ex, now, now.Add(h.firstWait))
+	ex.shard.deadlines.set(ex, now, now.Add(h.firstWait))
 
 	returned := false
 	defer func() {
@@ -121,7 +121,7 @@ func (h *Handler) serveTimed(w http.ResponseWriter, r *http.Request) {
 // answered the client. From here on the response is net/http's to finish:
 // no timeout applies to it any more, so none is appended to it.
 func (ex *exchange) end() (timedOut bool) {
-	h, ctx := ex.h, ex.ctx
+	ctx := ex.ctx
 	ex.mu.Lock()
 	ex.returned = true
 	timedOut = ex.timedOut
@@ -138,7 +138,7 @@ func (ex *exchange) end() (timedOut bool) {
 		}
 	}
 	ex.mu.Unlock()
-	h.deadlines.remove(ex)
+	ex.shard.deadlines.remove(ex)
 	ctx.cancel(nil)
 	ex.unref()
 	return timedOut
@@ -164,7 +164,7 @@ func (ex *exchange) expire() {
 	case wait > 0:
 		// Under mu, so that it cannot go back in once ServeHTTP has seen
 		// returned and taken it out.
-		h.deadlines.set(ex, now, now.Add(wait))
+		ex.shard.deadlines.set(ex, now, now.Add(wait))
 	}
 	ex.mu.Unlock()
 	if err != nil && h.logger.Enabled(context.Background(), slog.LevelDebug) {
