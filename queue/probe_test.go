@@ -114,8 +114,57 @@ func TestAdminHandler(t *testing.T) {
 
 	// Without a reporter there is no /stats.
 	rec := httptest.NewRecorder()
-	AdminHandler(h, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats", nil))
+	AdminHandler(h, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9091/stats", nil))
 	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+// TestAdminRefusesWhatABrowserCanSend: a web page cannot drain the replica
+// (nor read its stats): not by a cross-site request to its port, nor
+// through a domain name rebound to its address. Programs addressing it by
+// IP or as localhost are served.
+func TestAdminRefusesWhatABrowserCanSend(t *testing.T) {
+	h := mustNew(t, okApp, Config{QuietPeriod: time.Millisecond})
+	admin := AdminHandler(h, nil)
+	for _, tc := range []struct {
+		name   string
+		host   string
+		header []string
+		status int
+	}{
+		{"rebound domain name", "evil.example:9091", nil, http.StatusMisdirectedRequest},
+		{"rebound name without port", "attacker.test", nil, http.StatusMisdirectedRequest},
+		{"no Host", "", nil, http.StatusMisdirectedRequest},
+		{"cross-site", "127.0.0.1:9091", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"same-site", "127.0.0.1:9091", []string{"Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
+		{"foreign Origin", "127.0.0.1:9091", []string{"Origin", "http://evil.example"}, http.StatusForbidden},
+		{"null Origin", "127.0.0.1:9091", []string{"Origin", "null"}, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/wait-for-drain", nil)
+			r.Host = tc.host
+			for i := 0; i < len(tc.header); i += 2 {
+				r.Header.Set(tc.header[i], tc.header[i+1])
+			}
+			rec := httptest.NewRecorder()
+			admin.ServeHTTP(rec, r)
+			assert.Equal(t, tc.status, rec.Code, rec.Body.String())
+			assert.NoError(t, h.CheckReady(context.Background()), "the replica was not drained")
+		})
+	}
+	for _, host := range []string{"127.0.0.1:9091", "10.1.2.3:9091", "[::1]:9091", "localhost:9091", "LOCALHOST", "10.1.2.3"} {
+		r := httptest.NewRequest(http.MethodGet, "/ready", nil)
+		r.Host = host
+		r.Header.Set("Sec-Fetch-Site", "none") // typed into the address bar
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, r)
+		assert.Equal(t, http.StatusOK, rec.Code, host)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/wait-for-drain", nil)
+	r.Host = "10.1.2.3:9091" // the kubelet's pre-stop hook
+	rec := httptest.NewRecorder()
+	admin.ServeHTTP(rec, r)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.ErrorIs(t, h.CheckReady(context.Background()), ErrDraining)
 }
 
 func TestAdminWaitForDrainReportsClosedConnections(t *testing.T) {
@@ -125,7 +174,7 @@ func TestAdminWaitForDrainReportsClosedConnections(t *testing.T) {
 		go h.ServeHTTP(w, get("Connection", "Upgrade", "Upgrade", "echo"))
 		readUpgrade(t, w.client)
 		rec := httptest.NewRecorder()
-		AdminHandler(h, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/wait-for-drain", nil))
+		AdminHandler(h, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9091/wait-for-drain", nil))
 		assert.Equal(t, http.StatusInternalServerError, rec.Code)
 		assert.Contains(t, rec.Body.String(), "hijacked connections closed at the drain deadline: 1 still open")
 	})
