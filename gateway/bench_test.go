@@ -90,11 +90,11 @@ func BenchmarkProxiedRequest(b *testing.B) {
 	}
 }
 
-// TestProxiedRequestBytes pins #15's goal of at most 4 KB allocated by the
+// TestProxiedRequestAllocs pins #15's goal of at most 4 KB allocated by the
 // gateway's process per proxied request, on the Serve and the Proxy path,
 // by running BenchmarkProxiedRequest's loop (the benchmark's figures are
 // in BENCHMARKS.md: 2.85-2.87 KB).
-func TestProxiedRequestBytes(t *testing.T) {
+func TestProxiedRequestAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race detector allocates on its own: bytes per request are checked without -race")
 	}
