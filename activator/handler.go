@@ -30,8 +30,13 @@ const StatusClientClosedRequest = queue.StatusClientClosedRequest
 // Poker is told about a revision's first request (the first after a period
 // without load) at once, so that an autoscaler at zero can scale up without
 // waiting for the next report: Knative's immediate stat, Concurrency 1 and
-// RPS 1. The autoscaler's runner implements it. Poke is called on the
-// request's goroutine, outside any lock; it should not block for long.
+// RPS 1. The stat has no Source: it is a one-off that the activator's next
+// report makes up for (that report leaves the first request out), so the
+// autoscaler must add it to that report, not take the report, which has
+// the activator's Source, as the activator's latest word for the second
+// (see autoscaler.Collector). The autoscaler's runner implements it. Poke
+// is called on the request's goroutine, outside any lock; it should not
+// block for long.
 type Poker interface {
 	Poke(revision string, s stats.Stat)
 }
@@ -304,7 +309,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, key string, ob *
 	e, first := rv.stats.in(now)
 	defer h.statOut(rv, e)
 	if first && h.poker != nil {
-		h.poker.Poke(key, stats.Stat{Source: h.name, Concurrency: 1, RPS: 1, Uptime: now.Sub(h.start), Time: now})
+		h.poker.Poke(key, stats.Stat{Concurrency: 1, RPS: 1, Uptime: now.Sub(h.start), Time: now})
 	}
 	ctx := r.Context()
 	if d := rv.set.Load().cfg.Timeout; d > 0 {

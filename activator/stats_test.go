@@ -73,8 +73,8 @@ func TestStatsScenario(t *testing.T) {
 		assert.Len(t, pokes, step.wantPokes, step.name)
 	}
 	assert.Equal(t, []stats.Stat{
-		{Source: "act-1", Concurrency: 1, RPS: 1, Uptime: 0, Time: t0},
-		{Source: "act-1", Concurrency: 1, RPS: 1, Uptime: 4 * time.Second, Time: t0.Add(4 * time.Second)},
+		{Concurrency: 1, RPS: 1, Uptime: 0, Time: t0},
+		{Concurrency: 1, RPS: 1, Uptime: 4 * time.Second, Time: t0.Add(4 * time.Second)},
 	}, pokes)
 }
 

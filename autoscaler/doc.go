@@ -1,6 +1,6 @@
 // Package autoscaler decides how many replicas each revision needs and tells
 // the host's scaler backend: Knative Serving's KPA as a library, with
-// Knative's decisions for the same inputs (but for the two differences
+// Knative's decisions for the same inputs (but for the differences
 // below) and no Kubernetes in its API.
 //
 // The pieces, from pure to clocked:
@@ -51,7 +51,7 @@
 //
 // The windows and the decider do Knative's arithmetic; the scenario tables
 // in autoscalertest run against Knative v0.42.2's own code in the bench
-// module. By default two things differ, both on purpose:
+// module. By default three things differ, all on purpose:
 //
 //   - A revision no route reaches ([DeciderSpec].Unreachable) skips the
 //     scale-down delay, as the Knative of our reference does; Knative
@@ -64,6 +64,15 @@
 //     panic window read 0, a race Knative's collector mostly loses. A stat
 //     may therefore count up to a second later than in Knative; a
 //     [Runner.Poke] still decides on everything recorded.
+//   - A stat with a Source counts once a second for its source: a second
+//     stat of the same second replaces the first, and a source missing
+//     from a second it reported in the second before is held at its last
+//     stat for that one second (see [Collector]). A reporter whose period
+//     ends a few milliseconds either side of a whole second otherwise
+//     leaves, through jitter, one second with two of its stats and the
+//     next with none, and a one-second panic window reads twice its load,
+//     then 0; Knative sums them. Where every source reports once a second,
+//     the averages are Knative's.
 //
 // To test a scaling policy, drive the pure [Decider] with literal times, or
 // a whole Runner on a mock clock with the autoscalertest package: feed
