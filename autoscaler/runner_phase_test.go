@@ -127,3 +127,63 @@ func TestRunnerCountsALateStat(t *testing.T) {
 	h.Advance(2 * time.Second)
 	require.Equal(t, 20.0, h.Decision(rev).StableLoad, "the tick at 4s counts the late stat in the second 1–2")
 }
+
+// TestRunnerJitteringReporter: a replica whose 1 s reports land a
+// millisecond either side of each whole second, alternately, puts two
+// stats in one second and none in the next. It names its Source, so each
+// tick reads its load once a second, held over the empty seconds: a
+// one-second panic window reads the steady load at every tick, not twice
+// it and 0, and the revision does not panic.
+func TestRunnerJitteringReporter(t *testing.T) {
+	spec := cc10(t, map[string]string{
+		autoscaler.WindowAnnotation:                "10s",
+		autoscaler.PanicWindowPercentageAnnotation: "10",
+	})
+	load := 5.0 // a target of 7: twice that wants 2 replicas, and panics one (200 %)
+	require.Equal(t, 7.0, spec.TargetValue)
+	for _, earlyOdd := range []bool{true, false} {
+		t.Run(fmt.Sprintf("early at odd seconds %v", earlyOdd), func(t *testing.T) {
+			mock := clock.NewMock() // the Unix epoch: ticks at even seconds
+			fake := autoscalertest.NewFakeScaler()
+			fake.SetReady(rev, 1)
+			r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: fake, Ready: fake, Clock: mock})
+			require.NoError(t, err)
+			decided := make(chan autoscaler.Decision, 64)
+			r.Subscribe(func(d autoscaler.Decision) { decided <- d })
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			require.NoError(t, r.Add(rev, spec))
+
+			start := mock.Now()
+			for n := 1; n <= 20; n++ {
+				early := (n%2 == 1) == earlyOdd
+				stamp := start.Add(time.Duration(n)*time.Second + time.Millisecond)
+				if early {
+					stamp = stamp.Add(-2 * time.Millisecond)
+				}
+				report := func() {
+					require.NoError(t, r.Record(rev, stats.Stat{Source: "pod-a", Concurrency: load, Time: stamp}))
+				}
+				if early {
+					report()
+				}
+				mock.Add(time.Second)
+				if n%2 == 0 {
+					select {
+					case d := <-decided:
+						require.Equal(t, load, d.PanicLoad, "panic load at the tick at %ds", n)
+						require.Equal(t, load, d.StableLoad, "stable load at the tick at %ds", n)
+						require.False(t, d.Panicking, "panicking at the tick at %ds", n)
+					case <-time.After(10 * time.Second):
+						t.Fatalf("no decision for the tick at %ds", n)
+					}
+				}
+				if !early {
+					report()
+				}
+			}
+		})
+	}
+}
