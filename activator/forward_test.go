@@ -17,19 +17,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servingkit/servingkit/internal/refused"
 	"github.com/servingkit/servingkit/proxy"
 )
 
 // deadAddr returns the address of a listener that was closed: connecting
 // to it is refused.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
+func deadAddr(t *testing.T) string { return refused.Addr(t) }
 
 // echoReplica answers every request with "<replica> <method> <body>".
 func echoReplica(t *testing.T, name string) *httptest.Server {

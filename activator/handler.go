@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,23 @@ import (
 	"github.com/servingkit/servingkit/stats"
 )
 
-// DefaultName is the stats Source of a Handler whose Options.Name is empty.
+// DefaultName begins the stats Source of a Handler whose Options.Name is
+// empty: "activator-<host name>-<process id>-<n>", n counting the
+// Handlers of the process, so that no two activators report under one
+// name.
 const DefaultName = "activator"
+
+// handlers counts the Handlers made in this process, for default names.
+var handlers atomic.Int64
+
+// defaultName is a Source no other activator uses.
+func defaultName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s-%s-%d-%d", DefaultName, host, os.Getpid(), handlers.Add(1))
+}
 
 // StatusClientClosedRequest is the status logged for a request whose
 // client went away before it was answered (nginx's 499); the client never
@@ -53,7 +69,11 @@ type Options struct {
 	// ThrottlerOptions configure waiting, balancing and probing: the clock,
 	// the subset, the prober, the logger.
 	ThrottlerOptions
-	// Name is this activator's stats Source. Empty means DefaultName.
+	// Name is this activator's stats Source, unique among the
+	// activators reporting to one autoscaler: the autoscaler counts one
+	// stat per source and second (see autoscaler.Collector), so two
+	// activators under one name would count as one. Empty means a name
+	// made unique (see DefaultName).
 	Name string
 	// Resolver tells which revision a request is for. Nil means
 	// HeaderResolver(RevisionHeader).
@@ -220,7 +240,7 @@ func New(o Options) (*Handler, error) {
 		idle:        make(chan struct{}, 1),
 	}
 	if h.name == "" {
-		h.name = DefaultName
+		h.name = defaultName()
 	}
 	if h.resolver == nil {
 		h.resolver = HeaderResolver(RevisionHeader)

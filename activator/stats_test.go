@@ -136,3 +136,22 @@ func TestRunSendsToSink(t *testing.T) {
 	<-done
 	assert.Equal(t, msgs, h.Reporter().Latest())
 }
+
+// Two Handlers without a Name report under different Sources: the
+// autoscaler counts one stat per source and second, so a shared default
+// would count two activators' load as one's.
+func TestDefaultNamesDiffer(t *testing.T) {
+	a, err := New(Options{})
+	require.NoError(t, err)
+	b, err := New(Options{})
+	require.NoError(t, err)
+	for _, h := range []*Handler{a, b} {
+		require.NoError(t, h.SetRevision("rev", RevisionConfig{MaxWait: time.Millisecond}))
+		h.ServeHTTP(httptest.NewRecorder(), request("rev", 0))
+	}
+	ma, mb := a.Stats(time.Now(), time.Second), b.Stats(time.Now(), time.Second)
+	require.Len(t, ma, 1)
+	require.Len(t, mb, 1)
+	assert.NotEqual(t, ma[0].Stat.Source, mb[0].Stat.Source)
+	assert.True(t, strings.HasPrefix(ma[0].Stat.Source, DefaultName+"-"), ma[0].Stat.Source)
+}

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/servingkit/servingkit/activator"
 	"github.com/servingkit/servingkit/balancer"
 	"github.com/servingkit/servingkit/gateway"
+	"github.com/servingkit/servingkit/internal/refused"
 	"github.com/servingkit/servingkit/revision"
 )
 
@@ -236,13 +236,7 @@ func TestServeHandlerRetriesPastFirstAvailable(t *testing.T) {
 }
 
 // deadAddr is a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
+func deadAddr(t *testing.T) string { return refused.Addr(t) }
 
 // An activator that refuses connections is left out at once, for every
 // revision, and its request goes to another with its body intact; after

@@ -18,7 +18,8 @@ type ReporterConfig struct {
 	// "default/hello-00001"). Required.
 	Revision string
 	// Replica names this replica; it is the Source of every Stat (Knative's
-	// pod name). Required.
+	// pod name), and must be unique among the replicas of the revision:
+	// the autoscaler counts one stat per source and second. Required.
 	Replica string
 	// Period between reports. Zero means stats.DefaultReportingPeriod
 	// (1 s). Must be >= 0.

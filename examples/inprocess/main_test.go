@@ -61,7 +61,7 @@ func TestStatsEndpoint(t *testing.T) {
 		require.Equal(t, http.StatusOK, rec.Code)
 	}
 	rep.ReportNow(context.Background())
-	req := httptest.NewRequest(http.MethodGet, "/stats", nil)
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9091/stats", nil) // the admin handler answers IP addresses and localhost
 	req.Header.Set("Accept", "application/json")
 	rec := httptest.NewRecorder()
 	admin.ServeHTTP(rec, req)
