@@ -22,6 +22,12 @@ import (
 type Client struct {
 	// DialTimeout bounds connecting to a backend. Zero means 5 s.
 	DialTimeout time.Duration
+	// DialContext, if set, connects to backends in place of a
+	// net.Dialer with DialTimeout (which then does not apply), as
+	// http.Transport.DialContext does: for example to hand the first
+	// request to a backend a connection made ahead of it. Its errors are
+	// returned as it gave them.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxIdleConnsPerHost is how many idle kept-alive connections to keep
 	// per backend address. Zero means 1000 (as NewTransport); negative
 	// means none: every connection is closed after its request.
@@ -142,9 +148,13 @@ func (c *Client) get(ctx context.Context, addr string, fresh bool) (*conn, bool,
 		}
 		return pc, true, nil
 	}
-	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	dial := c.dialer.DialContext
+	if c.DialContext != nil {
+		dial = c.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, err // a *net.OpError whose Op is "dial"
+		return nil, false, err // from a net.Dialer, a *net.OpError whose Op is "dial"
 	}
 	pc := &conn{client: c, addr: addr, c: nc}
 	if sc, ok := nc.(syscall.Conn); ok {

@@ -455,6 +455,43 @@ func TestClientDialError(t *testing.T) {
 	assert.Equal(t, "dial", op.Op)
 }
 
+// TestClientDialContext: a Client with DialContext gets its connections
+// from it (the network and the backend's address as the request named
+// it), keeps them alive as its own, and passes its errors on as they came.
+func TestClientDialContext(t *testing.T) {
+	backend := newScripted(t, func(_ string, c net.Conn) bool {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	var mu sync.Mutex
+	var dials []string
+	fail := errors.New("no connection for you")
+	c := &Client{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials = append(dials, network+" "+addr)
+		n := len(dials)
+		mu.Unlock()
+		if n > 1 {
+			return nil, fail
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	cf := newClientFront(t, backend.addr(), c)
+	for range 2 {
+		resp, body, err := cf.get(t, "/")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "ok", body)
+	}
+	assert.Equal(t, []string{"tcp " + backend.addr()}, dials, "the second request reused the first's connection")
+
+	c.CloseIdleConnections()
+	resp, _, err := cf.get(t, "/")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.ErrorIs(t, <-cf.errs, fail)
+}
+
 // TestClientRequestFraming: what the backend receives is framed by the
 // client, never by copied headers: one Content-Length, chunked for bodies
 // of unknown length (with trailers), Content-Length: 0 for a bodiless
