@@ -12,7 +12,8 @@
 //     while the application may still be busy, with a complete 504, and
 //     cancels the application's context;
 //   - as a sidecar: NewSidecar forwards to an application on another port
-//     through a proxy.Forwarder with a tuned transport and pooled buffers;
+//     through a proxy.Forwarder with a tuned transport (and, if given, a
+//     proxy.Client for HTTP/1 on the handler's goroutine) and pooled buffers;
 //     with timeouts, the timeout's cancellation of the request's context
 //     ends the proxied request, so the slot is free at once.
 //

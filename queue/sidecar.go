@@ -29,6 +29,12 @@ type SidecarConfig struct {
 	// (or 1000) idle connections, no compression, and cleartext HTTP/2 for
 	// requests that arrived over HTTP/2 (gRPC).
 	Transport http.RoundTripper
+	// Client, if set, forwards the HTTP/1 requests that are not upgrades,
+	// writing each and reading its answer on the handler's goroutine
+	// (see proxy.Client); Transport then forwards the rest (upgrades, and
+	// requests that arrived over HTTP/2). Nil means Transport forwards
+	// every request.
+	Client *proxy.Client
 }
 
 // Validate reports every invalid field of the sidecar and of its Config,
@@ -107,6 +113,7 @@ func NewSidecar(c SidecarConfig) (*Handler, error) {
 			}
 		},
 		AppendForwardedFor: true,
+		Client:             c.Client,
 		Transport:          transport,
 		BufferPool:         &proxy.BufferPool{},
 		ErrorLog:           slog.NewLogLogger(logger.Handler(), slog.LevelDebug),

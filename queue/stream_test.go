@@ -17,13 +17,19 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/servingkit/servingkit/proxy"
 )
 
 // These tests run over real loopback connections, in both modes: the
 // application in process, and behind the sidecar proxy on a server of its
-// own. They wait for events, never for time.
+// own, forwarding through its Transport alone or with a proxy.Client for
+// HTTP/1. They wait for events, never for time.
 
-var modes = []string{"in-process", "sidecar"}
+var (
+	modes    = []string{"in-process", "sidecar", "sidecar-client"}
+	sidecars = []string{"sidecar", "sidecar-client"}
+)
 
 func startServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
@@ -46,6 +52,11 @@ func stack(t *testing.T, mode string, app http.Handler, c Config) (*Handler, str
 	case "sidecar":
 		appSrv := startServer(t, app)
 		h, err = NewSidecar(SidecarConfig{Config: c, Target: appSrv.Listener.Addr().String()})
+	case "sidecar-client":
+		appSrv := startServer(t, app)
+		client := new(proxy.Client)
+		t.Cleanup(client.CloseIdleConnections)
+		h, err = NewSidecar(SidecarConfig{Config: c, Target: appSrv.Listener.Addr().String(), Client: client})
 	}
 	require.NoError(t, err)
 	return h, startServer(t, h).Listener.Addr().String()
@@ -268,13 +279,19 @@ func TestReadFromKeepsServerPath(t *testing.T) {
 }
 
 func TestSidecarForwarding(t *testing.T) {
+	for _, mode := range sidecars {
+		t.Run(mode, func(t *testing.T) { testSidecarForwarding(t, mode) })
+	}
+}
+
+func testSidecarForwarding(t *testing.T, mode string) {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Host", r.Host)
 		w.Header().Set("X-Forwarded-For-Seen", r.Header.Get("X-Forwarded-For"))
 		w.Header().Set("X-Proto", r.Proto)
 		_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI())
 	})
-	h, addr := stack(t, "sidecar", app, Config{ContainerConcurrency: 4})
+	h, addr := stack(t, mode, app, Config{ContainerConcurrency: 4})
 	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/a/b?c=d", nil)
 	require.NoError(t, err)
 	req.Host = "hello.default.example.com"
@@ -295,11 +312,17 @@ func TestSidecarForwarding(t *testing.T) {
 // recorded the client in X-Forwarded-For and Forwarded; the application
 // still sees it, with this hop appended to X-Forwarded-For.
 func TestSidecarKeepsTheClientOfEarlierHops(t *testing.T) {
+	for _, mode := range sidecars {
+		t.Run(mode, func(t *testing.T) { testSidecarKeepsTheClientOfEarlierHops(t, mode) })
+	}
+}
+
+func testSidecarKeepsTheClientOfEarlierHops(t *testing.T, mode string) {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Forwarded-For-Seen", r.Header.Get("X-Forwarded-For"))
 		w.Header().Set("Forwarded-Seen", r.Header.Get("Forwarded"))
 	})
-	_, addr := stack(t, "sidecar", app, Config{})
+	_, addr := stack(t, mode, app, Config{})
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Forwarded-For", "203.0.113.7")
