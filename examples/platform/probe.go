@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -29,6 +32,14 @@ type prober struct {
 	alsoTCP bool
 	// attempt, if set, replaces check (tests script the results).
 	attempt func(context.Context) error
+	// watch, if set, waits until the probed port accepts a connection
+	// and returns it (watchPort), calling refused with the first refusal.
+	// An aggressive HTTP or TCP readiness probe waits with it for its
+	// first attempt, which it makes on that connection (see run).
+	watch func(ctx context.Context, refused func(error)) (net.Conn, error)
+	// keep, if set, takes the watch's connection once its attempt passed
+	// and left it open and idle; nil closes it.
+	keep func(net.Conn)
 }
 
 // newProber returns the prober of spec for a program listening on port.
@@ -53,6 +64,18 @@ func newProber(spec *ProbeSpec, port int, env []string, dir string) *prober {
 	return p
 }
 
+// watchPort makes p watch its port between its first attempts (see
+// prober.watch), when it probes an IP address.
+func (p *prober) watchPort() {
+	ap, err := netip.ParseAddrPort(p.addr)
+	if err != nil {
+		return
+	}
+	p.watch = func(ctx context.Context, refused func(error)) (net.Conn, error) {
+		return watchPort(ctx, ap, p.spec.Timeout, refused)
+	}
+}
+
 // describe names the probe for messages.
 func (p *prober) describe() string {
 	switch p.spec.Kind {
@@ -71,33 +94,113 @@ func (p *prober) try(ctx context.Context) error {
 	return p.check(ctx)
 }
 
+// tryOn makes an attempt on c, the watch's connection: a TCP attempt
+// passes (the connection is made), an HTTP attempt sends its request on
+// c. It hands c to keep if c is left open and idle (a TCP attempt, or an
+// HTTP answer that kept the connection alive), and closes it otherwise.
+func (p *prober) tryOn(ctx context.Context, c net.Conn) error {
+	idle, err := true, error(nil)
+	if p.spec.Kind == "http" {
+		idle, err = p.checkHTTPOn(ctx, c)
+	}
+	if idle && p.keep != nil {
+		p.keep(c)
+	} else {
+		c.Close()
+	}
+	return err
+}
+
+// httpRequest is the HTTP probe's request.
+func (p *prober) httpRequest(ctx context.Context) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+p.spec.Path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "kube-probe/1.31")
+	for _, h := range p.spec.Headers {
+		if strings.EqualFold(h[0], "Host") {
+			req.Host = h[1]
+		} else {
+			req.Header.Add(h[0], h[1])
+		}
+	}
+	return req, nil
+}
+
+// httpStatus is the HTTP probe's verdict on a response status: it passes
+// on [200, 400) (a redirect is an answer, as for the kubelet).
+func httpStatus(code int) error {
+	if code < 200 || code >= 400 {
+		return fmt.Errorf("HTTP probe failed with statuscode: %d", code)
+	}
+	return nil
+}
+
+// probeBodyLimit is how much of an HTTP probe's answer is read (the
+// kubelet reads 10 KiB of it); a longer one closes the connection.
+const probeBodyLimit = 10 << 10
+
+// checkHTTPOn makes an HTTP attempt on c, with the request check would
+// send but without "Connection: close", and reports whether c is left
+// idle and open for another request: the answer was read to its end,
+// nothing followed it, and neither side asked to close.
+func (p *prober) checkHTTPOn(ctx context.Context, c net.Conn) (idle bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
+	defer cancel()
+	req, err := p.httpRequest(ctx)
+	if err != nil {
+		return false, err
+	}
+	deadline, _ := ctx.Deadline()
+	if err := c.SetDeadline(deadline); err != nil {
+		return false, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) }) // ctx ended early
+	defer stop()
+	if err := req.Write(c); err != nil {
+		return false, err
+	}
+	br := bufio.NewReader(c)
+	var resp *http.Response
+	for {
+		if resp, err = http.ReadResponse(br, req); err != nil {
+			return false, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// An informational answer (103 Early Hints) comes before the answer.
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, probeBodyLimit+1))
+	resp.Body.Close()
+	if err != nil {
+		return false, err // as the kubelet: an answer cut off fails
+	}
+	idle = n <= probeBodyLimit && !resp.Close && br.Buffered() == 0 &&
+		resp.StatusCode != http.StatusSwitchingProtocols && ctx.Err() == nil
+	if idle {
+		idle = c.SetDeadline(time.Time{}) == nil
+	}
+	return idle, httpStatus(resp.StatusCode)
+}
+
 // check makes one attempt: nil when the program passes.
 func (p *prober) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
 	defer cancel()
 	switch p.spec.Kind {
 	case "http":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+p.spec.Path, nil)
+		req, err := p.httpRequest(ctx)
 		if err != nil {
 			return err
-		}
-		req.Header.Set("User-Agent", "kube-probe/1.31")
-		for _, h := range p.spec.Headers {
-			if strings.EqualFold(h[0], "Host") {
-				req.Host = h[1]
-			} else {
-				req.Header.Add(h[0], h[1])
-			}
 		}
 		resp, err := p.client.Do(req)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-			return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
-		}
-		return nil
+		return httpStatus(resp.StatusCode)
 	case "tcp":
 		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.addr)
 		if err != nil {
@@ -161,11 +264,21 @@ type probeResult struct {
 
 // run probes until ctx ends, with Kubernetes' semantics: the first attempt
 // after InitialDelay, then one every Period (faster until the first
-// success for an aggressive readiness probe: see startupGap); the result turns ok after
-// SuccessThreshold passes in a row and not ok after FailureThreshold
-// failures in a row. It calls report on every change of the result, and
-// with each new failure message while not ok (so the platform can say why
-// a program is not ready). The result starts not ok.
+// success for an aggressive readiness probe: see startupGap); the result
+// turns ok after SuccessThreshold passes in a row and not ok after
+// FailureThreshold failures in a row. It calls report on every change of
+// the result, and with each new failure message while not ok (so the
+// platform can say why a program is not ready). The result starts not ok.
+//
+// An aggressive HTTP or TCP probe with a watch makes its first attempt
+// only once the port accepts a connection, at once and on that
+// connection (reporting the first refusal while it waits): while the
+// program starts, a refused connect every few hundred microseconds
+// notices it listening sooner and costs less than HTTP attempts a tenth
+// of the elapsed time apart (at 20 ms, 2 ms apart). If the watch fails,
+// or the attempt on its connection fails (an HTTP probe that is
+// answered 503 while the program warms up), attempts follow the usual
+// schedule.
 func (p *prober) run(ctx context.Context, report func(probeResult)) {
 	if !sleepCtx(ctx, p.spec.InitialDelay) {
 		return
@@ -174,8 +287,29 @@ func (p *prober) run(ctx context.Context, report func(probeResult)) {
 	ok, everOK := false, false
 	successes, failures := 0, 0
 	lastMsg := ""
+	var watched net.Conn // the watch's connection: the first attempt's
+	if p.watch != nil && p.spec.Aggressive && p.spec.Kind != "exec" {
+		c, _ := p.watch(ctx, func(err error) {
+			err = fmt.Errorf("%s: %w", p.describe(), err)
+			lastMsg = err.Error()
+			report(probeResult{err: err})
+		})
+		if ctx.Err() != nil {
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+		watched = c // nil when the watch failed: attempts as scheduled
+	}
 	for {
-		err := p.try(ctx)
+		var err error
+		if watched != nil {
+			err = p.tryOn(ctx, watched)
+			watched = nil
+		} else {
+			err = p.try(ctx)
+		}
 		if ctx.Err() != nil {
 			return
 		}

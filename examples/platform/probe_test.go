@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -275,4 +280,199 @@ func TestProberExecInProgramEnvironment(t *testing.T) {
 
 	p = newProber(spec, 1, []string{"PATH=/usr/bin:/bin"}, dir)
 	assert.ErrorContains(t, p.check(context.Background()), `"healthy": executable file not found in $PATH (/usr/bin:/bin)`)
+}
+
+// answer reads one request on c and writes resp (and then closes c if
+// closeAfter), and passes the request on (nil if none came).
+func answer(c net.Conn, resp string, closeAfter bool) <-chan *http.Request {
+	got := make(chan *http.Request, 1)
+	go func() {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			got <- nil
+			return
+		}
+		_, _ = io.WriteString(c, resp)
+		if closeAfter {
+			c.Close()
+		}
+		got <- req
+	}()
+	return got
+}
+
+// watched returns a watch that reports a refusal, waits until up and
+// then returns ours (the test holds the program's end).
+func watched(up time.Duration, ours net.Conn) func(context.Context, func(error)) (net.Conn, error) {
+	return func(ctx context.Context, refused func(error)) (net.Conn, error) {
+		refused(errors.New("connect: connection refused"))
+		if !sleepCtx(ctx, up) {
+			return nil, ctx.Err()
+		}
+		return ours, nil
+	}
+}
+
+// With a watch, an aggressive probe makes its first attempt when the port
+// first accepts a connection, at once and on it: a TCP probe passes with
+// it, and hands it on.
+func TestProberWatchTCP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		p := newProber(nil, 1, nil, "") // the default: TCP, aggressive
+		var at []time.Duration
+		p.attempt = scripted(start, []bool{true}, &at)
+		p.watch = watched(20*time.Millisecond, ours)
+		var kept []net.Conn
+		p.keep = func(c net.Conn) { kept = append(kept, c) }
+		var results []string
+		ctx, cancel := context.WithCancel(context.Background())
+		go p.run(ctx, func(r probeResult) {
+			if r.ok {
+				results = append(results, fmt.Sprintf("ready at %v", time.Since(start)))
+			} else {
+				results = append(results, r.err.Error())
+			}
+		})
+		time.Sleep(time.Second)
+		cancel()
+		synctest.Wait()
+		assert.Equal(t, []string{"tcpSocket 127.0.0.1:1: connect: connection refused", "ready at 20ms"}, results)
+		assert.Equal(t, []net.Conn{ours}, kept)
+		assert.Empty(t, at, "no other attempt before the period")
+	})
+}
+
+// An HTTP probe sends its first request on the watch's connection, as the
+// kubelet would but without asking to close it, and hands the connection
+// on when the answer keeps it open and idle.
+func TestProberWatchHTTP(t *testing.T) {
+	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+	for _, tc := range []struct {
+		name       string
+		answer     string
+		closeAfter bool
+		ready      bool
+		kept       bool
+	}{
+		{"kept alive", ok, false, true, true},
+		{"a redirect is an answer", "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n", false, true, true},
+		{"early hints first", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + ok, false, true, true},
+		{"closed by the program", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n", false, true, false},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n", false, true, false},
+		{"body to the end of the connection", "HTTP/1.1 200 OK\r\n\r\nok\n", true, true, false},
+		{"body over 10 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 10241\r\n\r\n" + strings.Repeat("x", 10241), false, true, false},
+		{"more than the answer", ok + "HTTP/1.1 200 OK\r\n", false, true, false},
+		{"not ready", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", false, false, true},
+		{"answer cut off", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok", true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				ours, theirs := net.Pipe()
+				defer theirs.Close()
+				p := newProber(&ProbeSpec{Kind: "http", Path: "/healthz", Headers: [][]string{{"Host", "app.example"}, {"X-Probe", "1"}},
+					Period: 10 * time.Second, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3, Aggressive: true}, 8080, nil, "")
+				var at []time.Duration
+				p.attempt = scripted(start, []bool{false}, &at)
+				p.watch = watched(20*time.Millisecond, ours)
+				var kept []net.Conn
+				p.keep = func(c net.Conn) { kept = append(kept, c) }
+				got := answer(theirs, tc.answer, tc.closeAfter)
+				var readyAt time.Duration
+				var failures []string
+				ctx, cancel := context.WithCancel(context.Background())
+				go p.run(ctx, func(r probeResult) {
+					if r.ok {
+						readyAt = time.Since(start)
+					} else {
+						failures = append(failures, r.err.Error())
+					}
+				})
+				time.Sleep(30 * time.Millisecond)
+				cancel()
+				synctest.Wait()
+
+				req := <-got
+				require.NotNil(t, req)
+				assert.Equal(t, "/healthz", req.URL.Path)
+				assert.Equal(t, "app.example", req.Host)
+				assert.Equal(t, "kube-probe/1.31", req.UserAgent())
+				assert.Equal(t, "1", req.Header.Get("X-Probe"))
+				assert.False(t, req.Close, "no Connection: close")
+				if tc.ready {
+					assert.Equal(t, 20*time.Millisecond, readyAt, "ready on the first attempt, as the port accepted")
+					assert.Empty(t, at)
+				} else {
+					assert.Zero(t, readyAt)
+					require.GreaterOrEqual(t, len(failures), 2)
+					assert.Equal(t, "httpGet http://127.0.0.1:8080/healthz: connect: connection refused", failures[0], "while the port refused")
+					if tc.closeAfter {
+						assert.Contains(t, failures[1], "unexpected EOF")
+					} else {
+						assert.Equal(t, "httpGet http://127.0.0.1:8080/healthz: HTTP probe failed with statuscode: 503", failures[1])
+					}
+					// Then the usual schedule: a tenth of the elapsed time.
+					assert.Equal(t, []time.Duration{22 * time.Millisecond, 24200 * time.Microsecond, 26620 * time.Microsecond, 29282 * time.Microsecond}, at)
+				}
+				if tc.kept {
+					assert.Equal(t, []net.Conn{ours}, kept)
+				} else {
+					assert.Empty(t, kept)
+					if !tc.closeAfter {
+						_, err := theirs.Read(make([]byte, 1))
+						assert.ErrorIs(t, err, io.EOF, "closed")
+					}
+				}
+			})
+		})
+	}
+}
+
+// A watch that fails (not a refusal) leaves the attempts to the usual
+// schedule, the first at once.
+func TestProberWatchFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		p := newProber(nil, 1, nil, "")
+		var at []time.Duration
+		p.attempt = scripted(start, []bool{false, true}, &at)
+		p.watch = func(context.Context, func(error)) (net.Conn, error) {
+			time.Sleep(5 * time.Millisecond)
+			return nil, errors.New("connect: resource temporarily unavailable")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go p.run(ctx, func(probeResult) {})
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+		synctest.Wait()
+		assert.Equal(t, []time.Duration{5 * time.Millisecond, 6 * time.Millisecond}, at)
+	})
+}
+
+// Exec probes, and probes with periodSeconds, do not watch.
+func TestProberWatchOnlyAggressiveHTTPAndTCP(t *testing.T) {
+	for _, spec := range []*ProbeSpec{
+		{Kind: "exec", Command: []string{"true"}, Period: 10 * time.Second, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3, Aggressive: true},
+		{Kind: "tcp", Period: time.Second, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			p := newProber(spec, 1, nil, "")
+			var at []time.Duration
+			p.attempt = scripted(start, []bool{true}, &at)
+			p.watch = func(context.Context, func(error)) (net.Conn, error) {
+				t.Errorf("%s watched", spec.Kind)
+				return nil, errors.New("no")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go p.run(ctx, func(probeResult) {})
+			time.Sleep(time.Millisecond)
+			cancel()
+			synctest.Wait()
+			assert.Equal(t, []time.Duration{0}, at)
+		})
+	}
 }

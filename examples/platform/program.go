@@ -260,7 +260,7 @@ func lookPathIn(name, path, dir string) (string, error) {
 // the range, only another program's port can collide, and the choice is
 // random over thousands of ports.
 func freePort() (int, error) {
-	lo, hi := programPorts()
+	lo, hi := programPortRange()
 	var err error
 	for range 100 {
 		port := lo + rand.IntN(hi-lo)
@@ -272,6 +272,9 @@ func freePort() (int, error) {
 	}
 	return 0, fmt.Errorf("no free port in [%d, %d): %w", lo, hi, err)
 }
+
+// programPortRange is programPorts, read once.
+var programPortRange = sync.OnceValues(programPorts)
 
 // programPorts is the range freePort picks from: [10000, the first
 // ephemeral port), or [10000, 32768) if the range cannot be read (Linux's
@@ -321,8 +324,17 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) 
 	var ready atomic.Bool
 	readyCh := make(chan struct{})
 	var once sync.Once
+	target := "127.0.0.1:" + strconv.Itoa(port)
+	first := &firstConn{addr: target}
 	rp := newProber(spec.Program.Readiness, port, env, spec.Program.WorkingDir)
 	rp.alsoTCP = rp.spec.Kind == "exec"
+	rp.watchPort()
+	// The readiness check's connection can carry the first request,
+	// unless it is to another port or has carried HTTP/1.1 to a program
+	// that is sent HTTP/2 (h2c starts on a fresh connection).
+	if rp.addr == target && (rp.spec.Kind == "tcp" || !spec.Program.H2C) {
+		rp.keep = first.put
+	}
 	var sp, lp *prober
 	if spec.Program.Startup != nil {
 		sp = newProber(spec.Program.Startup, port, env, spec.Program.WorkingDir)
@@ -333,8 +345,12 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) 
 	dead := make(chan exitInfo, 1)
 	go runProbes(ctx, sp, rp, lp, func(r probeResult) {
 		ready.Store(r.ok)
+		handshake := false
 		if r.ok {
-			once.Do(func() { close(readyCh) })
+			once.Do(func() { close(readyCh); handshake = true })
+		}
+		if handshake {
+			return // the handshake says it
 		}
 		select {
 		case <-readyCh:
@@ -390,8 +406,9 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) 
 		})
 		return queue.NewSidecar(queue.SidecarConfig{
 			Config:    c,
-			Target:    "127.0.0.1:" + strconv.Itoa(port),
-			Transport: programTransport(spec.Program.H2C, spec.ContainerConcurrency),
+			Target:    target,
+			Transport: programTransport(spec.Program.H2C, spec.ContainerConcurrency, first),
+			Client:    programClient(spec.Program.H2C, spec.ContainerConcurrency, first),
 		})
 	})
 	if h == nil {
@@ -408,6 +425,9 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) 
 	}
 
 	ev.emit(replicaEvent{Serve: servers.serveAddr, Admin: servers.adminAddr, PID: os.Getpid(), AppPID: prog.pid})
+	// The first request comes soon in a cold start: have a connection
+	// to the program ready for it, unless the readiness check left one.
+	go first.fill(ctx, programDialer)
 
 	what, code := wait(nil)
 	if what == ended {
@@ -425,24 +445,44 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) 
 	return 0
 }
 
-// programTransport sends requests to the program over cleartext HTTP/2
-// when its port is named h2c, and over HTTP/1.1 otherwise, as Knative
-// does.
-func programTransport(h2c bool, cc int) http.RoundTripper {
+// programDialer connects a replica's queue to its program.
+var programDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+
+// programClient forwards a replica's HTTP/1 requests to a program that
+// does not speak h2c on the handler's goroutine (proxy.Client), its first
+// connection first's if one is kept; nil for an h2c program (its Transport
+// sends every request as HTTP/2).
+func programClient(h2c bool, cc int, first *firstConn) *proxy.Client {
+	if h2c {
+		return nil
+	}
 	idle := cc
 	if idle == 0 {
 		idle = 1000
 	}
-	if !h2c {
-		return proxy.NewTransport(proxy.TransportConfig{MaxIdleConnsPerHost: idle, DisableH2C: true})
+	return &proxy.Client{MaxIdleConnsPerHost: idle, DialContext: first.dialContext(programDialer.DialContext)}
+}
+
+// programTransport sends requests to the program over cleartext HTTP/2
+// when its port is named h2c, and over HTTP/1.1 otherwise, as Knative
+// does; with proxy.NewTransport's settings otherwise (keep-alive, no
+// compression). Its first connection is first's, if one is kept.
+func programTransport(h2c bool, cc int, first *firstConn) http.RoundTripper {
+	idle := cc
+	if idle == 0 {
+		idle = 1000
 	}
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	return &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: idle,
-		DisableCompression:  true,
-		Protocols:           &p,
+	t := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           first.dialContext(programDialer.DialContext),
+		MaxIdleConnsPerHost:   idle,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
 	}
+	if h2c {
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return t
 }

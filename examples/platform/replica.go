@@ -38,6 +38,8 @@ func runReplica(specJSON string) int {
 		// per-type decoders on first use.
 		warm, _ := json.Marshal(ReplicaSpec{Env: map[string]string{"": ""}, Program: &ContainerSpec{Readiness: &ProbeSpec{}, Liveness: &ProbeSpec{}}})
 		_ = json.Unmarshal(warm, new(ReplicaSpec))
+		// And the network and the first request's path.
+		warmUp()
 		line := make(chan string, 1)
 		go func() {
 			l, err := bufio.NewReader(os.Stdin).ReadString('\n')
