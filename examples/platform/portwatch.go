@@ -50,7 +50,7 @@ func watchPort(ctx context.Context, addr netip.AddrPort, timeout time.Duration, 
 // time to wake this process); the attempts cost about 100 connects in the
 // first 30 ms, then 200 a second (under 1 % of a core).
 func watchGap(elapsed time.Duration) time.Duration {
-	return min(max(elapsed/100, 100*time.Microsecond), 5*time.Millisecond)
+	return min(max(elapsed/50, 200*time.Microsecond), 5*time.Millisecond)
 }
 
 // connectOnce makes one blocking connect to addr, bounded by timeout
