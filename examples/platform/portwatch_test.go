@@ -125,8 +125,8 @@ func TestWatchPortIPv6(t *testing.T) {
 func TestWatchGap(t *testing.T) {
 	us, ms := time.Microsecond, time.Millisecond
 	for _, tc := range []struct{ elapsed, want time.Duration }{
-		{0, 200 * us}, {10 * ms, 200 * us}, {20 * ms, 400 * us}, {100 * ms, 2 * ms},
-		{250 * ms, 5 * ms}, {time.Minute, 5 * ms},
+		{0, 400 * us}, {10 * ms, 400 * us}, {20 * ms, 800 * us}, {100 * ms, 4 * ms},
+		{125 * ms, 5 * ms}, {time.Minute, 5 * ms},
 	} {
 		assert.Equal(t, tc.want, watchGap(tc.elapsed), "after %v", tc.elapsed)
 	}

@@ -251,32 +251,47 @@ func lookPathIn(name, path, dir string) (string, error) {
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH (%s)", name, path)
 }
 
-// freePort returns a loopback port for a program: one nothing listens on
-// now, below the kernel's ephemeral range. The program binds it later, so
-// the port must not be one the kernel may hand to any socket bound to port
-// 0 meanwhile (every replica's queue, in this platform or another, binds
-// one so): a program that lost its port to such a listener would look
-// ready to its TCP check and its requests would reach that listener. Below
-// the range, only another program's port can collide, and the choice is
-// random over thousands of ports.
-func freePort() (int, error) {
+// portHold keeps a loopback port for a program until it starts: a socket
+// bound to it that never listens, so that connections to it are refused
+// and no other socket can bind it (it does not set SO_REUSEADDR).
+type portHold struct{ port, fd int }
+
+// holdPort holds a free loopback port for a program, below the kernel's
+// ephemeral range. The program binds it later, so the port must not be
+// one the kernel may hand to any socket bound to port 0 meanwhile (every
+// replica's queue, in this platform or another, binds one so): a program
+// that lost its port to such a listener would look ready to its TCP check
+// and its requests would reach that listener. Below the range, only
+// another program's port can collide, the choice is random over thousands
+// of ports, and the port stays held until just before the program starts
+// (release). A spare replica holds one while it waits for its spec.
+func holdPort() (portHold, error) {
 	lo, hi := programPortRange()
 	var err error
 	for range 100 {
 		port := lo + rand.IntN(hi-lo)
-		var l net.Listener
-		if l, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			l.Close()
-			return port, nil
+		var fd int
+		if fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0); err != nil {
+			break
 		}
+		if err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err == nil {
+			return portHold{port: port, fd: fd}, nil
+		}
+		syscall.Close(fd)
 	}
-	return 0, fmt.Errorf("no free port in [%d, %d): %w", lo, hi, err)
+	return portHold{}, fmt.Errorf("no free port in [%d, %d): %w", lo, hi, err)
+}
+
+// release lets the port go, for the program to bind it, and returns it.
+func (h portHold) release() int {
+	syscall.Close(h.fd)
+	return h.port
 }
 
 // programPortRange is programPorts, read once.
 var programPortRange = sync.OnceValues(programPorts)
 
-// programPorts is the range freePort picks from: [10000, the first
+// programPorts is the range holdPort picks from: [10000, the first
 // ephemeral port), or [10000, 32768) if the range cannot be read (Linux's
 // default starts there).
 func programPorts() (lo, hi int) {
@@ -293,8 +308,9 @@ func programPorts() (lo, hi int) {
 	return lo, hi
 }
 
-// runProgramReplica is the main of a replica that runs a user program.
-func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) int {
+// runProgramReplica is the main of a replica that runs a user program on
+// the port held (or on one it holds now, if held is zero).
+func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals, held portHold) int {
 	var ev emitter
 	term, hup := sigs.term, sigs.hup
 	parentGone := make(chan struct{})
@@ -303,11 +319,14 @@ func runProgramReplica(spec ReplicaSpec, log *slog.Logger, sigs replicaSignals) 
 		close(parentGone)
 	}()
 
-	port, err := freePort()
-	if err != nil {
-		ev.emit(replicaEvent{Exit: &exitInfo{Reason: "StartError", Message: "no free port: " + err.Error()}})
-		return 3
+	if held.port == 0 {
+		var err error
+		if held, err = holdPort(); err != nil {
+			ev.emit(replicaEvent{Exit: &exitInfo{Reason: "StartError", Message: "no free port: " + err.Error()}})
+			return 3
+		}
 	}
+	port := held.release()
 	env, vars := programEnv(spec, port)
 	prog, err := startProgram(spec, env, vars)
 	if err != nil {

@@ -118,18 +118,27 @@ func runTestProgram(mode string) int {
 
 // A program's port is free and below the kernel's ephemeral range, so no
 // socket bound to port 0 (a queue's) can take it before the program binds
-// it.
-func TestFreePortBelowEphemeralRange(t *testing.T) {
+// it; while held, connections to it are refused and no listener can take
+// it; once released, the program can listen on it.
+func TestHoldPortBelowEphemeralRange(t *testing.T) {
 	lo, hi := programPorts()
 	assert.GreaterOrEqual(t, hi-lo, 1000)
 	seen := map[int]bool{}
 	for range 20 {
-		p, err := freePort()
+		h, err := holdPort()
 		require.NoError(t, err)
+		p := h.port
 		assert.True(t, p >= lo && p < hi, "port %d in [%d, %d)", p, lo, hi)
 		seen[p] = true
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		require.NoError(t, err, "the port is free")
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		_, err = net.Dial("tcp", addr)
+		assert.ErrorIs(t, err, syscall.ECONNREFUSED, "held: refused")
+		if l, err := net.Listen("tcp", addr); !assert.Error(t, err, "held: no listener takes it") {
+			l.Close()
+		}
+		assert.Equal(t, p, h.release())
+		l, err := net.Listen("tcp", addr)
+		require.NoError(t, err, "released: the program can listen")
 		l.Close()
 	}
 	assert.Greater(t, len(seen), 10, "random over the range")

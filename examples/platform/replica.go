@@ -33,13 +33,18 @@ import (
 // spare that waits.
 func runReplica(specJSON string) int {
 	sigs := notifySignals()
+	var held portHold // the program's port, held while a spare waits
 	if specJSON == specOnStdin {
 		// Decode a full spec once while waiting: encoding/json builds its
 		// per-type decoders on first use.
 		warm, _ := json.Marshal(ReplicaSpec{Env: map[string]string{"": ""}, Program: &ContainerSpec{Readiness: &ProbeSpec{}, Liveness: &ProbeSpec{}}})
 		_ = json.Unmarshal(warm, new(ReplicaSpec))
-		// And the network and the first request's path.
-		warmUp()
+		held, _ = holdPort() // if none is free now, the program's replica tries again
+		// And the first request's path, unless the spec is here already
+		// (no spare was ready: the warm-up would only delay the start).
+		if !stdinReadable() {
+			warmUp()
+		}
 		line := make(chan string, 1)
 		go func() {
 			l, err := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -68,7 +73,10 @@ func runReplica(specJSON string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", spec.Name)
 	if spec.Program != nil {
-		return runProgramReplica(spec, log, sigs)
+		return runProgramReplica(spec, log, sigs, held)
+	}
+	if held.port != 0 {
+		held.release()
 	}
 
 	go func() {
@@ -151,6 +159,15 @@ func startQueue(ctx context.Context, spec ReplicaSpec, log *slog.Logger, newQueu
 		return nil, nil, 1
 	}
 	return h, servers, 0
+}
+
+// stdinReadable reports whether a read of stdin would not block now (the
+// spec, or EOF, is there).
+func stdinReadable() bool {
+	var r syscall.FdSet
+	r.Bits[0] = 1 // fd 0
+	n, err := syscall.Select(1, &r, nil, nil, &syscall.Timeval{})
+	return err == nil && n > 0
 }
 
 // replicaSignals are the signals a replica handles: SIGTERM and SIGINT

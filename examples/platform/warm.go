@@ -22,9 +22,6 @@ import (
 func warmUp() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := freePort(); err != nil {
-		return false
-	}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return false
