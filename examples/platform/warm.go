@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,8 +13,9 @@ import (
 
 // warmUp runs, in a spare replica process waiting for its spec, what a
 // cold start will run first: the network's set-up, an HTTP readiness
-// check on a connection made by watchPort, and one request through a
-// sidecar queue (its server, its timed path and its proxy.Client) to a
+// check on a connection made by watchPort, a replica's queue started as
+// for a program (metrics, reporter, servers: startQueue) and one request
+// through it (its server, its timed path and its proxy.Client) to a
 // stand-in program in this process. A fresh process pays for the first
 // run of every code path (pages of the binary faulted in, heap spans
 // made): about 0.8 ms for the first listener, and a few tenths of a
@@ -34,17 +36,17 @@ func warmUp() bool {
 	first := &firstConn{addr: target}
 	client := programClient(false, 0, first)
 	defer client.CloseIdleConnections()
-	h, err := queue.NewSidecar(queue.SidecarConfig{
-		Config:    queue.Config{TotalTimeout: time.Minute},
-		Target:    target,
-		Transport: programTransport(false, 0, first),
-		Client:    client,
+	spec := ReplicaSpec{Name: "warm-up", Revision: "warm-up/warm-up", Timeout: time.Minute}
+	h, servers, _ := startQueue(ctx, spec, slog.New(slog.DiscardHandler), func(c queue.Config) (*queue.Handler, error) {
+		c.Readiness = queue.CheckerFunc(func(context.Context) error { return nil })
+		return queue.NewSidecar(queue.SidecarConfig{
+			Config:    c,
+			Target:    target,
+			Transport: programTransport(false, 0, first),
+			Client:    client,
+		})
 	})
-	if err != nil {
-		return false
-	}
-	servers, err := startReplicaServers(h, http.NotFoundHandler())
-	if err != nil {
+	if h == nil {
 		return false
 	}
 	defer servers.shutdown()
