@@ -162,8 +162,8 @@ type ProbeSpec struct {
 	SuccessThreshold int           `json:"successThreshold"`
 	FailureThreshold int           `json:"failureThreshold"`
 	// Aggressive probes often until the first success (Knative's readiness
-	// probe without periodSeconds: every 50 ms; see startupGap), then every
-	// Period.
+	// probe without periodSeconds: every 50 ms; see prober.run and
+	// startupGap), then every Period.
 	Aggressive bool `json:"aggressive,omitempty"`
 }
 

@@ -351,8 +351,9 @@ func (p *prober) run(ctx context.Context, report func(probeResult)) {
 const aggressivePeriod = 50 * time.Millisecond
 
 // startupGap is the gap after an aggressive HTTP or TCP readiness attempt
-// that failed elapsed after the first: a tenth of elapsed, between 1 ms and
-// aggressivePeriod. A program is then noticed at most ~10 % (and at least
+// that failed elapsed after the first (without a watch, or after the
+// attempt on the watch's connection failed): a tenth of elapsed, between
+// 1 ms and aggressivePeriod. A program is then noticed at most ~10 % (and at least
 // 1 ms) after it starts answering, where a fixed 50 ms period costs 25 ms
 // on average; a refused connection costs tens of microseconds, so the
 // early attempts are cheap (10 in the first 10 ms, 46 in the first
