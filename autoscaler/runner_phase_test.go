@@ -20,9 +20,12 @@ import (
 // second the runner ticks at the same instant. reportFirst says which of the
 // two the runner sees first at a shared instant. The load is 0 until
 // surgeAt, then surge. It returns the decisions of the ticks up to end.
-func phaseRun(t *testing.T, spec autoscaler.Spec, surgeAt, end int, surge float64, reportFirst bool) []autoscaler.Decision {
+// startPhaseRunner runs a Runner for rev with spec until the test ends, on
+// a mock clock at the Unix epoch (so it ticks at even seconds), with one
+// ready replica; decided gets every decision.
+func startPhaseRunner(t *testing.T, spec autoscaler.Spec) (*clock.Mock, *autoscaler.Runner, <-chan autoscaler.Decision) {
 	t.Helper()
-	mock := clock.NewMock() // the Unix epoch: ticks at even seconds
+	mock := clock.NewMock()
 	fake := autoscalertest.NewFakeScaler()
 	fake.SetReady(rev, 1)
 	r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: fake, Ready: fake, Clock: mock})
@@ -32,8 +35,14 @@ func phaseRun(t *testing.T, spec autoscaler.Spec, surgeAt, end int, surge float6
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
 	require.NoError(t, r.Add(rev, spec))
+	return mock, r, decided
+}
+
+func phaseRun(t *testing.T, spec autoscaler.Spec, surgeAt, end int, surge float64, reportFirst bool) []autoscaler.Decision {
+	t.Helper()
+	mock, r, decided := startPhaseRunner(t, spec)
 
 	var ds []autoscaler.Decision
 	start := mock.Now()
@@ -143,18 +152,7 @@ func TestRunnerJitteringReporter(t *testing.T) {
 	require.Equal(t, 7.0, spec.TargetValue)
 	for _, earlyOdd := range []bool{true, false} {
 		t.Run(fmt.Sprintf("early at odd seconds %v", earlyOdd), func(t *testing.T) {
-			mock := clock.NewMock() // the Unix epoch: ticks at even seconds
-			fake := autoscalertest.NewFakeScaler()
-			fake.SetReady(rev, 1)
-			r, err := autoscaler.NewRunner(autoscaler.Options{Scaler: fake, Ready: fake, Clock: mock})
-			require.NoError(t, err)
-			decided := make(chan autoscaler.Decision, 64)
-			r.Subscribe(func(d autoscaler.Decision) { decided <- d })
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = r.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			require.NoError(t, r.Add(rev, spec))
+			mock, r, decided := startPhaseRunner(t, spec)
 
 			start := mock.Now()
 			for n := 1; n <= 20; n++ {
